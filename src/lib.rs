@@ -1,0 +1,13 @@
+//! roomrec: the recording service of a meeting-room appliance.
+//!
+//! A functional core (`rules`) wrapped by adapters that each own one resource:
+//! `control` (MQTT), `media` (GStreamer), `catalog` (SQLite); `daemon` wires them together.
+//! `protocol` is the wire contract shared by all of them; `config` the validated settings.
+
+pub mod catalog;
+pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod media;
+pub mod protocol;
+pub mod rules;

@@ -1,0 +1,1016 @@
+//! The MQTT wire contract (`shared/spec/mqtt-api.md`, v1) as Rust types.
+//!
+//! Owns: payload shapes, decoding with precise `bad_request` messages, id validation and
+//! RFC 3339 timestamps. Must not touch: I/O, clocks, the recording rules. Every type here is
+//! shared by `rules`, `control`, `catalog` and `roomrecctl`, so the contract lives in one place.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// The largest payload the device reads; anything bigger is refused before parsing.
+pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
+/// Ids are short printable tokens; the limit keeps them safe in topics, file names and logs.
+pub const MAX_ID_LEN: usize = 128;
+
+// ---------------------------------------------------------------------------------------------
+// Ids and time
+
+/// A validated identifier (participant, meeting, recording, command).
+///
+/// Allowed: ASCII letters, digits and `- _ . : @ +`, 1–128 characters, not `.` or `..`.
+/// No `/`, `\`, whitespace or control characters, so an id can never name a path outside the
+/// storage folder nor break a log line.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Id(String);
+
+impl Id {
+    pub fn parse(s: &str) -> Result<Id, String> {
+        if s.is_empty() || s.len() > MAX_ID_LEN {
+            return Err(format!("must be 1 to {MAX_ID_LEN} characters long"));
+        }
+        if s == "." || s == ".." {
+            return Err("must not be '.' or '..'".into());
+        }
+        let ok = |c: char| c.is_ascii_alphanumeric() || "-_.:@+".contains(c);
+        if let Some(bad) = s.chars().find(|c| !ok(*c)) {
+            return Err(format!(
+                "contains {bad:?}; only letters, digits and - _ . : @ + are allowed"
+            ));
+        }
+        Ok(Id(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Id, D::Error> {
+        let s = String::deserialize(d)?;
+        Id::parse(&s).map_err(|e| serde::de::Error::custom(format!("id {s:?} {e}")))
+    }
+}
+
+/// Wall-clock time in milliseconds since the Unix epoch, written as RFC 3339 on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub fn parse(s: &str) -> Result<Timestamp, String> {
+        let t = OffsetDateTime::parse(s, &Rfc3339)
+            .map_err(|_| format!("{s:?} is not an RFC 3339 time like 2027-01-01T00:00:00Z"))?;
+        Ok(Timestamp((t.unix_timestamp_nanos() / 1_000_000) as i64))
+    }
+
+    pub fn to_rfc3339(self) -> String {
+        let nanos = i128::from(self.0) * 1_000_000;
+        OffsetDateTime::from_unix_timestamp_nanos(nanos)
+            .ok()
+            .and_then(|t| t.format(&Rfc3339).ok())
+            .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_rfc3339())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+        let s = String::deserialize(d)?;
+        Timestamp::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Enumerations shared by the whole crate
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordingKind {
+    Cloud,
+    Local,
+}
+
+impl RecordingKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordingKind::Cloud => "cloud",
+            RecordingKind::Local => "local",
+        }
+    }
+}
+
+/// The life of one recording, as stored in the catalog and shown in `state`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordingState {
+    /// Capturing now.
+    Recording,
+    /// Held; paused time is absent from the output (L6).
+    Paused,
+    /// Capture finished; waiting for the meeting end (local) or for upload (cloud).
+    Stopped,
+    /// Being turned into one MP4 (L5).
+    Converting,
+    /// Capture or conversion was interrupted; completed later by `finalize` (L5).
+    NeedsFinalize,
+    /// Done: the MP4 is written (local) or the manifest is uploaded (cloud).
+    Ready,
+    /// Shorter than the 10-second minimum and dropped (L4).
+    Discarded,
+    /// Conversion or upload failed for good; its segments are kept.
+    Failed,
+    /// Deleted by the host (E2).
+    Deleted,
+}
+
+impl RecordingState {
+    pub const ALL: [RecordingState; 9] = [
+        RecordingState::Recording,
+        RecordingState::Paused,
+        RecordingState::Stopped,
+        RecordingState::Converting,
+        RecordingState::NeedsFinalize,
+        RecordingState::Ready,
+        RecordingState::Discarded,
+        RecordingState::Failed,
+        RecordingState::Deleted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordingState::Recording => "recording",
+            RecordingState::Paused => "paused",
+            RecordingState::Stopped => "stopped",
+            RecordingState::Converting => "converting",
+            RecordingState::NeedsFinalize => "needs_finalize",
+            RecordingState::Ready => "ready",
+            RecordingState::Discarded => "discarded",
+            RecordingState::Failed => "failed",
+            RecordingState::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RecordingState> {
+        RecordingState::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// Running means media is being captured for it or could resume (recording or paused).
+    pub fn is_live(self) -> bool {
+        matches!(self, RecordingState::Recording | RecordingState::Paused)
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LocalPolicy {
+    #[default]
+    HostOnly,
+    All,
+    Selected,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloudState {
+    Idle,
+    Recording,
+    Paused,
+    Unavailable,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum View {
+    Cloud,
+    Local,
+    None,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    Command,
+    AllHostsLeft,
+    QuotaExhausted,
+    MeetingEnded,
+    Forbidden,
+    DiskFull,
+    DeviceLost,
+    /// The daemon is shutting down (SIGTERM); the recording becomes resumable.
+    Shutdown,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    Forbidden,
+    Conflict,
+    NoMeeting,
+    LicenceExpired,
+    QuotaExhausted,
+    NeedsConfirmation,
+    NotFound,
+    DiskFull,
+    DeviceUnavailable,
+    Internal,
+}
+
+// ---------------------------------------------------------------------------------------------
+// To the device: meeting snapshot and licence
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MeetingState {
+    Active,
+    Ended,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    #[serde(default)]
+    pub tier: Option<String>,
+    #[serde(default)]
+    pub licence_expires_at: Option<Timestamp>,
+    /// Absent: taken from the tier table (C8); `null`: unlimited; a number: that many bytes.
+    #[serde(default, deserialize_with = "double_option")]
+    pub cloud_quota_bytes: Option<Option<u64>>,
+    #[serde(default)]
+    pub cloud_used_bytes: u64,
+}
+
+fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Error> {
+    Option::<u64>::deserialize(d).map(Some)
+}
+
+/// One meeting as a whole snapshot (never a diff).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meeting {
+    pub meeting_id: Id,
+    pub state: MeetingState,
+    pub creator: Id,
+    pub host: Id,
+    #[serde(default)]
+    pub cohosts: Vec<Id>,
+    #[serde(default)]
+    pub participants: Vec<Id>,
+    #[serde(default)]
+    pub sharing: bool,
+    pub account: Account,
+}
+
+/// What arrived on `<p>/meeting`: a versioned snapshot of a meeting, or of "no meeting".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MeetingSnapshot {
+    /// `None` only for an empty retained message, which always applies.
+    pub version: Option<u64>,
+    pub meeting: Option<Meeting>,
+}
+
+impl MeetingSnapshot {
+    /// Decodes a `<p>/meeting` payload. An empty payload or `"meeting_id": null` is "no meeting".
+    pub fn decode(payload: &[u8]) -> Result<MeetingSnapshot, String> {
+        if payload.is_empty() {
+            return Ok(MeetingSnapshot {
+                version: None,
+                meeting: None,
+            });
+        }
+        let obj = parse_object(payload)?;
+        let version = match obj.get("version") {
+            Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64(),
+            Some(_) => return Err("field 'version' must be a non-negative integer".into()),
+            None => return Err("field 'version' is missing; snapshots must carry one".into()),
+        };
+        if matches!(obj.get("meeting_id"), None | Some(Value::Null)) {
+            return Ok(MeetingSnapshot {
+                version,
+                meeting: None,
+            });
+        }
+        let meeting: Meeting = serde_json::from_value(Value::Object(obj))
+            .map_err(|e| format!("meeting snapshot: {e}"))?;
+        Ok(MeetingSnapshot {
+            version,
+            meeting: Some(meeting),
+        })
+    }
+}
+
+/// The device's Rooms licence from `<p>/licence` (D1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Licence {
+    pub kind: String,
+    pub valid_until: Timestamp,
+}
+
+impl Licence {
+    pub fn decode(payload: &[u8]) -> Result<Option<Licence>, String> {
+        if payload.is_empty() {
+            return Ok(None);
+        }
+        let obj = parse_object(payload)?;
+        serde_json::from_value(Value::Object(obj))
+            .map(Some)
+            .map_err(|e| format!("licence: {e}"))
+    }
+
+    pub fn is_valid_rooms(&self, now: Timestamp) -> bool {
+        self.kind == "rooms" && now < self.valid_until
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// To the device: commands
+
+/// Who a command is issued for: a meeting participant, or an administrator (`admin:<name>`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Actor {
+    Participant(Id),
+    Admin(String),
+}
+
+impl Actor {
+    pub fn participant(&self) -> Option<&Id> {
+        match self {
+            Actor::Participant(id) => Some(id),
+            Actor::Admin(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Actor::Participant(id) => write!(f, "{id}"),
+            Actor::Admin(name) => write!(f, "admin:{name}"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    Start {
+        kind: RecordingKind,
+        silent: bool,
+        unmute: bool,
+    },
+    Pause {
+        target: Option<RecordingKind>,
+    },
+    Resume {
+        target: Option<RecordingKind>,
+    },
+    Stop {
+        target: Option<RecordingKind>,
+    },
+    RequestCloud,
+    ApproveCloud {
+        requester: Id,
+    },
+    DenyCloud {
+        requester: Id,
+    },
+    SetLocalPolicy {
+        policy: LocalPolicy,
+    },
+    AllowLocal {
+        participant: Id,
+    },
+    ForbidLocal {
+        participant: Id,
+    },
+    StopConversion {
+        recording_id: Id,
+    },
+    Finalize {
+        recording_id: Id,
+    },
+    Share {
+        recording_id: Id,
+        shared: bool,
+    },
+    Delete {
+        recording_id: Id,
+    },
+    Mute {
+        muted: bool,
+    },
+    Status,
+    ListRecordings {
+        state: Option<RecordingState>,
+    },
+}
+
+pub const ACTIONS: [&str; 17] = [
+    "start",
+    "pause",
+    "resume",
+    "stop",
+    "request_cloud",
+    "approve_cloud",
+    "deny_cloud",
+    "set_local_policy",
+    "allow_local",
+    "forbid_local",
+    "stop_conversion",
+    "finalize",
+    "share",
+    "delete",
+    "mute",
+    "status",
+    "list_recordings",
+];
+
+impl Action {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Start { .. } => "start",
+            Action::Pause { .. } => "pause",
+            Action::Resume { .. } => "resume",
+            Action::Stop { .. } => "stop",
+            Action::RequestCloud => "request_cloud",
+            Action::ApproveCloud { .. } => "approve_cloud",
+            Action::DenyCloud { .. } => "deny_cloud",
+            Action::SetLocalPolicy { .. } => "set_local_policy",
+            Action::AllowLocal { .. } => "allow_local",
+            Action::ForbidLocal { .. } => "forbid_local",
+            Action::StopConversion { .. } => "stop_conversion",
+            Action::Finalize { .. } => "finalize",
+            Action::Share { .. } => "share",
+            Action::Delete { .. } => "delete",
+            Action::Mute { .. } => "mute",
+            Action::Status => "status",
+            Action::ListRecordings { .. } => "list_recordings",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Command {
+    pub id: Id,
+    pub actor: Actor,
+    pub action: Action,
+}
+
+/// A command that could not be decoded: answered `bad_request` with this message.
+/// `id` is kept when it could be read, so the sender can match the reply.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct DecodeError {
+    pub id: Option<String>,
+    pub message: String,
+}
+
+impl Command {
+    pub fn decode(payload: &[u8]) -> Result<Command, DecodeError> {
+        let fail = |id: Option<String>, message: String| DecodeError { id, message };
+        if payload.len() > MAX_PAYLOAD_BYTES {
+            return Err(fail(
+                None,
+                format!(
+                    "the command is {} bytes; the limit is {MAX_PAYLOAD_BYTES} bytes",
+                    payload.len()
+                ),
+            ));
+        }
+        let obj = parse_object(payload).map_err(|m| fail(None, m))?;
+        let raw_id = match obj.get("id") {
+            Some(Value::String(s)) => s.clone(),
+            Some(_) => return Err(fail(None, "field 'id' must be a string".into())),
+            None => {
+                return Err(fail(
+                    None,
+                    "field 'id' is missing; every command needs an id chosen by the sender".into(),
+                ))
+            }
+        };
+        let id = Id::parse(&raw_id).map_err(|e| fail(None, format!("field 'id' {e}")))?;
+        let f = Fields {
+            obj: &obj,
+            id: &raw_id,
+        };
+        let actor = f.actor()?;
+        let action = f.action()?;
+        Ok(Command { id, actor, action })
+    }
+}
+
+/// Typed access to a command's fields, each failure naming the field and what it must be.
+struct Fields<'a> {
+    obj: &'a Map<String, Value>,
+    id: &'a str,
+}
+
+impl Fields<'_> {
+    fn err(&self, message: String) -> DecodeError {
+        DecodeError {
+            id: Some(self.id.to_owned()),
+            message,
+        }
+    }
+
+    fn string(&self, key: &str) -> Result<&str, DecodeError> {
+        match self.obj.get(key) {
+            Some(Value::String(s)) => Ok(s),
+            Some(_) => Err(self.err(format!("field '{key}' must be a string"))),
+            None => Err(self.err(format!("field '{key}' is missing"))),
+        }
+    }
+
+    fn opt_string(&self, key: &str) -> Result<Option<&str>, DecodeError> {
+        match self.obj.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(_) => self.string(key).map(Some),
+        }
+    }
+
+    fn id_field(&self, key: &str) -> Result<Id, DecodeError> {
+        let s = self.string(key)?;
+        Id::parse(s).map_err(|e| self.err(format!("field '{key}' {e}")))
+    }
+
+    fn boolean(&self, key: &str) -> Result<Option<bool>, DecodeError> {
+        match self.obj.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(self.err(format!("field '{key}' must be true or false"))),
+        }
+    }
+
+    fn kind(&self, key: &str) -> Result<Option<RecordingKind>, DecodeError> {
+        match self.opt_string(key)? {
+            None => Ok(None),
+            Some("cloud") => Ok(Some(RecordingKind::Cloud)),
+            Some("local") => Ok(Some(RecordingKind::Local)),
+            Some(other) => Err(self.err(format!(
+                "field '{key}' is {other:?}; it must be \"cloud\" or \"local\""
+            ))),
+        }
+    }
+
+    fn actor(&self) -> Result<Actor, DecodeError> {
+        let raw = self.string("actor")?;
+        if let Some(name) = raw.strip_prefix("admin:") {
+            return Id::parse(name)
+                .map(|_| Actor::Admin(name.to_owned()))
+                .map_err(|e| self.err(format!("field 'actor': the admin name {e}")));
+        }
+        Id::parse(raw)
+            .map(Actor::Participant)
+            .map_err(|e| self.err(format!("field 'actor' {e}")))
+    }
+
+    fn action(&self) -> Result<Action, DecodeError> {
+        let name = self.string("action")?;
+        let action = match name {
+            "start" => Action::Start {
+                kind: self.kind("kind")?.ok_or_else(|| {
+                    self.err("field 'kind' is missing; start needs \"cloud\" or \"local\"".into())
+                })?,
+                silent: self.boolean("silent")?.unwrap_or(false),
+                unmute: self.boolean("unmute")?.unwrap_or(false),
+            },
+            "pause" => Action::Pause {
+                target: self.kind("target")?,
+            },
+            "resume" => Action::Resume {
+                target: self.kind("target")?,
+            },
+            "stop" => Action::Stop {
+                target: self.kind("target")?,
+            },
+            "request_cloud" => Action::RequestCloud,
+            "approve_cloud" => Action::ApproveCloud {
+                requester: self.id_field("requester")?,
+            },
+            "deny_cloud" => Action::DenyCloud {
+                requester: self.id_field("requester")?,
+            },
+            "set_local_policy" => Action::SetLocalPolicy {
+                policy: match self.string("policy")? {
+                    "host_only" => LocalPolicy::HostOnly,
+                    "all" => LocalPolicy::All,
+                    "selected" => LocalPolicy::Selected,
+                    other => {
+                        return Err(self.err(format!(
+                        "field 'policy' is {other:?}; it must be \"host_only\", \"all\" or \"selected\""
+                    )))
+                    }
+                },
+            },
+            "allow_local" => Action::AllowLocal {
+                participant: self.id_field("participant")?,
+            },
+            "forbid_local" => Action::ForbidLocal {
+                participant: self.id_field("participant")?,
+            },
+            "stop_conversion" => Action::StopConversion {
+                recording_id: self.id_field("recording_id")?,
+            },
+            "finalize" => Action::Finalize {
+                recording_id: self.id_field("recording_id")?,
+            },
+            "share" => Action::Share {
+                recording_id: self.id_field("recording_id")?,
+                shared: self.boolean("shared")?.ok_or_else(|| {
+                    self.err("field 'shared' is missing; it must be true or false".into())
+                })?,
+            },
+            "delete" => Action::Delete {
+                recording_id: self.id_field("recording_id")?,
+            },
+            "mute" => Action::Mute {
+                muted: self.boolean("muted")?.ok_or_else(|| {
+                    self.err("field 'muted' is missing; it must be true or false".into())
+                })?,
+            },
+            "status" => Action::Status,
+            "list_recordings" => Action::ListRecordings {
+                state: match self.opt_string("state")? {
+                    None => None,
+                    Some(s) => Some(RecordingState::parse(s).ok_or_else(|| {
+                        self.err(format!("field 'state' is {s:?}; it must be a recording state such as \"ready\" or \"needs_finalize\""))
+                    })?),
+                },
+            },
+            other => {
+                return Err(self.err(format!(
+                    "unknown action {other:?}; expected one of: {}",
+                    ACTIONS.join(", ")
+                )))
+            }
+        };
+        Ok(action)
+    }
+}
+
+fn parse_object(payload: &[u8]) -> Result<Map<String, Value>, String> {
+    let text =
+        std::str::from_utf8(payload).map_err(|_| "the payload is not UTF-8 text".to_owned())?;
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(obj)) => Ok(obj),
+        Ok(_) => Err("the payload must be a JSON object".into()),
+        Err(e) => Err(format!("the payload is not valid JSON ({e})")),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// From the device: replies, state, events, status
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+    /// Set with `needs_confirmation` (for example `muted`, M1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl ErrorBody {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ErrorBody {
+        ErrorBody {
+            code,
+            message: message.into(),
+            reason: None,
+        }
+    }
+}
+
+/// One recording as the catalog keeps it and `list_recordings` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingInfo {
+    pub recording_id: Id,
+    pub meeting_id: Id,
+    pub kind: RecordingKind,
+    /// The meeting creator for cloud (C4), the starter for local.
+    pub owner: Id,
+    pub started_by: Id,
+    /// The host of its meeting when it was last seen; may share and delete it (E2).
+    pub host: Id,
+    pub state: RecordingState,
+    pub created_at: Timestamp,
+    pub recorded_ms: u64,
+    pub bytes: u64,
+    #[serde(default)]
+    pub shared: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+}
+
+/// The answer to one command, on `<p>/reply`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    /// `None` only when the command's id itself could not be read.
+    pub id: Option<String>,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<StateDoc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recordings: Option<Vec<RecordingInfo>>,
+}
+
+impl Reply {
+    pub fn ok(id: &Id, state: StateDoc) -> Reply {
+        Reply {
+            id: Some(id.to_string()),
+            ok: true,
+            state: Some(state),
+            error: None,
+            recordings: None,
+        }
+    }
+
+    pub fn err(id: Option<String>, error: ErrorBody) -> Reply {
+        Reply {
+            id,
+            ok: false,
+            state: None,
+            error: Some(error),
+            recordings: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CloudDoc {
+    pub state: CloudState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_id: Option<Id>,
+    pub started_by: Option<Id>,
+    pub owner: Option<Id>,
+    pub recorded_ms: u64,
+    pub bytes: u64,
+    /// Estimated recording time left under the quota; `None` when unlimited (C8).
+    pub remaining_s: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LocalDoc {
+    pub recording_id: Id,
+    pub owner: Id,
+    pub state: RecordingState,
+    pub recorded_ms: u64,
+}
+
+/// The whole recording state, retained on `<p>/state`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StateDoc {
+    pub meeting_id: Option<Id>,
+    pub meeting_version: Option<u64>,
+    pub cloud: CloudDoc,
+    pub local: Vec<LocalDoc>,
+    pub local_policy: LocalPolicy,
+    pub local_allowed: Vec<Id>,
+    pub pending_cloud_requests: Vec<Id>,
+    pub muted: bool,
+    pub views: BTreeMap<Id, View>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    CloudRecordRequested,
+    LocalRecordRequested,
+    LocalRecordingAllowed,
+    RecordingStarted,
+    RecordingPaused,
+    RecordingResumed,
+    RecordingStopped,
+    RecordingDiscarded,
+    ConversionDone,
+    ConversionFailed,
+    RecordingReady,
+    RecordingShared,
+    RecordingDeleted,
+    DeviceLost,
+    DeviceBack,
+}
+
+/// One notice on `<p>/events`. Fields beyond `type`, `at` and `to` are set as the type needs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    pub at: Timestamp,
+    pub to: Vec<Id>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meeting_id: Option<Id>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_id: Option<Id>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_kind: Option<RecordingKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<Id>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant: Option<Id>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_ms: Option<u64>,
+}
+
+impl Event {
+    pub fn new(kind: EventType, at: Timestamp, to: Vec<Id>) -> Event {
+        Event {
+            kind,
+            at,
+            to,
+            meeting_id: None,
+            recording_id: None,
+            recording_kind: None,
+            actor: None,
+            participant: None,
+            reason: None,
+            location: None,
+            shared: None,
+            recorded_ms: None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceHealth {
+    Ok,
+    Missing,
+    Error,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageStatus {
+    pub free_bytes: u64,
+    pub used_bytes: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadStatus {
+    pub pending: u64,
+    pub pending_bytes: u64,
+    pub last_error: Option<String>,
+}
+
+/// The device's health, retained on `<p>/status`; the last will is `{"online": false}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatusDoc {
+    pub online: bool,
+    pub version: String,
+    pub uptime_s: u64,
+    pub camera: DeviceHealth,
+    pub microphone: DeviceHealth,
+    pub storage: StorageStatus,
+    pub uploads: UploadStatus,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(s: &str) -> Result<Command, DecodeError> {
+        Command::decode(s.as_bytes())
+    }
+
+    #[test]
+    fn decodes_start_with_flags() {
+        let c = decode(
+            r#"{"id":"c-1","actor":"u-2","action":"start","kind":"cloud","silent":true,"extra":1}"#,
+        )
+        .expect("valid command");
+        assert_eq!(c.id.as_str(), "c-1");
+        assert_eq!(c.actor, Actor::Participant(Id::parse("u-2").unwrap()));
+        assert_eq!(
+            c.action,
+            Action::Start {
+                kind: RecordingKind::Cloud,
+                silent: true,
+                unmute: false
+            }
+        );
+    }
+
+    #[test]
+    fn admin_actor_is_recognised() {
+        let c = decode(r#"{"id":"c-1","actor":"admin:ops","action":"list_recordings"}"#).unwrap();
+        assert_eq!(c.actor, Actor::Admin("ops".into()));
+        assert_eq!(c.action, Action::ListRecordings { state: None });
+    }
+
+    #[test]
+    fn bad_commands_name_the_problem_and_keep_the_id() {
+        let cases = [
+            ("not json", None, "not valid JSON"),
+            ("[1,2]", None, "JSON object"),
+            (
+                r#"{"actor":"u","action":"status"}"#,
+                None,
+                "'id' is missing",
+            ),
+            (
+                r#"{"id":7,"actor":"u","action":"status"}"#,
+                None,
+                "'id' must be a string",
+            ),
+            (
+                r#"{"id":"../../etc","actor":"u","action":"status"}"#,
+                None,
+                "'id' contains '/'",
+            ),
+            (
+                r#"{"id":"c","action":"status"}"#,
+                Some("c"),
+                "'actor' is missing",
+            ),
+            (
+                r#"{"id":"c","actor":"u","action":"fly"}"#,
+                Some("c"),
+                "unknown action \"fly\"",
+            ),
+            (
+                r#"{"id":"c","actor":"u","action":"start"}"#,
+                Some("c"),
+                "'kind' is missing",
+            ),
+            (
+                r#"{"id":"c","actor":"u","action":"start","kind":"tape"}"#,
+                Some("c"),
+                "\"cloud\" or \"local\"",
+            ),
+            (
+                r#"{"id":"c","actor":"u","action":"mute","muted":"yes"}"#,
+                Some("c"),
+                "true or false",
+            ),
+            (
+                r#"{"id":"c","actor":"u","action":"share","recording_id":"r/1","shared":true}"#,
+                Some("c"),
+                "'recording_id' contains '/'",
+            ),
+        ];
+        for (input, id, needle) in cases {
+            let e = decode(input).expect_err(input);
+            assert_eq!(e.id.as_deref(), id, "{input}");
+            assert!(e.message.contains(needle), "{input}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn oversized_payload_is_refused_before_parsing() {
+        let big = format!(r#"{{"id":"c","pad":"{}"}}"#, "x".repeat(2 * 1024 * 1024));
+        let e = decode(&big).unwrap_err();
+        assert!(e.message.contains("limit"), "{}", e.message);
+    }
+
+    #[test]
+    fn snapshot_decoding() {
+        let s = MeetingSnapshot::decode(br#"{"version":3,"meeting_id":null}"#).unwrap();
+        assert_eq!(s.version, Some(3));
+        assert!(s.meeting.is_none());
+        assert!(MeetingSnapshot::decode(b"").unwrap().meeting.is_none());
+        let s = MeetingSnapshot::decode(
+            br#"{"version":7,"meeting_id":"m-42","state":"active","creator":"u-1","host":"u-1",
+                "cohosts":["u-2"],"participants":["u-1","u-2"],"sharing":false,
+                "account":{"tier":"business","licence_expires_at":"2027-01-01T00:00:00Z",
+                "cloud_quota_bytes":null,"cloud_used_bytes":5}}"#,
+        )
+        .unwrap();
+        let m = s.meeting.unwrap();
+        assert_eq!(m.account.cloud_quota_bytes, Some(None));
+        assert_eq!(
+            m.account.licence_expires_at,
+            Some(Timestamp::parse("2027-01-01T00:00:00Z").unwrap())
+        );
+        assert!(MeetingSnapshot::decode(br#"{"meeting_id":"m"}"#)
+            .unwrap_err()
+            .contains("version"));
+    }
+
+    #[test]
+    fn timestamps_round_trip() {
+        let t = Timestamp::parse("2027-03-01T12:30:00.250Z").unwrap();
+        assert_eq!(Timestamp::parse(&t.to_rfc3339()).unwrap(), t);
+        assert!(Timestamp::parse("yesterday").is_err());
+    }
+}
