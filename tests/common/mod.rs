@@ -1,0 +1,103 @@
+//! Test fixtures shared by the integration tests: a real mosquitto broker on a free loopback
+//! port, and helpers to wait for things without fixed sleeps.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A mosquitto process owned by one test; killed on drop.
+pub struct Broker {
+    pub port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Broker {
+    /// Starts mosquitto on 127.0.0.1 and a free port, with `extra` appended to its config.
+    pub fn start_with(extra: &str) -> Broker {
+        let dir = tempfile::tempdir().expect("temp dir for mosquitto");
+        let conf = dir.path().join("mosquitto.conf");
+        for _ in 0..5 {
+            let port = free_port();
+            let mut f = std::fs::File::create(&conf).expect("mosquitto.conf");
+            // `user root` keeps mosquitto from dropping to a user that cannot read the temp dir.
+            writeln!(
+                f,
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nuser root\n{extra}"
+            )
+            .expect("write mosquitto.conf");
+            let mut child = Command::new(mosquitto_bin())
+                .arg("-c")
+                .arg(&conf)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("mosquitto must be installed (apt-get install mosquitto)");
+            let up = wait_until(Duration::from_secs(5), || {
+                TcpStream::connect(("127.0.0.1", port)).is_ok()
+            });
+            if up {
+                return Broker {
+                    port,
+                    child,
+                    _dir: dir,
+                };
+            }
+            // Another process took the port between probing and binding: try another.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("mosquitto did not start on any free port");
+    }
+
+    pub fn start() -> Broker {
+        Broker::start_with("")
+    }
+
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the broker (as a crash would) and returns its port, for restart tests.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn mosquitto_bin() -> PathBuf {
+    for p in ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"] {
+        if Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    PathBuf::from("mosquitto")
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Polls `f` until it returns true or `limit` passes; returns whether it became true.
+pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
