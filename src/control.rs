@@ -1,1 +1,476 @@
-//! (being written)
+//! control: the device's MQTT 5 session (`shared/spec/mqtt-api.md`).
+//!
+//! Owns: the broker connection (TLS, credentials, last will, reconnect with backoff), the
+//! subscriptions, decoding of inbound payloads into typed `Inbound` messages, and publishing
+//! `Outbound` messages, including MQTT 5 response topics with their correlation data.
+//! Must not touch: the rules, the catalog, media. It never decides anything: bad payloads are
+//! decoded into errors and handed on, so that the one reply per command comes from the core.
+//!
+//! Delivery: rumqttc does not say which publish a PUBACK belongs to across reconnects, so the
+//! session is clean (`clean_start`) and acknowledgements are matched to publishes only within
+//! one connection (publishes leave in the order they were requested). Whatever was not
+//! acknowledged when a connection drops is the core's to publish again (it keeps an outbox in
+//! the catalog), and retained state and status are republished on every connect.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rumqttc::v5::mqttbytes::v5::{LastWill, Packet, PublishProperties};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions};
+use rumqttc::{Outgoing, TlsConfiguration, Transport};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::protocol::{Command, DecodeError, Licence, MeetingSnapshot, MAX_PAYLOAD_BYTES};
+
+/// Where the CA bundle lives when TLS is on and no `mqtt.ca_file` is configured.
+const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+const RESPONSE_TOPIC_MAX: usize = 256;
+
+#[derive(Clone, Debug)]
+pub struct ControlSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+    pub client_id: String,
+    pub prefix: String,
+    pub keep_alive: Duration,
+    pub reconnect_max: Duration,
+    pub username: Option<String>,
+    /// Never logged; the `Debug` of this struct is only used in tests.
+    pub password: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("cannot read TLS file {path}: {source}; check mqtt.ca_file / client_cert_file / client_key_file")]
+    TlsFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Where a reply must also go: the request's MQTT 5 response topic and correlation data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResponseAddr {
+    pub topic: String,
+    pub correlation: Option<Bytes>,
+}
+
+/// What the broker delivered, decoded.
+#[derive(Debug)]
+pub enum Inbound {
+    Meeting(Result<MeetingSnapshot, String>),
+    Licence(Result<Option<Licence>, String>),
+    Command {
+        command: Result<Command, DecodeError>,
+        respond_to: Option<ResponseAddr>,
+    },
+    /// A session is up (subscriptions sent): republish retained state and the outbox.
+    Connected,
+    Disconnected {
+        reason: String,
+    },
+    /// The broker acknowledged the outbox message with this id.
+    Delivered(i64),
+}
+
+/// The topics the device publishes on, below its prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Topic {
+    Reply,
+    State,
+    Events,
+    Status,
+}
+
+impl Topic {
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Topic::Reply => "reply",
+            Topic::State => "state",
+            Topic::Events => "events",
+            Topic::Status => "status",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum Destination {
+    Device(Topic),
+    /// An MQTT 5 response topic named by a request.
+    Response(ResponseAddr),
+}
+
+#[derive(Clone, Debug)]
+pub struct Outbound {
+    pub to: Destination,
+    pub payload: Vec<u8>,
+    pub retain: bool,
+    /// Set for messages kept in the catalog's outbox until the broker acknowledges them.
+    pub outbox_id: Option<i64>,
+}
+
+impl Outbound {
+    pub fn device(topic: Topic, payload: Vec<u8>, retain: bool) -> Outbound {
+        Outbound {
+            to: Destination::Device(topic),
+            payload,
+            retain,
+            outbox_id: None,
+        }
+    }
+}
+
+/// Runs the MQTT session until `cancel` fires; then publishes `farewell` (the retained
+/// offline status, since a clean disconnect does not fire the last will) and disconnects.
+pub async fn run(
+    settings: ControlSettings,
+    inbound: mpsc::Sender<Inbound>,
+    mut outbound: mpsc::Receiver<Outbound>,
+    farewell: Vec<u8>,
+    cancel: CancellationToken,
+) -> Result<(), ControlError> {
+    let options = mqtt_options(&settings, &farewell)?;
+    let (client, mut eventloop) = AsyncClient::new(options, 64);
+    let mut session = Session::new(settings, client, inbound);
+    loop {
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => break,
+            event = eventloop.poll() => session.on_event(event).await,
+            Some(msg) = outbound.recv() => session.publish(msg).await,
+        }
+    }
+    session.farewell(&mut eventloop, farewell).await;
+    Ok(())
+}
+
+fn mqtt_options(s: &ControlSettings, farewell: &[u8]) -> Result<MqttOptions, ControlError> {
+    let mut o = MqttOptions::new(s.client_id.clone(), s.host.clone(), s.port);
+    o.set_keep_alive(s.keep_alive);
+    o.set_clean_start(true);
+    o.set_connection_timeout(5);
+    o.set_max_packet_size(Some((MAX_PAYLOAD_BYTES * 64) as u32));
+    let will_topic = format!("{}/{}", s.prefix, Topic::Status.suffix());
+    o.set_last_will(LastWill::new(
+        will_topic,
+        farewell.to_vec(),
+        QoS::AtLeastOnce,
+        true,
+        None,
+    ));
+    if let Some(user) = &s.username {
+        o.set_credentials(user.clone(), s.password.clone().unwrap_or_default());
+    }
+    if s.tls {
+        o.set_transport(Transport::Tls(tls_config(s)?));
+    }
+    Ok(o)
+}
+
+fn tls_config(s: &ControlSettings) -> Result<TlsConfiguration, ControlError> {
+    let read = |p: &PathBuf| {
+        std::fs::read(p).map_err(|source| ControlError::TlsFile {
+            path: p.clone(),
+            source,
+        })
+    };
+    let ca_path = s
+        .ca_file
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(SYSTEM_CA_BUNDLE));
+    let client_auth = match &s.client_cert {
+        Some((cert, key)) => Some((read(cert)?, read(key)?)),
+        None => None,
+    };
+    Ok(TlsConfiguration::Simple {
+        ca: read(&ca_path)?,
+        alpn: None,
+        client_auth,
+    })
+}
+
+struct Session {
+    settings: ControlSettings,
+    client: AsyncClient,
+    inbound: mpsc::Sender<Inbound>,
+    connected: bool,
+    backoff: Backoff,
+    /// Outbox ids of QoS 1 publishes requested in this connection, in order, until rumqttc
+    /// reports them written (`None` for publishes outside the outbox).
+    requested: VecDeque<Option<i64>>,
+    /// Packet id → outbox id of publishes written and awaiting their PUBACK.
+    in_flight: HashMap<u16, i64>,
+}
+
+impl Session {
+    fn new(settings: ControlSettings, client: AsyncClient, inbound: mpsc::Sender<Inbound>) -> Self {
+        let backoff = Backoff::new(Duration::from_millis(200), settings.reconnect_max);
+        Session {
+            settings,
+            client,
+            inbound,
+            connected: false,
+            backoff,
+            requested: VecDeque::new(),
+            in_flight: HashMap::new(),
+        }
+    }
+
+    async fn on_event(&mut self, event: Result<Event, ConnectionError>) {
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => self.on_connected().await,
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                let topic = String::from_utf8_lossy(&p.topic).into_owned();
+                self.on_publish(&topic, &p.payload, p.properties).await;
+            }
+            Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                if let Some(id) = self.in_flight.remove(&ack.pkid) {
+                    self.forward(Inbound::Delivered(id)).await;
+                }
+            }
+            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => self.on_written(pkid),
+            Ok(_) => {}
+            Err(e) => self.on_error(e).await,
+        }
+    }
+
+    async fn on_connected(&mut self) {
+        info!(
+            broker = %self.settings.host,
+            port = self.settings.port,
+            prefix = %self.settings.prefix,
+            "connected to the MQTT broker"
+        );
+        self.connected = true;
+        self.backoff.reset();
+        self.requested.clear();
+        self.in_flight.clear();
+        for suffix in ["meeting", "licence", "cmd"] {
+            let topic = format!("{}/{suffix}", self.settings.prefix);
+            if let Err(e) = self.client.subscribe(topic.clone(), QoS::AtLeastOnce).await {
+                warn!(%topic, error = %e, "could not request a subscription");
+            }
+        }
+        self.forward(Inbound::Connected).await;
+    }
+
+    async fn on_error(&mut self, e: ConnectionError) {
+        let reason = describe(&e);
+        if self.connected {
+            warn!(broker = %self.settings.host, port = self.settings.port, %reason,
+                "lost the MQTT broker; recording goes on, reconnecting");
+            self.forward(Inbound::Disconnected {
+                reason: reason.clone(),
+            })
+            .await;
+        } else {
+            debug!(broker = %self.settings.host, %reason, "MQTT broker still unreachable");
+        }
+        self.connected = false;
+        self.requested.clear();
+        self.in_flight.clear();
+        tokio::time::sleep(self.backoff.next_delay()).await;
+    }
+
+    fn on_written(&mut self, pkid: u16) {
+        match self.requested.pop_front() {
+            Some(Some(outbox_id)) => {
+                self.in_flight.insert(pkid, outbox_id);
+            }
+            Some(None) => {}
+            None => debug!(
+                pkid,
+                "a publish was written that this connection did not request"
+            ),
+        }
+    }
+
+    async fn on_publish(&mut self, topic: &str, payload: &[u8], props: Option<PublishProperties>) {
+        let Some(suffix) = topic
+            .strip_prefix(&self.settings.prefix)
+            .and_then(|t| t.strip_prefix('/'))
+        else {
+            return;
+        };
+        let msg = match suffix {
+            "meeting" => Inbound::Meeting(MeetingSnapshot::decode(payload)),
+            "licence" => Inbound::Licence(Licence::decode(payload)),
+            "cmd" => Inbound::Command {
+                command: Command::decode(payload),
+                respond_to: props.and_then(response_addr),
+            },
+            _ => return,
+        };
+        self.forward(msg).await;
+    }
+
+    async fn forward(&self, msg: Inbound) {
+        // The core only stops after control; a closed channel means shutdown is under way.
+        let _ = self.inbound.send(msg).await;
+    }
+
+    async fn publish(&mut self, msg: Outbound) {
+        if !self.connected {
+            // Dropped, not queued: the core republishes retained state and the outbox on the
+            // next connect, and must never block on a broker outage.
+            return;
+        }
+        let (topic, props) = match msg.to {
+            Destination::Device(t) => (format!("{}/{}", self.settings.prefix, t.suffix()), None),
+            Destination::Response(addr) => (
+                addr.topic,
+                Some(PublishProperties {
+                    correlation_data: addr.correlation,
+                    ..Default::default()
+                }),
+            ),
+        };
+        let result = match props {
+            Some(p) => {
+                self.client
+                    .publish_with_properties(
+                        topic.clone(),
+                        QoS::AtLeastOnce,
+                        msg.retain,
+                        msg.payload,
+                        p,
+                    )
+                    .await
+            }
+            None => {
+                self.client
+                    .publish(topic.clone(), QoS::AtLeastOnce, msg.retain, msg.payload)
+                    .await
+            }
+        };
+        match result {
+            Ok(()) => self.requested.push_back(msg.outbox_id),
+            Err(e) => {
+                warn!(%topic, error = %e, "could not queue a publish; it stays in the outbox")
+            }
+        }
+    }
+
+    async fn farewell(&mut self, eventloop: &mut EventLoop, farewell: Vec<u8>) {
+        if !self.connected {
+            return;
+        }
+        let topic = format!("{}/{}", self.settings.prefix, Topic::Status.suffix());
+        let _ = self
+            .client
+            .publish(topic, QoS::AtLeastOnce, true, farewell)
+            .await;
+        let _ = self.client.disconnect().await;
+        // Drive the event loop until the disconnect is written, bounded so shutdown never hangs.
+        let drain = async {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+        info!("disconnected from the MQTT broker");
+    }
+}
+
+/// Accepts a response topic only if it is a plain topic name of sane length, so a request
+/// cannot make the device publish to a wildcard or an absurd topic.
+fn response_addr(p: PublishProperties) -> Option<ResponseAddr> {
+    let topic = p.response_topic?;
+    let valid =
+        !topic.is_empty() && topic.len() <= RESPONSE_TOPIC_MAX && !topic.contains(['+', '#', '\0']);
+    valid.then_some(ResponseAddr {
+        topic,
+        correlation: p.correlation_data,
+    })
+}
+
+fn describe(e: &ConnectionError) -> String {
+    match e {
+        ConnectionError::Io(io) => format!("network error: {io}"),
+        ConnectionError::ConnectionRefused(code) => {
+            format!("the broker refused the connection ({code:?}); check mqtt.username/password and the broker ACL")
+        }
+        ConnectionError::Tls(t) => {
+            format!("TLS failed: {t}; check mqtt.ca_file and the broker certificate")
+        }
+        ConnectionError::Timeout(_) => "the broker did not answer in time".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Exponential backoff with full jitter, so a fleet of rooms does not reconnect in lockstep
+/// after a broker restart.
+#[derive(Clone, Debug)]
+pub struct Backoff {
+    min: Duration,
+    max: Duration,
+    attempt: u32,
+}
+
+impl Backoff {
+    pub fn new(min: Duration, max: Duration) -> Backoff {
+        Backoff {
+            min,
+            max: max.max(min),
+            attempt: 0,
+        }
+    }
+
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+
+    pub fn next_delay(&mut self) -> Duration {
+        let ceiling = self
+            .min
+            .saturating_mul(1u32 << self.attempt.min(16))
+            .min(self.max);
+        self.attempt = self.attempt.saturating_add(1);
+        let ms = ceiling.as_millis() as u64;
+        Duration::from_millis(self.min.as_millis() as u64 / 2 + fastrand::u64(0..=ms)).min(self.max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_the_ceiling_and_resets() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        let delays: Vec<_> = (0..20).map(|_| b.next_delay()).collect();
+        assert!(delays.iter().all(|d| *d <= Duration::from_secs(5)));
+        assert!(delays[..2].iter().all(|d| *d <= Duration::from_millis(250)));
+        b.reset();
+        assert!(b.next_delay() <= Duration::from_millis(150));
+    }
+
+    #[test]
+    fn response_topics_with_wildcards_are_ignored() {
+        let props = |t: &str| PublishProperties {
+            response_topic: Some(t.into()),
+            correlation_data: Some(Bytes::from_static(b"k")),
+            ..Default::default()
+        };
+        assert_eq!(
+            response_addr(props("ctl/r1")),
+            Some(ResponseAddr {
+                topic: "ctl/r1".into(),
+                correlation: Some(Bytes::from_static(b"k"))
+            })
+        );
+        assert_eq!(response_addr(props("ctl/#")), None);
+        assert_eq!(response_addr(props(&"x".repeat(300))), None);
+    }
+}

@@ -215,6 +215,25 @@ pub enum StopReason {
     DeviceLost,
     /// The daemon is shutting down (SIGTERM); the recording becomes resumable.
     Shutdown,
+    /// The owner of a local recording left the meeting (L3).
+    OwnerLeft,
+}
+
+impl StopReason {
+    /// The wire name, as in an event's `reason`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::Command => "command",
+            StopReason::AllHostsLeft => "all_hosts_left",
+            StopReason::QuotaExhausted => "quota_exhausted",
+            StopReason::MeetingEnded => "meeting_ended",
+            StopReason::Forbidden => "forbidden",
+            StopReason::DiskFull => "disk_full",
+            StopReason::DeviceLost => "device_lost",
+            StopReason::Shutdown => "shutdown",
+            StopReason::OwnerLeft => "owner_left",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

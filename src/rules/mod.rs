@@ -6,10 +6,89 @@
 //! from media, catalog and upload arrive as `Input`s; everything the world must do leaves as
 //! `Output`s. Read this module side by side with the spec: each rule id is named where it is
 //! enforced.
+//!
+//! Layout: `cloud` (C1–C8, D1, M1), `local` (L1–L3, X1), `commands` (authorisation, X3, L5
+//! and E2 commands), `lifecycle` (snapshots, E1, C6, restore, segments, conversion),
+//! `views` (the published state and capture set), `state` (shared memory and transitions).
+//!
+//! # Decisions where the spec is silent
+//!
+//! - **Replies.** Every command gets exactly one reply; an ok reply carries the state after
+//!   the command. Outputs come in the order: effects and events as they happen, the capture
+//!   set, the state (if changed), the reply.
+//! - **Check order for a start**: meeting and presence, role or permission (C1, L1), "already
+//!   running" (C3: ok with the current state; the same for one's own local recording), X1,
+//!   availability (no upload target → `conflict`, D1, C7 → `licence_expired`, C8 →
+//!   `quota_exhausted`), and M1 last, so `needs_confirmation` is only asked for a start that
+//!   would otherwise succeed.
+//! - **Published state.** Emitted when it differs from the last one emitted, ignoring the
+//!   running clocks (`recorded_ms`); a sealed segment refreshes the clocks and counts as a
+//!   change. `recorded_ms` is monotonic time spent in `recording` (pauses excluded). Views
+//!   exist for the participants of an active meeting only. `local` lists the current
+//!   meeting's local recordings except discarded and deleted ones. `cloud.state` is
+//!   `unavailable` (when none is live) without an upload target, without a valid device
+//!   licence (D1) or with an expired account licence (C7); an exhausted quota only shows as
+//!   `remaining_s: 0`. An account without `licence_expires_at` has nothing to expire.
+//! - **C2.** `request_cloud` by a host or co-host is a `conflict` (they start it directly);
+//!   while cloud is live it is ok and changes nothing. It is refused up front when cloud
+//!   recording could not start (D1, C7, C8, no upload target). Approving needs the request
+//!   to be pending (`not_found` otherwise). `approve_cloud` has no `silent`/`unmute`, so when
+//!   muted (M1) the approver unmutes first or starts with `silent: true`. A direct start
+//!   clears the pending requests: they are satisfied.
+//! - **C8.** The bitrate is measured device-wide from sealed cloud segments (the encoder is
+//!   the device's), the reference figure until then. Unknown or missing tiers get the
+//!   smallest quota (1 GiB). A start needs more than the headroom left; a running recording
+//!   stops once the headroom no longer fits (checked on snapshots, sealed segments, ticks).
+//! - **L1/L2.** Co-hosts are ordinary participants for local recording. `allow_local` and
+//!   `forbid_local` naming the host are a `conflict` (the host may always record). Forbidding
+//!   someone under `all` switches to `selected` with everyone else present allowed, so the
+//!   forbid takes effect. Every refused local start relays `local_record_requested` to the
+//!   host again.
+//! - **X1** applies to the one who started the live cloud recording (`started_by`).
+//! - **X3.** Pause or resume of something already paused or running is ok and changes
+//!   nothing; acting with nothing covered is a `conflict`. Resume is not a start: D1, C7 and
+//!   M1 do not apply to it (running recordings finish).
+//! - **L4.** A too-short local recording gets `recording_stopped` (to the host team and the
+//!   owner) and then `recording_discarded` (to the owner).
+//! - **L5/E2 commands** act on recordings, mostly after their meeting: they need no active
+//!   meeting. Allowed: the recording's host as last seen (`RecordingInfo.host`, kept current
+//!   while its meeting runs), the current host of that same meeting, administrators, and for
+//!   `stop_conversion`/`finalize` the owner. `finalize` of a cloud recording (upload failed)
+//!   retries completion. Deleting a live recording or a running conversion is a `conflict`.
+//! - **Admins** may use `status`, `list_recordings`, `mute`, `stop_conversion`, `finalize`,
+//!   `share` and `delete`; anything else is `forbidden`.
+//! - **Restore.** Live cloud recordings wait as `paused` for the first applied snapshot:
+//!   resumable if it is the same meeting and active, otherwise stopped and completed (E1,
+//!   reason `meeting_ended`). Live local recordings and interrupted conversions become
+//!   `needs_finalize` (L5). Stopped local ones are converted when their meeting is seen to be
+//!   over; stopped cloud ones get `CompleteCloud` again at once (completion was interrupted).
+//! - **Shutdown** sends `SetCapture []`, freezes the clocks and saves the rows with their
+//!   live states; afterwards the engine emits no more capture changes.
+//! - **Memory.** The engine keeps the current meeting's recordings and those of older
+//!   meetings with work under way (live, stopped, converting); facts about recordings it no
+//!   longer knows (a late `ConversionFinished`, `CloudCompleted`) are ignored.
+//! - `DiskFull` and `MediaFailed` stop every live recording (reasons `disk_full`,
+//!   `device_lost`); they do not block later starts, since no input reports recovery.
+
+use std::collections::BTreeSet;
+
+mod cloud;
+mod commands;
+mod lifecycle;
+mod local;
+mod state;
+mod views;
+
+#[cfg(test)]
+mod props;
+#[cfg(test)]
+mod tests;
+
+use state::{DeviceLicence, Meter, Rec};
 
 use crate::protocol::{
-    Command, Event, Id, Licence, Meeting, MeetingSnapshot, RecordingInfo, Reply, StateDoc,
-    Timestamp,
+    Command, Event, Id, Licence, LocalPolicy, Meeting, MeetingSnapshot, RecordingInfo, Reply,
+    StateDoc, StopReason, Timestamp,
 };
 
 /// Time as the engine sees it: wall clock for timestamps and licence comparisons, monotonic
@@ -146,6 +225,24 @@ pub enum Effect {
 pub struct Engine {
     config: RulesConfig,
     next_recording: u64,
+    /// The version of the last applied snapshot.
+    version: Option<u64>,
+    /// The current meeting, active or ended; `None` when there is none.
+    meeting: Option<Meeting>,
+    licence: DeviceLicence,
+    muted: bool,
+    policy: LocalPolicy,
+    allowed: BTreeSet<Id>,
+    /// C2: requesters in the order they asked.
+    pending: Vec<Id>,
+    /// In creation order, which is also the order of `local` in the state.
+    recs: Vec<Rec>,
+    meter: Meter,
+    /// The last `SetCapture` sent.
+    capture: Vec<Id>,
+    /// After `Shutdown` media captures nothing more.
+    capture_stopped: bool,
+    last_doc: Option<StateDoc>,
 }
 
 impl Engine {
@@ -154,11 +251,59 @@ impl Engine {
         Engine {
             config,
             next_recording,
+            version: None,
+            meeting: None,
+            licence: DeviceLicence::default(),
+            muted: false,
+            policy: LocalPolicy::default(),
+            allowed: BTreeSet::new(),
+            pending: Vec::new(),
+            recs: Vec::new(),
+            meter: Meter::default(),
+            capture: Vec::new(),
+            capture_stopped: false,
+            last_doc: None,
         }
     }
 
+    /// The state as it would be published now (for a first publication or a status page).
+    pub fn state(&self, now: Now) -> StateDoc {
+        self.doc(now)
+    }
+
+    /// The id the next recording will get, for the daemon to persist alongside the catalog.
+    pub fn next_recording(&self) -> u64 {
+        self.next_recording
+    }
+
     pub fn handle(&mut self, input: Input, now: Now) -> Vec<Output> {
-        let _ = (input, now, &self.config, self.next_recording);
-        Vec::new()
+        let mut out = Vec::new();
+        let refresh = matches!(input, Input::SegmentSealed(_));
+        match input {
+            Input::Command(cmd, ctx) => return self.command(cmd, ctx, now),
+            Input::Meeting(snap) => {
+                if !self.snapshot(snap, now, &mut out) {
+                    return out; // stale: no trace at all
+                }
+            }
+            Input::Restore(rows) => self.restore(rows, &mut out),
+            Input::Licence(licence) => self.set_licence(licence), // D1: running ones go on
+            Input::SegmentSealed(seg) => self.sealed(seg, now, &mut out),
+            Input::MediaFailed { .. } => self.stop_all(StopReason::DeviceLost, now, &mut out),
+            Input::DiskFull => self.stop_all(StopReason::DiskFull, now, &mut out),
+            Input::MicMuted(muted) => self.muted = muted, // M1
+            Input::ConversionFinished {
+                recording_id,
+                result,
+            } => self.conversion_finished(&recording_id, result, now, &mut out),
+            Input::CloudCompleted {
+                recording_id,
+                location,
+            } => self.cloud_completed(&recording_id, location, now, &mut out),
+            Input::Tick => self.enforce_quota(now, &mut out), // C8; C7/D1 show via the state
+            Input::Shutdown => self.shutdown(now, &mut out),
+        }
+        self.finish(now, refresh, &mut out);
+        out
     }
 }

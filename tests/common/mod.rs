@@ -2,6 +2,8 @@
 //! port, and helpers to wait for things without fixed sleeps.
 #![allow(dead_code)]
 
+pub mod device;
+
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -18,10 +20,19 @@ pub struct Broker {
 impl Broker {
     /// Starts mosquitto on 127.0.0.1 and a free port, with `extra` appended to its config.
     pub fn start_with(extra: &str) -> Broker {
+        Broker::launch(extra, None)
+    }
+
+    /// Starts a new mosquitto on `port` (after `kill`), as a broker restart would.
+    pub fn restart_on(port: u16) -> Broker {
+        Broker::launch("", Some(port))
+    }
+
+    fn launch(extra: &str, fixed_port: Option<u16>) -> Broker {
         let dir = tempfile::tempdir().expect("temp dir for mosquitto");
         let conf = dir.path().join("mosquitto.conf");
-        for _ in 0..5 {
-            let port = free_port();
+        for _ in 0..20 {
+            let port = fixed_port.unwrap_or_else(free_port);
             let mut f = std::fs::File::create(&conf).expect("mosquitto.conf");
             // `user root` keeps mosquitto from dropping to a user that cannot read the temp dir.
             writeln!(
@@ -46,9 +57,11 @@ impl Broker {
                     _dir: dir,
                 };
             }
-            // Another process took the port between probing and binding: try another.
+            // Another process took the port between probing and binding (or, for a restart,
+            // the old socket is still closing): try again.
             let _ = child.kill();
             let _ = child.wait();
+            std::thread::sleep(Duration::from_millis(100));
         }
         panic!("mosquitto did not start on any free port");
     }

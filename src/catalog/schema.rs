@@ -1,0 +1,210 @@
+//! The catalog's schema, as an append-only list of migrations keyed by `PRAGMA user_version`.
+//!
+//! Rules for editing: never change a step that has shipped; add a new one. Each step runs in
+//! its own transaction together with the `user_version` bump, so a crash mid-migration leaves
+//! the previous version intact.
+
+use std::path::Path;
+
+use rusqlite::{Connection, TransactionBehavior};
+use tracing::info;
+
+use super::CatalogError;
+
+/// Marks the file as a roomrec catalog ("rmrc"), so a stray SQLite file is refused.
+pub(crate) const APPLICATION_ID: i64 = 0x726d_7263;
+
+/// Migration `i` takes the catalog from `user_version` i to i + 1.
+pub(crate) const MIGRATIONS: &[&str] = &[V1];
+
+/// The schema version this code writes and understands.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Version 1. Times are integer milliseconds since the Unix epoch; sizes and durations are
+/// non-negative integers; ids are the protocol's validated ids.
+const V1: &str = r#"
+-- Every meeting snapshot seen, keyed by meeting id; the latest snapshot wins.
+CREATE TABLE meetings (
+    id          TEXT PRIMARY KEY NOT NULL,
+    version     INTEGER CHECK (version >= 0),
+    snapshot    TEXT NOT NULL,              -- protocol::Meeting as JSON
+    state       TEXT NOT NULL CHECK (state IN ('active', 'ended')),
+    creator     TEXT NOT NULL,
+    host        TEXT NOT NULL,
+    first_seen  INTEGER NOT NULL,
+    last_seen   INTEGER NOT NULL
+);
+
+-- The snapshot applied last, which may be "no meeting" (meeting_id NULL): one row at most.
+CREATE TABLE current_meeting (
+    only        INTEGER PRIMARY KEY NOT NULL CHECK (only = 1),
+    version     INTEGER CHECK (version >= 0),
+    meeting_id  TEXT REFERENCES meetings (id),
+    saved_at    INTEGER NOT NULL
+);
+
+CREATE TABLE recordings (
+    id          TEXT PRIMARY KEY NOT NULL,
+    meeting_id  TEXT NOT NULL REFERENCES meetings (id),
+    kind        TEXT NOT NULL CHECK (kind IN ('cloud', 'local')),
+    owner       TEXT NOT NULL,
+    started_by  TEXT NOT NULL,
+    host        TEXT NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('recording', 'paused', 'stopped', 'converting',
+                    'needs_finalize', 'ready', 'discarded', 'failed', 'deleted')),
+    created_at  INTEGER NOT NULL,
+    recorded_ms INTEGER NOT NULL CHECK (recorded_ms >= 0),
+    bytes       INTEGER NOT NULL CHECK (bytes >= 0),
+    shared      INTEGER NOT NULL CHECK (shared IN (0, 1)),
+    location    TEXT
+);
+CREATE INDEX recordings_by_state ON recordings (state);
+
+-- What a recording is cannot change once saved; only how far it got.
+CREATE TRIGGER recordings_identity_is_fixed
+BEFORE UPDATE OF id, meeting_id, kind, created_at ON recordings
+WHEN NEW.id IS NOT OLD.id OR NEW.meeting_id IS NOT OLD.meeting_id
+  OR NEW.kind IS NOT OLD.kind OR NEW.created_at IS NOT OLD.created_at
+BEGIN
+    SELECT RAISE(ABORT, 'a recording''s id, meeting, kind and creation time never change');
+END;
+
+-- One row per sealed media file. `path` is relative to the storage folder.
+CREATE TABLE segments (
+    seq         INTEGER PRIMARY KEY NOT NULL CHECK (seq >= 0),
+    path        TEXT NOT NULL UNIQUE,
+    bytes       INTEGER NOT NULL CHECK (bytes >= 0),
+    duration_ms INTEGER NOT NULL CHECK (duration_ms >= 0),
+    sha256      TEXT NOT NULL CHECK (length(sha256) = 64 AND sha256 NOT GLOB '*[^0-9a-f]*'),
+    sealed_at   INTEGER NOT NULL,
+    -- Set when the file was removed on purpose (uploaded, discarded, deleted), so that
+    -- reconcile does not report it missing. The row stays: it is the history.
+    released_at INTEGER
+);
+
+-- Which recordings were capturing during each segment (many-to-many).
+CREATE TABLE segment_recordings (
+    seq          INTEGER NOT NULL REFERENCES segments (seq),
+    recording_id TEXT NOT NULL REFERENCES recordings (id),
+    PRIMARY KEY (seq, recording_id)
+) WITHOUT ROWID;
+CREATE INDEX segment_recordings_by_recording ON segment_recordings (recording_id, seq);
+
+-- One upload job per segment of a cloud recording.
+CREATE TABLE uploads (
+    seq          INTEGER NOT NULL,
+    recording_id TEXT NOT NULL,
+    object_key   TEXT,
+    state        TEXT NOT NULL DEFAULT 'pending'
+                     CHECK (state IN ('pending', 'uploading', 'uploaded')),
+    attempts     INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    next_try     INTEGER NOT NULL,
+    last_error   TEXT,
+    etag         TEXT,
+    PRIMARY KEY (seq, recording_id),
+    FOREIGN KEY (seq, recording_id) REFERENCES segment_recordings (seq, recording_id)
+) WITHOUT ROWID;
+CREATE INDEX uploads_by_state ON uploads (state, next_try);
+
+-- Replies to handled commands, so a redelivered command id gets the first answer again.
+CREATE TABLE commands (
+    id          TEXT PRIMARY KEY NOT NULL,
+    reply       TEXT NOT NULL,
+    handled_at  INTEGER NOT NULL
+);
+CREATE INDEX commands_by_time ON commands (handled_at);
+
+-- Messages to publish, written with the change they report and deleted once the broker
+-- acknowledged them. AUTOINCREMENT: an id is never reused, so a late ack cannot hit a newer row.
+CREATE TABLE outbox (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic       TEXT NOT NULL,
+    payload     BLOB NOT NULL,
+    retain      INTEGER NOT NULL CHECK (retain IN (0, 1)),
+    created_at  INTEGER NOT NULL
+);
+"#;
+
+/// Brings the database at `path` (for messages) up to [`SCHEMA_VERSION`].
+pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), CatalogError> {
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    check_identity(conn, path, found)?;
+    for (index, step) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
+        let (from, to) = (index as i64, index as i64 + 1);
+        apply_step(conn, step, to).map_err(|source| CatalogError::Migration {
+            from,
+            to,
+            source,
+        })?;
+        info!(from, to, "catalog schema migrated");
+    }
+    Ok(())
+}
+
+/// Refuses a newer schema (never downgrade) and a foreign SQLite file.
+fn check_identity(conn: &Connection, path: &Path, found: i64) -> Result<(), CatalogError> {
+    if found > SCHEMA_VERSION {
+        return Err(CatalogError::TooNew {
+            path: path.to_owned(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    let app_id: i64 = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
+    let empty = found == 0 && app_id == 0 && !has_tables(conn)?;
+    if app_id != APPLICATION_ID && !empty {
+        return Err(CatalogError::NotACatalog {
+            path: path.to_owned(),
+            found: app_id,
+        });
+    }
+    Ok(())
+}
+
+fn has_tables(conn: &Connection) -> Result<bool, rusqlite::Error> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table')",
+        [],
+        |r| r.get(0),
+    )
+}
+
+fn apply_step(conn: &mut Connection, step: &str, to: i64) -> Result<(), rusqlite::Error> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch(step)?;
+    tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+    tx.pragma_update(None, "user_version", to)?;
+    tx.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(conn: &Connection) -> i64 {
+        conn.pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("user_version")
+    }
+
+    #[test]
+    fn schema_version_counts_the_migrations() {
+        assert_eq!(SCHEMA_VERSION, MIGRATIONS.len() as i64);
+        let mut conn = Connection::open_in_memory().expect("memory db");
+        migrate(&mut conn, Path::new(":memory:")).expect("from empty");
+        assert_eq!(version(&conn), SCHEMA_VERSION);
+        migrate(&mut conn, Path::new(":memory:")).expect("again: nothing to do");
+        assert_eq!(version(&conn), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_failing_step_leaves_the_previous_version_intact() {
+        let mut conn = Connection::open_in_memory().expect("memory db");
+        let broken = "CREATE TABLE half_done (x INTEGER); INSERT INTO nowhere VALUES (1);";
+        apply_step(&mut conn, broken, 1).expect_err("second statement fails");
+        assert_eq!(version(&conn), 0);
+        assert!(
+            !has_tables(&conn).expect("schema query"),
+            "first statement rolled back"
+        );
+    }
+}

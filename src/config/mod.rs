@@ -1,0 +1,638 @@
+//! The daemon's settings: one TOML file (`shared/spec/config.md`) parsed into typed,
+//! validated values.
+//!
+//! Owns: parsing and validating the one TOML file into typed settings, and reading the files
+//! it names (TLS certificates, password and credentials files) far enough to know they are
+//! usable. Must not touch: the filesystem beyond reading the config and the files it names,
+//! the network.
+//!
+//! Parsing never stops at the first problem: every problem is collected, each naming its key
+//! and saying what is allowed, so one `--check-config` run shows everything to fix. Unknown
+//! keys are problems too, so a typo is never silently ignored. `config/roomrec.example.toml`
+//! documents every key.
+
+mod doc;
+mod files;
+mod values;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use doc::Doc;
+
+/// One thing wrong with the configuration.
+///
+/// `key` is the dotted key (`mqtt.url`, `media.segment_seconds`); it is empty only for a TOML
+/// syntax error, which belongs to no key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.key, self.message)
+        }
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The configuration file itself could not be read.
+    #[error("cannot read the configuration file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file was read but holds problems; never empty. Displays one problem per line.
+    #[error("{}", ProblemLines(.0))]
+    Invalid(Vec<Problem>),
+}
+
+impl ConfigError {
+    /// The problems found, empty for a read error.
+    pub fn problems(&self) -> &[Problem] {
+        match self {
+            ConfigError::Read { .. } => &[],
+            ConfigError::Invalid(problems) => problems,
+        }
+    }
+}
+
+struct ProblemLines<'a>(&'a [Problem]);
+
+impl fmt::Display for ProblemLines<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{problem}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A secret value (a password, an S3 secret key). `Debug` and `Display` print `***`, so
+/// logging a config never leaks it; read it with [`Secret::expose`] where it is used.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret itself; call it only where the value is handed to a library.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// The whole validated configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Letters, digits, `-`, `_`; 1–64 characters.
+    pub device_id: String,
+    pub mqtt: MqttConfig,
+    pub storage: StorageConfig,
+    pub media: MediaConfig,
+    /// `None` without an `[upload]` table: cloud recording is then unavailable.
+    pub upload: Option<UploadConfig>,
+    pub log: LogConfig,
+}
+
+/// `[mqtt]`: the broker connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MqttConfig {
+    /// The URL as written, e.g. `mqtts://broker.example:8883`.
+    pub url: String,
+    /// Host name or IP address (an IPv6 address without its brackets).
+    pub host: String,
+    /// The URL's port, or 1883 (`mqtt://`) / 8883 (`mqtts://`).
+    pub port: u16,
+    /// `true` for `mqtts://`.
+    pub tls: bool,
+    /// As configured; use [`Config::topic_prefix`] for the effective prefix.
+    pub topic_prefix: Option<String>,
+    /// Default `roomrecd-<device_id>`.
+    pub client_id: String,
+    pub username: Option<String>,
+    /// From `password`, or the contents of `password_file` (one trailing newline removed).
+    pub password: Option<Secret>,
+    /// Where `password` was read from, if it came from a file.
+    pub password_file: Option<PathBuf>,
+    /// PEM CA certificates to trust instead of the system roots (`mqtts://` only).
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate authentication (`mqtts://` only).
+    pub client_auth: Option<ClientAuth>,
+    /// Default 30 s; 5–600 s.
+    pub keep_alive: Duration,
+    /// Longest wait between reconnection attempts; default 30 s; 1–600 s.
+    pub reconnect_max: Duration,
+}
+
+/// A client certificate and its private key, both PEM files checked to hold what they should.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientAuth {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+/// `[storage]`: where the catalog, segments and local recordings live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StorageConfig {
+    /// Absolute; holds the catalog and the segments.
+    pub dir: PathBuf,
+    /// Absolute; local recordings' MP4 files. Default `<dir>/local`.
+    pub save_dir: PathBuf,
+    /// Most bytes roomrec may keep on disk; `None` means no limit besides `min_free_bytes`.
+    pub max_bytes: Option<u64>,
+    /// Bytes to leave free on the file system; default 512 MiB.
+    pub min_free_bytes: u64,
+}
+
+/// `[media]`: capture and encoding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MediaConfig {
+    pub source: MediaSource,
+    /// Default 2; 1–60.
+    pub segment_seconds: u32,
+    /// Even; default 1280; 160–4096.
+    pub width: u32,
+    /// Even; default 720; 120–2160.
+    pub height: u32,
+    /// Frames per second; default 30; 1–60.
+    pub framerate: u32,
+    /// Default 2500; 100–20000.
+    pub video_bitrate_kbps: u32,
+    pub audio_codec: AudioCodec,
+    pub encoder: VideoEncoder,
+    /// V4L2 device path (absolute); `None` lets media choose. Ignored with `source = "test"`.
+    pub camera: Option<PathBuf>,
+    /// ALSA device name such as `hw:1,0`; `None` lets media choose. Ignored with `"test"`.
+    pub microphone: Option<String>,
+}
+
+impl MediaConfig {
+    /// `segment_seconds` as a duration.
+    pub fn segment_duration(&self) -> Duration {
+        Duration::from_secs(u64::from(self.segment_seconds))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MediaSource {
+    /// GStreamer test sources: no hardware needed.
+    Test,
+    /// A V4L2 camera and an ALSA microphone.
+    V4l2,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AudioCodec {
+    Opus,
+    Aac,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VideoEncoder {
+    /// The first H.264 encoder found (media decides the order).
+    Auto,
+    X264,
+    OpenH264,
+}
+
+/// `[upload]`: the S3-compatible target of cloud recordings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadConfig {
+    /// `http://` or `https://` host and optional port, without a trailing `/`.
+    pub endpoint: String,
+    pub bucket: String,
+    /// Default `us-east-1`.
+    pub region: String,
+    /// Path-style (`endpoint/bucket/key`) rather than virtual-hosted URLs; default `true`.
+    pub path_style: bool,
+    pub credentials: UploadCredentials,
+    /// PEM CA certificates to trust instead of the system roots (`https://` only).
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Where the S3 keys come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UploadCredentials {
+    /// From `access_key_id` + `secret_access_key`, or read from `credentials_file`.
+    Keys {
+        access_key_id: String,
+        secret_access_key: Secret,
+        /// The file they were read from, if any.
+        file: Option<PathBuf>,
+    },
+    /// Neither was configured: the environment (`AWS_ACCESS_KEY_ID`, ...) supplies them.
+    Environment,
+}
+
+/// `[log]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` env-filter directive string; default `info`.
+    pub level: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Config {
+    /// Reads and validates `path`. Relative file names inside it (`ca_file`, ...) are taken
+    /// relative to the file's own folder.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or_else(|| Path::new(""));
+        parse(&text, base)
+    }
+
+    /// Validates TOML text. Relative file names inside it are taken relative to the current
+    /// directory.
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+        parse(text, Path::new(""))
+    }
+
+    /// `mqtt.topic_prefix`, or `roomrec/v1/<device_id>`.
+    pub fn topic_prefix(&self) -> String {
+        match &self.mqtt.topic_prefix {
+            Some(prefix) => prefix.clone(),
+            None => format!("roomrec/v1/{}", self.device_id),
+        }
+    }
+}
+
+/// Every key the file may hold; the example file documents each of them.
+pub const KEYS: &[&str] = &[
+    "device_id",
+    "mqtt.url",
+    "mqtt.topic_prefix",
+    "mqtt.client_id",
+    "mqtt.username",
+    "mqtt.password",
+    "mqtt.password_file",
+    "mqtt.ca_file",
+    "mqtt.client_cert_file",
+    "mqtt.client_key_file",
+    "mqtt.keep_alive_s",
+    "mqtt.reconnect_max_s",
+    "storage.dir",
+    "storage.save_dir",
+    "storage.max_bytes",
+    "storage.min_free_bytes",
+    "media.source",
+    "media.segment_seconds",
+    "media.width",
+    "media.height",
+    "media.framerate",
+    "media.video_bitrate_kbps",
+    "media.audio_codec",
+    "media.encoder",
+    "media.camera",
+    "media.microphone",
+    "upload.endpoint",
+    "upload.bucket",
+    "upload.region",
+    "upload.path_style",
+    "upload.access_key_id",
+    "upload.secret_access_key",
+    "upload.credentials_file",
+    "upload.ca_file",
+    "log.format",
+    "log.level",
+];
+
+/// `storage.min_free_bytes` when absent: 512 MiB.
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 512 * 1024 * 1024;
+
+/// The tables of the file.
+pub const SECTIONS: &[&str] = &["mqtt", "storage", "media", "upload", "log"];
+
+fn parse(text: &str, base: &Path) -> Result<Config, ConfigError> {
+    let root: toml::Table = toml::from_str(text).map_err(|e| syntax_error(text, &e))?;
+    let mut doc = Doc::new(&root, base);
+    doc.report_unknown(KEYS, SECTIONS);
+    let config = read_config(&mut doc);
+    let problems = doc.into_problems();
+    match config {
+        Some(config) if problems.is_empty() => Ok(config),
+        // Every `None` above comes with a problem; this guards the invariant anyway.
+        _ if problems.is_empty() => Err(ConfigError::Invalid(vec![Problem {
+            key: String::new(),
+            message: "the configuration is incomplete".into(),
+        }])),
+        _ => Err(ConfigError::Invalid(problems)),
+    }
+}
+
+fn syntax_error(text: &str, error: &toml::de::Error) -> ConfigError {
+    let position = error.span().map(|span| {
+        let before = &text[..span.start.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.chars().rev().take_while(|&c| c != '\n').count() + 1;
+        format!(" at line {line}, column {column}")
+    });
+    ConfigError::Invalid(vec![Problem {
+        key: String::new(),
+        message: format!(
+            "TOML syntax error{}: {}",
+            position.unwrap_or_default(),
+            error.message().trim().replace('\n', "; ")
+        ),
+    }])
+}
+
+fn read_config(doc: &mut Doc) -> Option<Config> {
+    let device_id = doc
+        .req_str("device_id", values::DEVICE_ID_HINT)
+        .and_then(|s| doc.check("device_id", values::device_id(s)));
+    let mqtt = read_mqtt(doc, device_id.as_deref());
+    let storage = read_storage(doc);
+    let media = read_media(doc);
+    let upload = doc.has("upload").then(|| read_upload(doc));
+    let log = read_log(doc);
+    Some(Config {
+        device_id: device_id?,
+        mqtt: mqtt?,
+        storage: storage?,
+        media: media?,
+        upload: match upload {
+            None => None,
+            Some(section) => Some(section?),
+        },
+        log: log?,
+    })
+}
+
+fn read_mqtt(doc: &mut Doc, device_id: Option<&str>) -> Option<MqttConfig> {
+    let url_text = doc.req_str("mqtt.url", values::MQTT_URL_HINT);
+    let url = url_text.and_then(|s| doc.check("mqtt.url", values::mqtt_url(s)));
+    let topic_prefix = doc
+        .opt_str("mqtt.topic_prefix", values::TOPIC_PREFIX_HINT)
+        .and_then(|s| doc.check("mqtt.topic_prefix", values::topic_prefix(s)));
+    let client_id = match doc.opt_str("mqtt.client_id", values::CLIENT_ID_HINT) {
+        Some(s) => doc.check("mqtt.client_id", values::client_id(s)),
+        None => device_id.map(|id| format!("roomrecd-{id}")),
+    };
+    let username = doc
+        .opt_str("mqtt.username", "a non-empty user name")
+        .and_then(|s| doc.check("mqtt.username", values::non_empty(s)));
+    let (password, password_file) = read_mqtt_password(doc);
+    let tls = url.as_ref().map(|u| u.tls);
+    let ca_file = read_tls_file(doc, "mqtt.ca_file", tls, files::Pem::Certificates);
+    let client_auth = read_client_auth(doc, tls);
+    let keep_alive = doc.seconds("mqtt.keep_alive_s", 30, 5..=600);
+    let reconnect_max = doc.seconds("mqtt.reconnect_max_s", 30, 1..=600);
+    let url = url?;
+    Some(MqttConfig {
+        url: url_text?.to_string(),
+        host: url.host,
+        port: url.port,
+        tls: url.tls,
+        topic_prefix,
+        client_id: client_id?,
+        username,
+        password,
+        password_file,
+        ca_file,
+        client_auth,
+        keep_alive,
+        reconnect_max,
+    })
+}
+
+fn read_mqtt_password(doc: &mut Doc) -> (Option<Secret>, Option<PathBuf>) {
+    let inline = doc
+        .opt_str("mqtt.password", "a non-empty password")
+        .and_then(|s| doc.check("mqtt.password", values::non_empty(s)));
+    let file = doc.opt_path("mqtt.password_file");
+    if inline.is_some() && file.is_some() {
+        doc.problem(
+            "mqtt.password_file",
+            "set either mqtt.password or mqtt.password_file, not both",
+        );
+        return (None, None);
+    }
+    let password = match &file {
+        Some(path) => doc.check("mqtt.password_file", files::read_password(path)),
+        None => inline.map(Secret::new),
+    };
+    if password.is_some() && !doc.has("mqtt.username") {
+        let key = if file.is_some() {
+            "mqtt.password_file"
+        } else {
+            "mqtt.password"
+        };
+        doc.problem(key, "a password needs mqtt.username as well");
+    }
+    (password, file)
+}
+
+/// A TLS file key: it must name a readable PEM file and the URL must use TLS.
+fn read_tls_file(doc: &mut Doc, key: &str, tls: Option<bool>, pem: files::Pem) -> Option<PathBuf> {
+    let path = doc.opt_path(key)?;
+    if tls == Some(false) {
+        doc.problem(
+            key,
+            "TLS files are only used with an mqtts:// URL; change mqtt.url to mqtts://host:port or remove this key",
+        );
+        return None;
+    }
+    doc.check(key, files::check_pem(&path, pem))
+}
+
+fn read_client_auth(doc: &mut Doc, tls: Option<bool>) -> Option<ClientAuth> {
+    let cert_key = "mqtt.client_cert_file";
+    let key_key = "mqtt.client_key_file";
+    let cert = read_tls_file(doc, cert_key, tls, files::Pem::Certificates);
+    let key = read_tls_file(doc, key_key, tls, files::Pem::PrivateKey);
+    match (doc.has(cert_key), doc.has(key_key)) {
+        (true, false) => doc.problem(cert_key, format!("needs {key_key} as well")),
+        (false, true) => doc.problem(key_key, format!("needs {cert_key} as well")),
+        _ => {}
+    }
+    Some(ClientAuth {
+        cert_file: cert?,
+        key_file: key?,
+    })
+}
+
+fn read_storage(doc: &mut Doc) -> Option<StorageConfig> {
+    let dir = doc
+        .req_str("storage.dir", values::ABSOLUTE_DIR_HINT)
+        .and_then(|s| doc.check("storage.dir", values::absolute_dir(s)));
+    let save_dir = match doc.opt_str("storage.save_dir", values::ABSOLUTE_DIR_HINT) {
+        Some(s) => doc.check("storage.save_dir", values::absolute_dir(s)),
+        None => dir.as_ref().map(|d| d.join("local")),
+    };
+    if let (Some(dir), Some(save_dir)) = (&dir, &save_dir) {
+        if dir == save_dir {
+            doc.problem(
+                "storage.save_dir",
+                "must differ from storage.dir, which holds the catalog and segments; default <dir>/local",
+            );
+        }
+    }
+    let max_bytes = doc.opt_bytes("storage.max_bytes", 1);
+    let min_free_bytes = doc
+        .opt_bytes("storage.min_free_bytes", 0)
+        .unwrap_or(DEFAULT_MIN_FREE_BYTES);
+    Some(StorageConfig {
+        dir: dir?,
+        save_dir: save_dir?,
+        max_bytes,
+        min_free_bytes,
+    })
+}
+
+fn read_media(doc: &mut Doc) -> Option<MediaConfig> {
+    let source = doc.req_choice("media.source", values::SOURCES);
+    let segment_seconds = doc.uint("media.segment_seconds", 2, 1..=60, "seconds");
+    let width = doc.even("media.width", 1280, 160..=4096);
+    let height = doc.even("media.height", 720, 120..=2160);
+    let framerate = doc.uint("media.framerate", 30, 1..=60, "frames per second");
+    let bitrate = doc.uint("media.video_bitrate_kbps", 2500, 100..=20_000, "kbit/s");
+    let audio_codec = doc.choice("media.audio_codec", values::AUDIO_CODECS, AudioCodec::Opus);
+    let encoder = doc.choice("media.encoder", values::ENCODERS, VideoEncoder::Auto);
+    let camera = doc
+        .opt_str("media.camera", values::DEVICE_PATH_HINT)
+        .and_then(|s| doc.check("media.camera", values::device_path(s)));
+    let microphone = doc
+        .opt_str("media.microphone", values::ALSA_HINT)
+        .and_then(|s| doc.check("media.microphone", values::alsa_name(s)));
+    Some(MediaConfig {
+        source: source?,
+        segment_seconds,
+        width,
+        height,
+        framerate,
+        video_bitrate_kbps: bitrate,
+        audio_codec,
+        encoder,
+        camera,
+        microphone,
+    })
+}
+
+fn read_upload(doc: &mut Doc) -> Option<UploadConfig> {
+    let endpoint = doc
+        .req_str("upload.endpoint", values::ENDPOINT_HINT)
+        .and_then(|s| doc.check("upload.endpoint", values::http_endpoint(s)));
+    let bucket = doc
+        .req_str("upload.bucket", values::BUCKET_HINT)
+        .and_then(|s| doc.check("upload.bucket", values::bucket(s)));
+    let region = match doc.opt_str("upload.region", values::REGION_HINT) {
+        Some(s) => doc.check("upload.region", values::region(s)),
+        None => Some("us-east-1".to_string()),
+    };
+    let path_style = doc.boolean("upload.path_style", true);
+    let credentials = read_upload_credentials(doc);
+    let ca_file = doc.opt_path("upload.ca_file").and_then(|path| {
+        if endpoint.as_ref().is_some_and(|e| !e.tls) {
+            doc.problem(
+                "upload.ca_file",
+                "only used with an https:// endpoint; change upload.endpoint or remove this key",
+            );
+            return None;
+        }
+        doc.check(
+            "upload.ca_file",
+            files::check_pem(&path, files::Pem::Certificates),
+        )
+    });
+    Some(UploadConfig {
+        endpoint: endpoint?.url,
+        bucket: bucket?,
+        region: region?,
+        path_style,
+        credentials: credentials?,
+        ca_file,
+    })
+}
+
+fn read_upload_credentials(doc: &mut Doc) -> Option<UploadCredentials> {
+    let id = doc
+        .opt_str("upload.access_key_id", "a non-empty access key id")
+        .and_then(|s| doc.check("upload.access_key_id", values::non_empty(s)));
+    let secret = doc
+        .opt_str("upload.secret_access_key", "a non-empty secret access key")
+        .and_then(|s| doc.check("upload.secret_access_key", values::non_empty(s)));
+    let file = doc.opt_path("upload.credentials_file");
+    let has_id = doc.has("upload.access_key_id");
+    let has_secret = doc.has("upload.secret_access_key");
+    if has_id != has_secret {
+        let (key, other) = match has_id {
+            true => ("upload.access_key_id", "upload.secret_access_key"),
+            false => ("upload.secret_access_key", "upload.access_key_id"),
+        };
+        doc.problem(key, format!("needs {other} as well"));
+        return None;
+    }
+    if has_id && doc.has("upload.credentials_file") {
+        doc.problem(
+            "upload.credentials_file",
+            "set either upload.access_key_id + upload.secret_access_key or upload.credentials_file, not both",
+        );
+        return None;
+    }
+    match (id, secret, file) {
+        (Some(access_key_id), Some(secret), None) => Some(UploadCredentials::Keys {
+            access_key_id,
+            secret_access_key: Secret::new(secret),
+            file: None,
+        }),
+        (None, None, Some(path)) => {
+            let (access_key_id, secret) =
+                doc.check("upload.credentials_file", files::read_s3_credentials(&path))?;
+            Some(UploadCredentials::Keys {
+                access_key_id,
+                secret_access_key: secret,
+                file: Some(path),
+            })
+        }
+        _ if has_id || doc.has("upload.credentials_file") => None,
+        _ => Some(UploadCredentials::Environment),
+    }
+}
+
+fn read_log(doc: &mut Doc) -> Option<LogConfig> {
+    let format = doc.choice("log.format", values::LOG_FORMATS, LogFormat::Text);
+    let level = match doc.opt_str("log.level", values::LOG_LEVEL_HINT) {
+        Some(s) => doc.check("log.level", values::log_level(s)),
+        None => Some("info".to_string()),
+    };
+    Some(LogConfig {
+        format,
+        level: level?,
+    })
+}

@@ -1,0 +1,149 @@
+//! Conversion workers (L5): each turns one local recording's segments into one MP4.
+//!
+//! Owns: the blocking conversion jobs and their cancel tokens. Must not touch: the catalog or
+//! the rules — results go back to the core as `ConversionDone`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::media;
+use crate::protocol::{Id, RecordingInfo};
+
+#[derive(Debug)]
+pub struct ConversionDone {
+    pub recording_id: Id,
+    /// The MP4's path, or why there is none.
+    pub result: Result<String, String>,
+}
+
+pub struct Conversions {
+    save_dir: PathBuf,
+    done: mpsc::Sender<ConversionDone>,
+    running: HashMap<Id, (CancellationToken, JoinHandle<()>)>,
+}
+
+impl Conversions {
+    pub fn new(save_dir: PathBuf, done: mpsc::Sender<ConversionDone>) -> Conversions {
+        Conversions {
+            save_dir,
+            done,
+            running: HashMap::new(),
+        }
+    }
+
+    pub fn start(&mut self, info: &RecordingInfo, segments: Vec<PathBuf>) {
+        let id = info.recording_id.clone();
+        if self.running.contains_key(&id) {
+            warn!(recording = %id, "conversion already running");
+            return;
+        }
+        let out = self.save_dir.join(mp4_name(info));
+        let cancel = CancellationToken::new();
+        let done = self.done.clone();
+        let (job_cancel, job_id) = (cancel.clone(), id.clone());
+        info!(recording = %id, segments = segments.len(), out = %out.display(), "conversion started");
+        let handle = tokio::spawn(async move {
+            let result = convert(segments, out, job_cancel).await;
+            match &result {
+                Ok(path) => info!(recording = %job_id, %path, "conversion done"),
+                Err(reason) => warn!(recording = %job_id, %reason, "conversion did not complete"),
+            }
+            let _ = done
+                .send(ConversionDone {
+                    recording_id: job_id,
+                    result,
+                })
+                .await;
+        });
+        self.running.insert(id, (cancel, handle));
+    }
+
+    /// Reports a conversion that could not even start, through the same channel as results.
+    pub fn fail(&self, recording_id: Id, reason: String) {
+        warn!(recording = %recording_id, %reason, "conversion cannot start");
+        let done = self.done.clone();
+        tokio::spawn(async move {
+            let _ = done
+                .send(ConversionDone {
+                    recording_id,
+                    result: Err(reason),
+                })
+                .await;
+        });
+    }
+
+    pub fn cancel(&mut self, id: &Id) {
+        if let Some((cancel, _)) = self.running.get(id) {
+            info!(recording = %id, "stopping conversion");
+            cancel.cancel();
+        }
+    }
+
+    pub fn finished(&mut self, id: &Id) {
+        self.running.remove(id);
+    }
+
+    pub fn cancel_all(&mut self) {
+        for (cancel, _) in self.running.values() {
+            cancel.cancel();
+        }
+    }
+
+    /// Waits for every job to end; an interrupted one is `needs_finalize` at the next start.
+    pub async fn wait_all(&mut self) {
+        for (_, (_, handle)) in self.running.drain() {
+            let _ = handle.await;
+        }
+    }
+}
+
+async fn convert(
+    segments: Vec<PathBuf>,
+    out: PathBuf,
+    cancel: CancellationToken,
+) -> Result<String, String> {
+    if segments.is_empty() {
+        return Err("no media was recorded for this recording".into());
+    }
+    let job = tokio::task::spawn_blocking(move || {
+        media::convert(&segments, &out, &cancel).map(|_| out.display().to_string())
+    });
+    match job.await {
+        Ok(Ok(path)) => Ok(path),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(format!("conversion task failed: {e}")),
+    }
+}
+
+/// `<date>_<meeting>_<owner>_<recording>.mp4`, with every character outside a portable set
+/// replaced, so the name is valid on any file system an operator may copy it to.
+pub fn mp4_name(info: &RecordingInfo) -> String {
+    let date = info
+        .created_at
+        .to_rfc3339()
+        .chars()
+        .take(19)
+        .map(|c| if c == ':' { '-' } else { c })
+        .collect::<String>();
+    let raw = format!(
+        "{date}_{}_{}_{}.mp4",
+        info.meeting_id, info.owner, info.recording_id
+    );
+    let name: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    debug_assert!(!Path::new(&name).components().any(|c| c.as_os_str() == ".."));
+    name
+}

@@ -1,0 +1,539 @@
+//! The core loop: feeds every fact into the rules engine and carries out what it decides.
+//!
+//! Owns: the `Engine`, the order of side effects (catalog first, then MQTT, then media and
+//! conversions) and the command de-duplication. Must not touch: SQLite, GStreamer or the
+//! broker directly — it talks to their owners through handles and channels.
+//!
+//! Durability: replies and events are written to the catalog's outbox in the same transaction
+//! as the recording rows they report, and leave the outbox only when the broker acknowledged
+//! them, so a crash or a broker outage never loses a `recording_ready` or a reply.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use super::conversion::{ConversionDone, Conversions};
+use super::notify::Notifier;
+use super::status::StatusBoard;
+use super::store::Store;
+use crate::catalog::{Op, SegmentRecord};
+use crate::control::{Destination, Inbound, Outbound, ResponseAddr, Topic};
+use crate::media::{MediaCommand, MediaFact, MediaHandle, SealedFile};
+use crate::protocol::{Action, Command, ErrorBody, ErrorCode, Id, RecordingKind, Reply, Timestamp};
+use crate::rules::{CommandContext, Effect, Engine, Input, Now, Output, SealedSegment};
+
+/// Wall clock for names and licence checks, monotonic for durations (see `rules::Now`).
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    start: Instant,
+}
+
+impl Clock {
+    pub fn new() -> Clock {
+        Clock {
+            start: Instant::now(),
+        }
+    }
+
+    pub fn now(&self) -> Now {
+        Now {
+            wall: wall_now(),
+            mono_ms: self.start.elapsed().as_millis() as u64,
+        }
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}
+
+pub fn wall_now() -> Timestamp {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    Timestamp(ms)
+}
+
+pub struct Core {
+    pub engine: Engine,
+    pub store: Store,
+    pub media: MediaHandle,
+    pub to_control: mpsc::Sender<Outbound>,
+    pub conversions: Conversions,
+    pub status: StatusBoard,
+    pub notifier: Notifier,
+    pub clock: Clock,
+    /// The last state published, for republishing after a reconnect.
+    pub last_state: Option<Vec<u8>>,
+    /// Kind of every recording seen, to tag cloud segments for upload.
+    pub kinds: HashMap<Id, RecordingKind>,
+    pub storage_dir: PathBuf,
+}
+
+/// The channels the core listens on.
+pub struct CoreInputs {
+    pub inbound: mpsc::Receiver<Inbound>,
+    pub media: mpsc::Receiver<MediaFact>,
+    pub conversions: mpsc::Receiver<ConversionDone>,
+}
+
+impl Core {
+    /// Runs until `cancel` fires, then stops recordings cleanly (segments sealed and catalogued).
+    pub async fn run(mut self, mut inputs: CoreInputs, cancel: CancellationToken) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticks: u64 = 0;
+        loop {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                Some(fact) = inputs.media.recv() => self.on_media(fact).await,
+                Some(msg) = inputs.inbound.recv() => self.on_inbound(msg).await,
+                Some(done) = inputs.conversions.recv() => self.on_conversion(done).await,
+                _ = tick.tick() => {
+                    ticks += 1;
+                    self.on_tick(ticks).await;
+                }
+            }
+        }
+        self.shutdown(inputs).await;
+    }
+
+    async fn on_inbound(&mut self, msg: Inbound) {
+        match msg {
+            Inbound::Meeting(Ok(snapshot)) => self.feed(Input::Meeting(snapshot), None).await,
+            Inbound::Meeting(Err(reason)) => {
+                warn!(%reason, "ignored a meeting snapshot that could not be read")
+            }
+            Inbound::Licence(Ok(licence)) => self.feed(Input::Licence(licence), None).await,
+            Inbound::Licence(Err(reason)) => {
+                warn!(%reason, "ignored a licence message that could not be read")
+            }
+            Inbound::Command {
+                command: Ok(cmd),
+                respond_to,
+            } => self.on_command(cmd, respond_to).await,
+            Inbound::Command {
+                command: Err(e),
+                respond_to,
+            } => {
+                warn!(command = e.id.as_deref().unwrap_or("-"), reason = %e.message, "refused a malformed command");
+                let reply = Reply::err(e.id, ErrorBody::new(ErrorCode::BadRequest, e.message));
+                self.send_reply(&reply, respond_to, None).await;
+            }
+            Inbound::Connected => self.on_connected().await,
+            Inbound::Disconnected { reason } => {
+                self.status.broker_connected = false;
+                self.notifier
+                    .status(&format!("broker unreachable: {reason}"));
+            }
+            Inbound::Delivered(id) => {
+                if let Err(e) = self.store.call(move |c| c.ack_outbox(id)).await {
+                    warn!(outbox = id, error = %e, "could not clear a delivered outbox message");
+                }
+            }
+        }
+    }
+
+    async fn on_command(&mut self, cmd: Command, respond_to: Option<ResponseAddr>) {
+        let id = cmd.id.to_string();
+        let lookup = id.clone();
+        match self.store.call(move |c| c.command_reply(&lookup)).await {
+            Ok(Ok(Some(stored))) => {
+                info!(command = %id, "answered a repeated command with its first reply");
+                self.send_raw_reply(stored.into_bytes(), respond_to).await;
+                return;
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                warn!(command = %id, error = %e, "command log unreadable; handling the command anyway")
+            }
+            Err(e) => {
+                warn!(command = %id, error = %e, "catalog unavailable; handling the command anyway")
+            }
+        }
+        info!(command = %id, actor = %cmd.actor, action = cmd.action.name(), "command received");
+        let ctx = self.context_for(&cmd).await;
+        self.feed(Input::Command(cmd, ctx), respond_to).await;
+    }
+
+    /// Looks up the catalog facts a command needs, so the engine can decide without I/O.
+    async fn context_for(&self, cmd: &Command) -> CommandContext {
+        let mut ctx = CommandContext::default();
+        match &cmd.action {
+            Action::StopConversion { recording_id }
+            | Action::Finalize { recording_id }
+            | Action::Share { recording_id, .. }
+            | Action::Delete { recording_id } => {
+                let rid = recording_id.clone();
+                if let Ok(Ok(r)) = self.store.call(move |c| c.recording(&rid)).await {
+                    ctx.recording = r;
+                }
+            }
+            Action::ListRecordings { state } => {
+                let filter = *state;
+                if let Ok(Ok(list)) = self.store.call(move |c| c.recordings(filter)).await {
+                    ctx.listing = list;
+                }
+            }
+            _ => {}
+        }
+        ctx
+    }
+
+    /// Runs one input through the engine and carries out its outputs.
+    pub async fn feed(&mut self, input: Input, respond_to: Option<ResponseAddr>) {
+        let outputs = self.engine.handle(input, self.clock.now());
+        self.apply(outputs, respond_to).await;
+    }
+
+    async fn apply(&mut self, outputs: Vec<Output>, respond_to: Option<ResponseAddr>) {
+        let at = wall_now();
+        let mut ops = Vec::new();
+        let mut messages = Vec::new(); // (topic, payload) in outbox order
+        let mut replies = Vec::new();
+        let mut state = None;
+        let mut effects = Vec::new();
+        for out in outputs {
+            match out {
+                Output::Reply(reply) => {
+                    let json = to_json(&reply);
+                    if let Some(id) = &reply.id {
+                        ops.push(Op::StoreReply {
+                            command_id: id.clone(),
+                            reply_json: String::from_utf8_lossy(&json).into_owned(),
+                            at,
+                        });
+                    }
+                    ops.push(Op::Outbox {
+                        topic: Topic::Reply.suffix().into(),
+                        payload: json.clone(),
+                        retain: false,
+                    });
+                    messages.push((Topic::Reply, json.clone()));
+                    replies.push(json);
+                }
+                Output::Event(event) => {
+                    info!(event = ?event.kind, recording = ?event.recording_id.as_ref().map(Id::as_str),
+                        reason = ?event.reason, "event");
+                    let json = to_json(&event);
+                    ops.push(Op::Outbox {
+                        topic: Topic::Events.suffix().into(),
+                        payload: json.clone(),
+                        retain: false,
+                    });
+                    messages.push((Topic::Events, json));
+                }
+                Output::State(doc) => {
+                    self.notifier.status(&super::status::summary(&doc));
+                    state = Some(to_json(&doc));
+                }
+                Output::Effect(effect) => {
+                    if let Some(op) = self.persist_op(&effect, at) {
+                        ops.push(op);
+                    }
+                    effects.push(effect);
+                }
+            }
+        }
+        let ids = self.commit(ops).await;
+        for (i, (topic, payload)) in messages.into_iter().enumerate() {
+            let mut msg = Outbound::device(topic, payload, false);
+            msg.outbox_id = ids.get(i).copied();
+            self.publish(msg).await;
+        }
+        if let (Some(addr), Some(json)) = (respond_to, replies.pop()) {
+            self.send_response(addr, json).await;
+        }
+        if let Some(json) = state {
+            self.last_state = Some(json.clone());
+            self.publish(Outbound::device(Topic::State, json, true))
+                .await;
+        }
+        for effect in effects {
+            self.carry_out(effect).await;
+        }
+    }
+
+    fn persist_op(&mut self, effect: &Effect, at: Timestamp) -> Option<Op> {
+        match effect {
+            Effect::SaveRecording(info) => {
+                self.kinds.insert(info.recording_id.clone(), info.kind);
+                info!(recording = %info.recording_id, meeting = %info.meeting_id,
+                    kind = info.kind.as_str(), state = info.state.as_str(), "recording saved");
+                Some(Op::SaveRecording(info.clone()))
+            }
+            Effect::SaveMeeting { version, meeting } => Some(Op::SaveMeeting {
+                version: *version,
+                meeting: meeting.clone(),
+                at,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Writes the batch in one transaction; returns the outbox ids of its messages in order.
+    async fn commit(&self, ops: Vec<Op>) -> Vec<i64> {
+        if ops.is_empty() {
+            return Vec::new();
+        }
+        match self.store.call(move |c| c.apply(&ops)).await {
+            Ok(Ok(ids)) => ids,
+            Ok(Err(e)) => {
+                error!(error = %e, "catalog write failed; publishing without the outbox");
+                Vec::new()
+            }
+            Err(e) => {
+                error!(error = %e, "catalog unavailable; publishing without the outbox");
+                Vec::new()
+            }
+        }
+    }
+
+    async fn carry_out(&mut self, effect: Effect) {
+        match effect {
+            Effect::SetCapture { recordings } => {
+                self.media.send(MediaCommand::SetCapture { recordings })
+            }
+            Effect::SetMuted(muted) => self.media.send(MediaCommand::SetMuted(muted)),
+            Effect::Convert { recording_id } => self.start_conversion(recording_id).await,
+            Effect::StopConversion { recording_id } => self.conversions.cancel(&recording_id),
+            Effect::Discard { recording_id } => {
+                // Segments stay on disk until housekeeping releases them; nothing is deleted
+                // in the middle of a meeting.
+                info!(recording = %recording_id, "recording discarded (too short)");
+            }
+            Effect::CompleteCloud { recording_id } => {
+                info!(recording = %recording_id, "cloud recording complete; its segments stay queued for upload");
+            }
+            Effect::Share {
+                recording_id,
+                shared,
+            } => info!(recording = %recording_id, shared, "recording share flag changed"),
+            Effect::Delete { recording_id } => {
+                info!(recording = %recording_id, "recording deleted by the host")
+            }
+            Effect::SaveRecording(_) | Effect::SaveMeeting { .. } => {}
+        }
+    }
+
+    async fn start_conversion(&mut self, recording_id: Id) {
+        let rid = recording_id.clone();
+        let lookup = self
+            .store
+            .call(move |c| {
+                Ok::<_, crate::catalog::CatalogError>((c.recording(&rid)?, c.segments_of(&rid)?))
+            })
+            .await;
+        let (info, segments) = match lookup {
+            Ok(Ok((Some(info), segments))) => (info, segments),
+            Ok(Ok((None, _))) => {
+                return self
+                    .conversions
+                    .fail(recording_id, "the recording is not in the catalog".into())
+            }
+            Ok(Err(e)) => {
+                return self
+                    .conversions
+                    .fail(recording_id, format!("catalog error: {e}"))
+            }
+            Err(e) => return self.conversions.fail(recording_id, e.to_string()),
+        };
+        let paths = segments
+            .iter()
+            .map(|s| self.storage_dir.join(&s.path))
+            .collect();
+        self.conversions.start(&info, paths);
+    }
+
+    async fn on_conversion(&mut self, done: ConversionDone) {
+        self.conversions.finished(&done.recording_id);
+        let input = Input::ConversionFinished {
+            recording_id: done.recording_id,
+            result: done.result,
+        };
+        self.feed(input, None).await;
+    }
+
+    async fn on_media(&mut self, fact: MediaFact) {
+        match fact {
+            MediaFact::Sealed(file) => self.on_sealed(file).await,
+            MediaFact::Muted(muted) => self.feed(Input::MicMuted(muted), None).await,
+            MediaFact::Failed { message } => {
+                error!(%message, "media pipeline failed");
+                self.status.media_error(&message);
+                let input = Input::MediaFailed {
+                    reason: crate::rules::MediaFailure::Encoder,
+                    message,
+                };
+                self.feed(input, None).await;
+            }
+            MediaFact::DiskFull { message } => {
+                error!(%message, "the disk is full; recordings stop and keep what they have");
+                self.feed(Input::DiskFull, None).await;
+            }
+        }
+    }
+
+    async fn on_sealed(&mut self, file: SealedFile) {
+        let record = SegmentRecord {
+            seq: file.seq,
+            path: file.path.clone(),
+            bytes: file.bytes,
+            duration_ms: file.duration_ms,
+            sha256: file.sha256.clone(),
+            sealed_at: wall_now(),
+        };
+        let cloud = file
+            .recordings
+            .iter()
+            .find(|r| self.kinds.get(*r) == Some(&RecordingKind::Cloud))
+            .cloned();
+        let tags = file.recordings.clone();
+        let result = self
+            .store
+            .call(move |c| c.seal_segment(&record, &tags, cloud.as_ref()))
+            .await;
+        match result {
+            Ok(Ok(())) => {
+                info!(segment = file.seq, bytes = file.bytes, duration_ms = file.duration_ms,
+                recordings = ?file.recordings.iter().map(Id::as_str).collect::<Vec<_>>(), "segment sealed")
+            }
+            Ok(Err(e)) => {
+                error!(segment = file.seq, error = %e, "segment file kept but not catalogued; it will be reported at the next start")
+            }
+            Err(e) => {
+                error!(segment = file.seq, error = %e, "catalog unavailable; segment file kept")
+            }
+        }
+        let sealed = SealedSegment {
+            seq: file.seq,
+            bytes: file.bytes,
+            duration_ms: file.duration_ms,
+            recordings: file.recordings,
+        };
+        self.feed(Input::SegmentSealed(sealed), None).await;
+    }
+
+    async fn on_connected(&mut self) {
+        self.status.broker_connected = true;
+        if let Some(state) = self.last_state.clone() {
+            self.publish(Outbound::device(Topic::State, state, true))
+                .await;
+        }
+        self.publish_status().await;
+        match self.store.call(|c| c.pending_outbox()).await {
+            Ok(Ok(items)) => {
+                if !items.is_empty() {
+                    info!(
+                        count = items.len(),
+                        "republishing messages the broker had not acknowledged"
+                    );
+                }
+                for item in items {
+                    let Some(topic) = topic_from_suffix(&item.topic) else {
+                        continue;
+                    };
+                    let mut msg = Outbound::device(topic, item.payload, item.retain);
+                    msg.outbox_id = Some(item.id);
+                    self.publish(msg).await;
+                }
+            }
+            Ok(Err(e)) => error!(error = %e, "could not read the outbox"),
+            Err(e) => error!(error = %e, "catalog unavailable; outbox not republished"),
+        }
+    }
+
+    async fn on_tick(&mut self, ticks: u64) {
+        self.feed(Input::Tick, None).await;
+        self.notifier.watchdog();
+        if ticks % 30 == 0 {
+            self.publish_status().await;
+        }
+        if ticks % 3600 == 0 {
+            // The dedupe log only has to outlive MQTT redelivery and sender retries.
+            let cutoff = Timestamp(wall_now().0 - 7 * 24 * 3600 * 1000);
+            let _ = self.store.call(move |c| c.prune_commands(cutoff)).await;
+        }
+    }
+
+    pub async fn publish_status(&mut self) {
+        let doc = self.status.snapshot(&self.store, &self.storage_dir).await;
+        self.publish(Outbound::device(Topic::Status, to_json(&doc), true))
+            .await;
+    }
+
+    async fn send_reply(
+        &mut self,
+        reply: &Reply,
+        respond_to: Option<ResponseAddr>,
+        outbox_id: Option<i64>,
+    ) {
+        let json = to_json(reply);
+        let mut msg = Outbound::device(Topic::Reply, json.clone(), false);
+        msg.outbox_id = outbox_id;
+        self.publish(msg).await;
+        if let Some(addr) = respond_to {
+            self.send_response(addr, json).await;
+        }
+    }
+
+    async fn send_raw_reply(&mut self, json: Vec<u8>, respond_to: Option<ResponseAddr>) {
+        self.publish(Outbound::device(Topic::Reply, json.clone(), false))
+            .await;
+        if let Some(addr) = respond_to {
+            self.send_response(addr, json).await;
+        }
+    }
+
+    async fn send_response(&mut self, addr: ResponseAddr, json: Vec<u8>) {
+        let msg = Outbound {
+            to: Destination::Response(addr),
+            payload: json,
+            retain: false,
+            outbox_id: None,
+        };
+        self.publish(msg).await;
+    }
+
+    async fn publish(&self, msg: Outbound) {
+        // Control drains this channel even while disconnected; a full channel means it is
+        // gone, and the outbox keeps what matters.
+        if self.to_control.send(msg).await.is_err() {
+            warn!("MQTT session has stopped; message kept only if it is in the outbox");
+        }
+    }
+
+    /// Stops capture, seals the last segment, and leaves every recording resumable.
+    async fn shutdown(mut self, mut inputs: CoreInputs) {
+        info!("stopping: sealing the last segment");
+        self.notifier.stopping();
+        self.feed(Input::Shutdown, None).await;
+        self.conversions.cancel_all();
+        let media = self.media.clone();
+        media.shutdown().await;
+        while let Ok(fact) = inputs.media.try_recv() {
+            self.on_media(fact).await;
+        }
+        self.conversions.wait_all().await;
+        info!("recordings stopped and catalogued");
+    }
+}
+
+fn topic_from_suffix(s: &str) -> Option<Topic> {
+    [Topic::Reply, Topic::State, Topic::Events, Topic::Status]
+        .into_iter()
+        .find(|t| t.suffix() == s)
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    // Our own types always serialise; an empty object is a visible failure rather than a crash.
+    serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec())
+}

@@ -1,0 +1,116 @@
+//! The device's health as published on `<p>/status`, and the one-line systemd STATUS.
+//!
+//! Owns: uptime, device health flags, storage figures. Must not touch: the rules.
+
+use std::path::Path;
+use std::time::Instant;
+
+use crate::protocol::{CloudState, DeviceHealth, StateDoc, StatusDoc, StorageStatus, UploadStatus};
+
+use super::store::Store;
+
+pub struct StatusBoard {
+    started: Instant,
+    pub broker_connected: bool,
+    pub camera: DeviceHealth,
+    pub microphone: DeviceHealth,
+    last_error: Option<String>,
+}
+
+impl StatusBoard {
+    pub fn new() -> StatusBoard {
+        StatusBoard {
+            started: Instant::now(),
+            broker_connected: false,
+            camera: DeviceHealth::Ok,
+            microphone: DeviceHealth::Ok,
+            last_error: None,
+        }
+    }
+
+    pub fn media_error(&mut self, message: &str) {
+        self.camera = DeviceHealth::Error;
+        self.last_error = Some(message.to_owned());
+    }
+
+    pub async fn snapshot(&self, store: &Store, storage_dir: &Path) -> StatusDoc {
+        let backlog = store
+            .call(|c| c.upload_backlog())
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .unwrap_or((0, 0));
+        StatusDoc {
+            online: true,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            uptime_s: self.started.elapsed().as_secs(),
+            camera: self.camera,
+            microphone: self.microphone,
+            storage: storage_status(storage_dir),
+            uploads: UploadStatus {
+                pending: backlog.0,
+                pending_bytes: backlog.1,
+                last_error: self.last_error.clone(),
+            },
+        }
+    }
+}
+
+impl Default for StatusBoard {
+    fn default() -> Self {
+        StatusBoard::new()
+    }
+}
+
+/// The retained status after a clean stop (the last will says the same after a crash).
+pub fn offline() -> Vec<u8> {
+    br#"{"online":false}"#.to_vec()
+}
+
+fn storage_status(dir: &Path) -> StorageStatus {
+    StorageStatus {
+        free_bytes: free_bytes(dir).unwrap_or(0),
+        used_bytes: used_bytes(dir),
+    }
+}
+
+pub fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is a valid NUL-terminated string and `st` a writable statvfs.
+    let rc = unsafe { libc::statvfs(path.as_ptr(), &mut st) };
+    (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+/// Bytes under the storage folder (two levels: segments and local recordings).
+fn used_bytes(dir: &Path) -> u64 {
+    fn walk(dir: &Path, depth: u32) -> u64 {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return 0;
+        };
+        entries
+            .flatten()
+            .map(|e| match e.metadata() {
+                Ok(m) if m.is_dir() && depth > 0 => walk(&e.path(), depth - 1),
+                Ok(m) if m.is_file() => m.len(),
+                _ => 0,
+            })
+            .sum()
+    }
+    walk(dir, 2)
+}
+
+/// One line for systemd's STATUS=, e.g. "meeting m-42: cloud recording, 1 local".
+pub fn summary(doc: &StateDoc) -> String {
+    let Some(meeting) = &doc.meeting_id else {
+        return "idle: no meeting".into();
+    };
+    let cloud = match doc.cloud.state {
+        CloudState::Recording => "cloud recording",
+        CloudState::Paused => "cloud paused",
+        CloudState::Idle => "cloud idle",
+        CloudState::Unavailable => "cloud unavailable",
+    };
+    format!("meeting {meeting}: {cloud}, {} local", doc.local.len())
+}

@@ -1,0 +1,584 @@
+//! The media actor: one thread that owns the capture pipeline and its bus.
+//!
+//! Owns: starting, cutting and stopping capture on `SetCapture`, muting, tagging each segment
+//! with the recordings that were capturing while it was written, sealing closed segments and
+//! reporting [`MediaFact`]s in order. Must not touch: SQLite, MQTT, the rules.
+//!
+//! Commands and bus messages arrive on one channel, in the order they happened (the bus's
+//! sync handler forwards each message from the streaming thread as it is posted).
+//!
+//! Tagging goes by the pipeline's running time, not by when messages arrive: splitmuxsink
+//! reports a segment only once its first GOP is complete, up to a GOP after capture. Each set
+//! change is recorded with the running time of its cut; a segment opening at running time `r`
+//! belongs to the last change at or before `r`.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+use gstreamer as gst;
+use tokio::sync::{mpsc as tokio_mpsc, oneshot};
+
+use super::pipeline::{self, Capture};
+use super::seal::seal_file;
+use super::{MediaCommand, MediaError, MediaFact, MediaSettings, SealedFile, VideoEncoder};
+use crate::protocol::Id;
+
+/// How long stopping may take to see the last segment closed before the pipeline is dropped.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// `shutdown` waits a little longer than the actor's own bound, then gives up on it.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
+
+enum Msg {
+    Command(MediaCommand),
+    /// A bus message of the pipeline of that generation (older ones are ignored).
+    Bus(u64, gst::Message),
+    Shutdown(Option<oneshot::Sender<()>>),
+}
+
+/// The daemon's side of the media actor; cheap to clone. When the last clone is dropped
+/// without [`MediaHandle::shutdown`], capture stops as on shutdown, without anyone waiting.
+#[derive(Clone)]
+pub struct MediaHandle {
+    inner: Arc<HandleInner>,
+}
+
+struct HandleInner {
+    tx: mpsc::Sender<Msg>,
+}
+
+impl Drop for HandleInner {
+    fn drop(&mut self) {
+        // After `shutdown` the actor is gone and this send fails harmlessly.
+        let _ = self.tx.send(Msg::Shutdown(None));
+    }
+}
+
+impl MediaHandle {
+    /// Queue a command; never blocks (the queue is unbounded: commands are few and small).
+    /// The outcome comes back as facts.
+    pub fn send(&self, command: MediaCommand) {
+        if self.inner.tx.send(Msg::Command(command)).is_err() {
+            tracing::error!("media has stopped; command dropped");
+        }
+    }
+
+    /// Stop capture with an EOS, wait (bounded) until the last segment is sealed and reported,
+    /// then end the actor. The facts channel must have room or be read meanwhile: the last
+    /// `Sealed` facts come through it.
+    pub async fn shutdown(self) {
+        let (done, wait) = oneshot::channel();
+        if self.inner.tx.send(Msg::Shutdown(Some(done))).is_err() {
+            return;
+        }
+        if tokio::time::timeout(SHUTDOWN_GRACE, wait).await.is_err() {
+            tracing::error!("media did not stop within {SHUTDOWN_GRACE:?}; leaving it behind");
+        }
+    }
+}
+
+/// Start the media actor. `next_seq` numbers the first segment (one past the catalog's last).
+/// Fails at once on bad settings or a missing GStreamer element, not at the first recording.
+pub fn spawn(
+    settings: MediaSettings,
+    next_seq: u64,
+    facts: tokio_mpsc::Sender<MediaFact>,
+) -> Result<MediaHandle, MediaError> {
+    super::init()?;
+    validate(&settings, next_seq)?;
+    let encoder = pipeline::resolve_encoder(settings.encoder)?;
+    for factory in ["splitmuxsink", "matroskamux", "h264parse"] {
+        pipeline::make(factory)?;
+    }
+    pipeline::make(pipeline::audio_factory(settings.audio))?;
+    std::fs::create_dir_all(&settings.segments_dir)
+        .map_err(|e| MediaError::io(&settings.segments_dir, e))?;
+    let (tx, rx) = mpsc::channel();
+    let actor = Actor {
+        settings,
+        encoder,
+        next_seq,
+        facts,
+        tx: tx.clone(),
+        rx,
+        deferred: VecDeque::new(),
+        recordings: Vec::new(),
+        muted: false,
+        running: None,
+        generation: 0,
+    };
+    thread::Builder::new()
+        .name("media".into())
+        .spawn(move || actor.run())
+        .map_err(|e| MediaError::Pipeline(format!("cannot start the media thread: {e}")))?;
+    Ok(MediaHandle {
+        inner: Arc::new(HandleInner { tx }),
+    })
+}
+
+fn validate(s: &MediaSettings, next_seq: u64) -> Result<(), MediaError> {
+    let bad = |m: String| Err(MediaError::Settings(m));
+    if s.width == 0 || s.height == 0 || s.width % 2 == 1 || s.height % 2 == 1 {
+        return bad(format!(
+            "size {}x{} must be even and non-zero",
+            s.width, s.height
+        ));
+    }
+    if !(1..=120).contains(&s.framerate) {
+        return bad(format!("framerate {} must be 1 to 120", s.framerate));
+    }
+    if s.segment_ms < 500 {
+        return bad(format!("segment_ms {} must be at least 500", s.segment_ms));
+    }
+    if s.video_bitrate_kbps == 0 {
+        return bad("video_bitrate_kbps must not be 0".into());
+    }
+    if s.segments_dir.file_name().is_none() {
+        return bad(format!(
+            "segments_dir {} must name a folder",
+            s.segments_dir.display()
+        ));
+    }
+    if next_seq > i32::MAX as u64 {
+        return bad(format!("next_seq {next_seq} exceeds {}", i32::MAX));
+    }
+    Ok(())
+}
+
+/// The segment being written now.
+struct Open {
+    seq: u64,
+    location: PathBuf,
+    start_ns: u64,
+    recordings: Vec<Id>,
+}
+
+struct Running {
+    capture: Capture,
+    generation: u64,
+    open: Option<Open>,
+    /// `(running time of the cut in ns, recordings from then on)`, oldest first.
+    changes: Vec<(u64, Vec<Id>)>,
+}
+
+impl Running {
+    /// The recordings of a segment whose first frame has running time `start_ns`; changes
+    /// before that one are done with and dropped.
+    fn recordings_at(&mut self, start_ns: u64) -> Vec<Id> {
+        let current = self
+            .changes
+            .iter()
+            .rposition(|(at, _)| *at <= start_ns)
+            .unwrap_or(0);
+        self.changes.drain(..current);
+        self.changes
+            .first()
+            .map(|(_, set)| set.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// How a bus message left the pipeline.
+enum BusOutcome {
+    Continue,
+    Eos,
+    /// The pipeline failed and is already torn down.
+    Failed,
+}
+
+struct Actor {
+    settings: MediaSettings,
+    encoder: VideoEncoder,
+    next_seq: u64,
+    facts: tokio_mpsc::Sender<MediaFact>,
+    tx: mpsc::Sender<Msg>,
+    rx: mpsc::Receiver<Msg>,
+    /// Messages put aside while stopping, handled next in order.
+    deferred: VecDeque<Msg>,
+    /// The recordings capturing now (sorted, no duplicates).
+    recordings: Vec<Id>,
+    muted: bool,
+    running: Option<Running>,
+    generation: u64,
+}
+
+impl Actor {
+    fn run(mut self) {
+        loop {
+            let msg = match self.deferred.pop_front() {
+                Some(m) => m,
+                None => match self.rx.recv() {
+                    Ok(m) => m,
+                    Err(_) => break,
+                },
+            };
+            match msg {
+                Msg::Command(c) => self.on_command(c),
+                Msg::Bus(generation, m) => {
+                    if let BusOutcome::Eos = self.on_bus(generation, &m) {
+                        // EOS without our asking: a live source should never end by itself.
+                        self.fail(false, "the capture source ended unexpectedly".into());
+                    }
+                }
+                Msg::Shutdown(reply) => {
+                    self.stop_capture();
+                    if let Some(r) = reply {
+                        let _ = r.send(());
+                    }
+                    break;
+                }
+            }
+        }
+        tracing::info!("media stopped");
+    }
+
+    fn on_command(&mut self, command: MediaCommand) {
+        match command {
+            MediaCommand::SetMuted(muted) => {
+                self.muted = muted;
+                if let Some(r) = &self.running {
+                    r.capture.set_muted(muted);
+                }
+                tracing::info!(muted, "microphone mute set");
+                self.report(MediaFact::Muted(muted));
+            }
+            MediaCommand::SetCapture { mut recordings } => {
+                recordings.sort();
+                recordings.dedup();
+                self.set_capture(recordings);
+            }
+        }
+    }
+
+    fn set_capture(&mut self, recordings: Vec<Id>) {
+        tracing::info!(recordings = ?recordings, "capture set");
+        let changed = recordings != self.recordings;
+        self.recordings = recordings;
+        match (self.running.is_some(), self.recordings.is_empty()) {
+            (false, false) => self.start_capture(),
+            (true, true) => self.stop_capture(),
+            (true, false) if changed => self.cut(),
+            _ => {}
+        }
+    }
+
+    /// Close the segment being written and tag what follows with the current set.
+    fn cut(&mut self) {
+        let recordings = self.recordings.clone();
+        let Some(running) = &mut self.running else {
+            return;
+        };
+        match running.capture.running_time_ns() {
+            Some(now) => {
+                running.capture.cut_at(now);
+                running.changes.push((now, recordings));
+            }
+            // Not playing yet, so nothing is captured: the new set simply applies from start.
+            None => running.changes = vec![(0, recordings)],
+        }
+    }
+
+    fn start_capture(&mut self) {
+        self.generation += 1;
+        let generation = self.generation;
+        let capture = match Capture::build(&self.settings, self.encoder, self.next_seq, self.muted)
+        {
+            Ok(c) => c,
+            Err(e) => return self.report_error(e),
+        };
+        let bus = match capture.pipeline.bus() {
+            Some(b) => b,
+            None => return self.report_error(MediaError::Pipeline("pipeline has no bus".into())),
+        };
+        let tx = self.tx.clone();
+        // Forward from the posting thread at once, so messages and commands keep their order.
+        bus.set_sync_handler(move |_, m| {
+            let _ = tx.send(Msg::Bus(generation, m.clone()));
+            gst::BusSyncReply::Drop
+        });
+        self.running = Some(Running {
+            capture,
+            generation,
+            open: None,
+            changes: vec![(0, self.recordings.clone())],
+        });
+        let started = self.running.as_ref().map(|r| r.capture.play());
+        if let Some(Err(e)) = started {
+            self.fail(false, e.to_string());
+            return;
+        }
+        tracing::info!(first_segment = self.next_seq, "capture started");
+    }
+
+    /// EOS, wait (bounded) until the last segment is closed and sealed, then drop the pipeline.
+    fn stop_capture(&mut self) {
+        let Some(generation) = self.running.as_ref().map(|r| r.generation) else {
+            return;
+        };
+        if !self.running.as_ref().is_some_and(|r| r.capture.send_eos()) {
+            tracing::warn!("the pipeline did not take the EOS");
+        }
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(Msg::Bus(g, m)) => match self.on_bus(g, &m) {
+                    BusOutcome::Continue => continue,
+                    BusOutcome::Failed => return,
+                    BusOutcome::Eos if g == generation => break,
+                    BusOutcome::Eos => continue,
+                },
+                // Handled after the stop, in the order received.
+                Ok(other) => self.deferred.push_back(other),
+                Err(_) => {
+                    tracing::error!("no EOS within {STOP_TIMEOUT:?}; stopping the pipeline anyway");
+                    self.teardown(true);
+                    return;
+                }
+            }
+        }
+        self.teardown(false);
+        tracing::info!("capture stopped");
+    }
+
+    /// Stop the pipeline; `salvage` seals the segment it was writing if that file plays.
+    fn teardown(&mut self, salvage: bool) {
+        let Some(running) = self.running.take() else {
+            return;
+        };
+        running.capture.stop();
+        if let (true, Some(open)) = (salvage, running.open) {
+            self.salvage(open);
+        }
+    }
+
+    fn on_bus(&mut self, generation: u64, msg: &gst::Message) -> BusOutcome {
+        if self.running.as_ref().map(|r| r.generation) != Some(generation) {
+            return BusOutcome::Continue; // from a pipeline already torn down
+        }
+        use gst::MessageView;
+        match msg.view() {
+            MessageView::Element(e) => {
+                if let Some(s) = e.structure() {
+                    self.on_element(s);
+                }
+            }
+            MessageView::Eos(_) => return BusOutcome::Eos,
+            MessageView::Error(e) => {
+                let no_space = e.error().matches(gst::ResourceError::NoSpaceLeft);
+                let source = msg.src().map(|s| s.path_string().to_string());
+                let message = format!(
+                    "{} (from {}; {})",
+                    e.error(),
+                    source.unwrap_or_default(),
+                    e.debug().unwrap_or_default()
+                );
+                self.fail(no_space, message);
+                return BusOutcome::Failed;
+            }
+            MessageView::Warning(w) => {
+                tracing::warn!(warning = %w.error(), debug = ?w.debug(), "GStreamer warning");
+            }
+            MessageView::Latency(_) => {
+                if let Some(r) = &self.running {
+                    let _ = r.capture.pipeline.recalculate_latency();
+                }
+            }
+            _ => {}
+        }
+        if self.running.is_none() {
+            return BusOutcome::Failed; // sealing failed and tore it down
+        }
+        BusOutcome::Continue
+    }
+
+    fn on_element(&mut self, s: &gst::StructureRef) {
+        let name = s.name();
+        if name != "splitmuxsink-fragment-opened" && name != "splitmuxsink-fragment-closed" {
+            return;
+        }
+        let (Ok(location), Ok(running_time)) =
+            (s.get::<String>("location"), s.get::<u64>("running-time"))
+        else {
+            tracing::error!(message = %s, "splitmuxsink message without location or time");
+            return;
+        };
+        let location = PathBuf::from(location);
+        if name == "splitmuxsink-fragment-opened" {
+            self.on_opened(location, running_time);
+        } else {
+            self.on_closed(location, running_time);
+        }
+    }
+
+    fn on_opened(&mut self, location: PathBuf, start_ns: u64) {
+        let Some(seq) = seq_of(&location) else {
+            tracing::error!(location = %location.display(), "segment name is not a number");
+            return;
+        };
+        // Never reuse a number: even a segment that is never sealed keeps its file.
+        self.next_seq = seq + 1;
+        if let Some(r) = &mut self.running {
+            let recordings = r.recordings_at(start_ns);
+            tracing::debug!(segment = seq, recordings = ?recordings, start_ns, "segment opened");
+            r.open = Some(Open {
+                seq,
+                location,
+                start_ns,
+                recordings,
+            });
+        }
+    }
+
+    fn on_closed(&mut self, location: PathBuf, end_ns: u64) {
+        let open = self.running.as_mut().and_then(|r| r.open.take());
+        let open = match open {
+            Some(o) if o.location == location => o,
+            other => {
+                tracing::error!(location = %location.display(), "closed a segment never opened");
+                let Some(seq) = seq_of(&location) else { return };
+                let start_ns = other.map_or(end_ns, |o| o.start_ns);
+                let recordings = self
+                    .running
+                    .as_mut()
+                    .map(|r| r.recordings_at(start_ns))
+                    .unwrap_or_default();
+                Open {
+                    seq,
+                    location,
+                    start_ns,
+                    recordings,
+                }
+            }
+        };
+        let duration_ms = end_ns.saturating_sub(open.start_ns) / 1_000_000;
+        if let Err(e) = self.seal_and_report(open, duration_ms) {
+            // Never announce what is not durable; stop writing more of it.
+            self.fail(matches!(e, MediaError::DiskFull(_)), e.to_string());
+        }
+    }
+
+    fn seal_and_report(&mut self, open: Open, duration_ms: u64) -> Result<(), MediaError> {
+        let sealed = seal_file(&open.location)?;
+        let file = SealedFile {
+            seq: open.seq,
+            path: relative_path(&self.settings.segments_dir, &open.location),
+            abs_path: open.location,
+            bytes: sealed.bytes,
+            duration_ms,
+            sha256: sealed.sha256,
+            recordings: open.recordings,
+        };
+        tracing::info!(
+            segment = file.seq,
+            recordings = ?file.recordings,
+            bytes = file.bytes,
+            duration_ms,
+            "segment sealed"
+        );
+        self.report(MediaFact::Sealed(file));
+        Ok(())
+    }
+
+    /// After a failure, keep the segment that was being written if it plays: Matroska stays
+    /// readable up to its last complete cluster. Nothing recorded is dropped silently.
+    fn salvage(&mut self, open: Open) {
+        let seq = open.seq;
+        // Not a regular file (a device, or gone): nothing there to keep.
+        if !std::fs::metadata(&open.location).is_ok_and(|m| m.is_file()) {
+            tracing::warn!(
+                segment = seq,
+                "the cut segment is not a regular file; not announced"
+            );
+            return;
+        }
+        match super::probe(&open.location) {
+            Ok(info) if info.duration_ms > 0 => {
+                if let Err(e) = self.seal_and_report(open, info.duration_ms) {
+                    tracing::error!(segment = seq, error = %e, "cannot seal the cut segment");
+                }
+            }
+            Ok(_) => tracing::warn!(segment = seq, "the cut segment is empty; not announced"),
+            Err(e) => tracing::warn!(segment = seq, error = %e, "the cut segment does not play"),
+        }
+    }
+
+    /// Tear the pipeline down (keeping what plays) and report; the next `SetCapture` restarts.
+    fn fail(&mut self, disk_full: bool, message: String) {
+        tracing::error!(disk_full, %message, "capture failed");
+        self.teardown(true);
+        self.report(if disk_full {
+            MediaFact::DiskFull { message }
+        } else {
+            MediaFact::Failed { message }
+        });
+    }
+
+    fn report_error(&mut self, e: MediaError) {
+        let disk_full = matches!(e, MediaError::DiskFull(_));
+        self.fail(disk_full, e.to_string());
+    }
+
+    /// Facts are few; waiting for room in the daemon's channel is the right back-pressure.
+    fn report(&self, fact: MediaFact) {
+        if self.facts.blocking_send(fact).is_err() {
+            tracing::warn!("nobody reads media facts any more");
+        }
+    }
+}
+
+/// `.../00000042.mkv` → 42.
+fn seq_of(location: &Path) -> Option<u64> {
+    location.file_stem()?.to_str()?.parse().ok()
+}
+
+/// `segments_dir`'s own name joined with the file's, e.g. `segments/00000042.mkv`.
+fn relative_path(segments_dir: &Path, file: &Path) -> String {
+    let dir = segments_dir
+        .file_name()
+        .map(|d| d.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = file
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!("{dir}/{name}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_numbers_and_paths() {
+        assert_eq!(seq_of(Path::new("/x/segments/00000042.mkv")), Some(42));
+        assert_eq!(seq_of(Path::new("/x/segments/notes.mkv")), None);
+        assert_eq!(
+            relative_path(
+                Path::new("/data/segments"),
+                Path::new("/data/segments/00000007.mkv")
+            ),
+            "segments/00000007.mkv"
+        );
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        let ok = MediaSettings::default();
+        assert!(validate(&ok, 0).is_ok());
+        let odd = MediaSettings {
+            width: 321,
+            ..ok.clone()
+        };
+        assert!(validate(&odd, 0).unwrap_err().to_string().contains("even"));
+        let short = MediaSettings {
+            segment_ms: 10,
+            ..ok.clone()
+        };
+        assert!(validate(&short, 0).is_err());
+        assert!(validate(&ok, u64::MAX).is_err());
+    }
+}

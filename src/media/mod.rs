@@ -1,0 +1,179 @@
+//! Media: the GStreamer pipelines and the segment files they write.
+//!
+//! Owns: one capture + one encode that serve every running recording ("one timeline, many
+//! recordings"), the numbered Matroska segments it writes into `segments_dir`, sealing them
+//! (fsync file and folder, size, SHA-256) before anyone hears of them, probing media with the
+//! Discoverer and remuxing a recording's segments into one MP4 (L5).
+//!
+//! Must not touch: SQLite, MQTT, the recording rules. Media only carries out
+//! `Effect::SetCapture` / `Effect::SetMuted` and reports facts ([`MediaFact`]); the daemon turns
+//! those into catalog rows and engine inputs.
+//!
+//! Why Matroska segments: a Matroska file is a sequence of self-delimiting clusters, so the
+//! segment being written when the process dies or power is lost still plays up to its last
+//! cluster (an MP4 without its `moov` box would not). MP4 is only produced by [`convert`],
+//! from sealed segments, and atomically renamed into place.
+
+mod actor;
+mod convert;
+mod pipeline;
+mod probe;
+mod seal;
+
+use std::path::PathBuf;
+
+use crate::protocol::Id;
+
+pub use actor::{spawn, MediaHandle};
+pub use convert::convert;
+pub use probe::{probe, AudioInfo, MediaInfo, VideoInfo};
+
+/// Where the pictures and sound come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// `videotestsrc` (a moving ball) and `audiotestsrc` (a sine), both live: for tests and
+    /// for a device without a camera.
+    Test,
+}
+
+/// The audio codec of the segments.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AudioCodec {
+    /// `opusenc` (gst-plugins-base): always present, small, fine in Matroska and MP4.
+    #[default]
+    Opus,
+    /// `avenc_aac` (gst-libav): for players that need AAC.
+    Aac,
+}
+
+/// The H.264 encoder.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum VideoEncoder {
+    /// `x264enc` when installed (better quality per bit), else `openh264enc`.
+    #[default]
+    Auto,
+    X264,
+    OpenH264,
+}
+
+/// Everything the capture pipeline needs; validated by [`spawn`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MediaSettings {
+    pub source: Source,
+    /// Segment files go here as `%08d.mkv`; [`SealedFile::path`] is relative to its parent.
+    pub segments_dir: PathBuf,
+    /// Target segment length; segments are cut at the first keyframe after it.
+    pub segment_ms: u64,
+    pub width: u32,
+    pub height: u32,
+    pub framerate: u32,
+    pub video_bitrate_kbps: u32,
+    pub audio: AudioCodec,
+    pub encoder: VideoEncoder,
+}
+
+impl Default for MediaSettings {
+    fn default() -> Self {
+        MediaSettings {
+            source: Source::Test,
+            segments_dir: PathBuf::from("segments"),
+            segment_ms: 2_000,
+            width: 1280,
+            height: 720,
+            framerate: 30,
+            video_bitrate_kbps: 2_500,
+            audio: AudioCodec::Opus,
+            encoder: VideoEncoder::Auto,
+        }
+    }
+}
+
+/// What the daemon asks of media (from `Effect::SetCapture` and `Effect::SetMuted`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MediaCommand {
+    /// The recordings capturing from now on. A change cuts a segment at a keyframe; empty
+    /// stops capture (EOS, last segment sealed).
+    SetCapture { recordings: Vec<Id> },
+    /// Software mute of the microphone (M1).
+    SetMuted(bool),
+}
+
+/// What media reports back, in the order it happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MediaFact {
+    /// A segment is closed, fsynced (file and folder) and hashed.
+    Sealed(SealedFile),
+    /// The microphone is now muted (true) or live (false).
+    Muted(bool),
+    /// The pipeline failed and was torn down; the next `SetCapture` starts a new one.
+    Failed { message: String },
+    /// A write failed for lack of space; the pipeline was torn down.
+    DiskFull { message: String },
+}
+
+/// One sealed segment file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SealedFile {
+    pub seq: u64,
+    /// Relative to the parent of `segments_dir`, e.g. `segments/00000042.mkv`.
+    pub path: String,
+    pub abs_path: PathBuf,
+    pub bytes: u64,
+    pub duration_ms: u64,
+    /// Lower-case hex SHA-256 of the file as sealed.
+    pub sha256: String,
+    /// The recordings that were capturing while this segment was written.
+    pub recordings: Vec<Id>,
+}
+
+/// Every way media can fail, each saying what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("GStreamer could not be initialised ({0}); is libgstreamer1.0-0 installed?")]
+    Init(String),
+    #[error(
+        "GStreamer element '{factory}' is not installed; install the Debian package {package}"
+    )]
+    MissingElement {
+        factory: String,
+        package: &'static str,
+    },
+    #[error("invalid media settings: {0}")]
+    Settings(String),
+    #[error("GStreamer pipeline: {0}")]
+    Pipeline(String),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no space left on the storage: {0}; free space or lower the retention")]
+    DiskFull(String),
+    #[error("{} could not be read as media: {message}", path.display())]
+    Probe { path: PathBuf, message: String },
+    #[error("conversion output rejected: {0}")]
+    Check(String),
+    #[error("timed out after {seconds} s while {doing}")]
+    Timeout { seconds: u64, doing: &'static str },
+    #[error("the conversion was cancelled")]
+    Cancelled,
+    #[error("the media actor has stopped; restart the daemon")]
+    Stopped,
+}
+
+impl MediaError {
+    fn io(path: impl Into<PathBuf>, source: std::io::Error) -> MediaError {
+        let path = path.into();
+        if source.kind() == std::io::ErrorKind::StorageFull {
+            // ENOSPC gets its own variant: the engine stops recordings instead of retrying.
+            return MediaError::DiskFull(format!("{}: {source}", path.display()));
+        }
+        MediaError::Io { path, source }
+    }
+}
+
+/// Initialise GStreamer once; cheap to call again.
+fn init() -> Result<(), MediaError> {
+    gstreamer::init().map_err(|e| MediaError::Init(e.to_string()))
+}

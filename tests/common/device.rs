@@ -1,0 +1,366 @@
+//! A real `roomrecd` process for end-to-end tests, and an MQTT client that speaks the
+//! contract from the outside, as the meeting service and admin console do.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use super::Broker;
+
+pub const DEVICE: &str = "room-t";
+pub const PREFIX: &str = "roomrec/v1/room-t";
+
+/// A roomrecd process with its own storage folder; stopped with SIGTERM on drop.
+pub struct Device {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+impl Device {
+    /// Starts roomrecd on the test source (small frames, 1 s segments) with `extra` TOML
+    /// appended to its config. An `[upload]` section makes cloud recording available.
+    pub fn start(broker: &Broker, extra: &str) -> Device {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("roomrec.toml");
+        std::fs::write(&config, config_text(broker.port, dir.path(), extra)).expect("write config");
+        let mut device = Device {
+            child: None,
+            dir,
+            config,
+        };
+        device.spawn();
+        device
+    }
+
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_roomrecd"))
+            .arg("--config")
+            .arg(&self.config)
+            .env("GST_DEBUG", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("start roomrecd");
+        self.child = Some(child);
+    }
+
+    pub fn storage(&self) -> PathBuf {
+        self.dir.path().join("storage")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("roomrecd.log")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// SIGTERM and wait (bounded); returns the exit status code.
+    pub fn stop(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        unsafe_kill(child.id(), "TERM");
+        for _ in 0..300 {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "roomrecd did not stop within 15 s of SIGTERM; log:\n{}",
+            self.log()
+        );
+    }
+
+    /// SIGKILL, as a crash or power cut would end it.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+}
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.stop()));
+        }
+    }
+}
+
+fn unsafe_kill(pid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+pub fn config_text(port: u16, dir: &Path, extra: &str) -> String {
+    format!(
+        r#"device_id = "{DEVICE}"
+
+[mqtt]
+url = "mqtt://127.0.0.1:{port}"
+
+[storage]
+dir = "{storage}"
+
+[media]
+source = "test"
+segment_seconds = 1
+width = 320
+height = 240
+framerate = 15
+video_bitrate_kbps = 300
+
+[log]
+level = "info,roomrec=debug"
+
+{extra}
+"#,
+        storage = dir.join("storage").display()
+    )
+}
+
+/// An `[upload]` section; the S3 target is not contacted by the spine.
+pub const UPLOAD: &str = r#"
+[upload]
+endpoint = "http://127.0.0.1:9"
+bucket = "recordings"
+region = "us-east-1"
+path_style = true
+access_key_id = "test"
+secret_access_key = "test-secret"
+"#;
+
+/// One message the test client received.
+#[derive(Clone, Debug)]
+pub struct Msg {
+    pub topic: String,
+    pub json: Value,
+    pub retain: bool,
+    pub correlation: Option<Vec<u8>>,
+}
+
+/// The other side of the contract: publishes meetings and commands, collects what the
+/// device publishes.
+pub struct Client {
+    pub client: AsyncClient,
+    rx: mpsc::UnboundedReceiver<Msg>,
+    pub seen: Vec<Msg>,
+    next_id: u64,
+}
+
+impl Client {
+    pub async fn connect(broker: &Broker) -> Client {
+        let id = format!(
+            "test-{}",
+            std::process::id() as u64 * 1000 + fastrand::u64(0..1000)
+        );
+        let mut opts = MqttOptions::new(id, "127.0.0.1", broker.port);
+        opts.set_keep_alive(Duration::from_secs(30));
+        opts.set_max_packet_size(Some(8 * 1024 * 1024));
+        let (client, mut eventloop) = AsyncClient::new(opts, 64);
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let msg = Msg {
+                            topic: String::from_utf8_lossy(&p.topic).into_owned(),
+                            json: serde_json::from_slice(&p.payload).unwrap_or(Value::Null),
+                            retain: p.retain,
+                            correlation: p
+                                .properties
+                                .and_then(|pp| pp.correlation_data)
+                                .map(|b| b.to_vec()),
+                        };
+                        if tx.send(msg).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        });
+        client
+            .subscribe(format!("{PREFIX}/#"), QoS::AtLeastOnce)
+            .await
+            .expect("subscribe");
+        Client {
+            client,
+            rx,
+            seen: Vec::new(),
+            next_id: 0,
+        }
+    }
+
+    pub async fn publish(&self, suffix: &str, payload: impl Into<Vec<u8>>, retain: bool) {
+        self.client
+            .publish(
+                format!("{PREFIX}/{suffix}"),
+                QoS::AtLeastOnce,
+                retain,
+                payload.into(),
+            )
+            .await
+            .expect("publish");
+    }
+
+    pub async fn licence(&self, valid_until: &str) {
+        let body = json!({"kind": "rooms", "valid_until": valid_until}).to_string();
+        self.publish("licence", body, true).await;
+    }
+
+    pub async fn meeting(&self, snapshot: Value) {
+        self.publish("meeting", snapshot.to_string(), true).await;
+    }
+
+    /// Sends a command (adding an `id` if it has none) and waits for its reply.
+    pub async fn cmd(&mut self, mut command: Value) -> Value {
+        if command.get("id").is_none() {
+            self.next_id += 1;
+            command["id"] = json!(format!("t-{}-{}", fastrand::u32(..), self.next_id));
+        }
+        let id = command["id"].clone();
+        self.publish("cmd", command.to_string(), false).await;
+        self.wait_reply(&id).await
+    }
+
+    pub async fn wait_reply(&mut self, id: &Value) -> Value {
+        let topic = format!("{PREFIX}/reply");
+        self.wait(&format!("reply to {id}"), |m| {
+            m.topic == topic && &m.json["id"] == id
+        })
+        .await
+        .json
+    }
+
+    /// Waits (up to 30 s) for a message matching `pred`, looking first at what was seen.
+    pub async fn wait(&mut self, what: &str, pred: impl Fn(&Msg) -> bool) -> Msg {
+        if let Some(pos) = self.seen.iter().position(&pred) {
+            return self.seen.remove(pos);
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(m)) if pred(&m) => return m,
+                Ok(Some(m)) => self.seen.push(m),
+                _ => panic!(
+                    "timed out waiting for {what}; seen: {:#?}",
+                    self.seen_summary()
+                ),
+            }
+        }
+    }
+
+    pub async fn wait_event(&mut self, kind: &str) -> Value {
+        let topic = format!("{PREFIX}/events");
+        self.wait(&format!("event {kind}"), |m| {
+            m.topic == topic && m.json["type"] == kind
+        })
+        .await
+        .json
+    }
+
+    pub async fn wait_state(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let topic = format!("{PREFIX}/state");
+        self.wait(what, |m| m.topic == topic && pred(&m.json))
+            .await
+            .json
+    }
+
+    /// Restarts `device` and waits until it is connected and has published `online: true`.
+    /// (Commands sent before it subscribes are not queued for it: the session is clean.)
+    pub async fn restart(&mut self, device: &mut Device) {
+        self.drain_for(Duration::from_millis(200)).await;
+        self.seen.clear();
+        device.spawn();
+        let status = format!("{PREFIX}/status");
+        self.wait("device back online", |m| {
+            m.topic == status && m.json["online"] == true
+        })
+        .await;
+    }
+
+    /// Collects what arrives during `d` without waiting for anything in particular.
+    pub async fn drain_for(&mut self, d: Duration) {
+        let deadline = tokio::time::Instant::now() + d;
+        while let Ok(Some(m)) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
+            self.seen.push(m);
+        }
+    }
+
+    fn seen_summary(&self) -> Vec<String> {
+        self.seen
+            .iter()
+            .rev()
+            .take(20)
+            .map(|m| format!("{} {}", m.topic, m.json))
+            .collect()
+    }
+
+    /// Publishes with an MQTT 5 response topic and correlation data.
+    pub async fn request(&self, command: Value, response_topic: &str, correlation: &[u8]) {
+        let props = PublishProperties {
+            response_topic: Some(response_topic.into()),
+            correlation_data: Some(correlation.to_vec().into()),
+            ..Default::default()
+        };
+        self.client
+            .publish_with_properties(
+                format!("{PREFIX}/cmd"),
+                QoS::AtLeastOnce,
+                false,
+                command.to_string(),
+                props,
+            )
+            .await
+            .expect("publish");
+    }
+}
+
+/// A meeting snapshot: host u-1, co-host u-2, members u-3, u-4; creator u-1.
+pub fn meeting(version: u64) -> Value {
+    json!({
+        "version": version,
+        "meeting_id": "m-1",
+        "state": "active",
+        "creator": "u-1",
+        "host": "u-1",
+        "cohosts": ["u-2"],
+        "participants": ["u-1", "u-2", "u-3", "u-4"],
+        "sharing": false,
+        "account": {
+            "tier": "business",
+            "licence_expires_at": "2099-01-01T00:00:00Z",
+            "cloud_quota_bytes": null,
+            "cloud_used_bytes": 0
+        }
+    })
+}

@@ -1,0 +1,178 @@
+//! Bad input against the running daemon: each malformed message gets the right error code and
+//! a sentence a person can act on, and the daemon keeps serving.
+mod common;
+
+use common::device::{meeting, Client, Device, PREFIX};
+use common::Broker;
+use serde_json::{json, Value};
+
+fn error_of(reply: &Value) -> (&str, &str) {
+    assert_eq!(reply["ok"], false, "expected an error reply: {reply}");
+    (
+        reply["error"]["code"].as_str().unwrap_or(""),
+        reply["error"]["message"].as_str().unwrap_or(""),
+    )
+}
+
+async fn started() -> (Broker, Device, Client) {
+    let broker = Broker::start();
+    let device = Device::start(&broker, "");
+    let mut client = Client::connect(&broker).await;
+    client.licence("2099-01-01T00:00:00Z").await;
+    client.meeting(meeting(5)).await;
+    client
+        .wait_state("meeting applied", |s| s["meeting_version"] == 5)
+        .await;
+    (broker, device, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_commands_get_bad_request_and_the_daemon_keeps_serving() {
+    let (_broker, mut device, mut c) = started().await;
+
+    c.publish("cmd", "this is not json", false).await;
+    let reply = c
+        .wait("reply to garbage", |m| {
+            m.topic == format!("{PREFIX}/reply") && m.json["id"].is_null()
+        })
+        .await
+        .json;
+    let (code, message) = error_of(&reply);
+    assert_eq!(code, "bad_request");
+    assert!(message.contains("not valid JSON"), "{message}");
+
+    let cases = [
+        (
+            json!({"id": "b1", "actor": "u-1", "action": "mute", "muted": "yes"}),
+            "true or false",
+        ),
+        (
+            json!({"id": "b2", "action": "status"}),
+            "'actor' is missing",
+        ),
+        (
+            json!({"id": "b3", "actor": "u-1", "action": "teleport"}),
+            "unknown action",
+        ),
+        (
+            json!({"id": "b4", "actor": "u-1", "action": "start", "kind": 7}),
+            "'kind' must be a string",
+        ),
+        (
+            json!({"id": "b5", "actor": "u-1", "action": "finalize", "recording_id": "../../etc"}),
+            "'recording_id' contains '/'",
+        ),
+        (
+            json!({"id": "b6", "actor": 42, "action": "status"}),
+            "'actor' must be a string",
+        ),
+    ];
+    for (command, needle) in cases {
+        let reply = c.cmd(command.clone()).await;
+        let (code, message) = error_of(&reply);
+        assert_eq!(code, "bad_request", "{command}");
+        assert!(message.contains(needle), "{command}: {message}");
+    }
+
+    // An id that tries to climb out of the storage folder is refused before anything is done.
+    c.publish(
+        "cmd",
+        json!({"id": "../../../tmp/x", "actor": "u-1", "action": "status"}).to_string(),
+        false,
+    )
+    .await;
+    let reply = c
+        .wait("reply to the hostile id", |m| {
+            m.topic == format!("{PREFIX}/reply")
+                && m.json["error"]["message"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("'id'"))
+        })
+        .await
+        .json;
+    assert_eq!(error_of(&reply).0, "bad_request");
+
+    // A 2 MB payload is refused with the limit in the message.
+    let big = json!({"id": "big", "actor": "u-1", "action": "status", "pad": "x".repeat(2 * 1024 * 1024)});
+    c.publish("cmd", big.to_string(), false).await;
+    let reply = c
+        .wait("reply to the 2 MB payload", |m| {
+            m.topic == format!("{PREFIX}/reply")
+                && m.json["error"]["message"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("limit"))
+        })
+        .await
+        .json;
+    assert_eq!(error_of(&reply).0, "bad_request");
+
+    let reply = c.cmd(json!({"actor": "u-1", "action": "status"})).await;
+    assert_eq!(reply["ok"], true, "daemon still answers: {reply}");
+    assert!(device.is_running());
+    let storage_entries: Vec<_> = std::fs::read_dir(device.storage())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        !device.dir.path().join("tmp").exists(),
+        "nothing written outside storage: {storage_entries:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_snapshot_changes_nothing() {
+    let (_broker, _device, mut c) = started().await;
+    let mut stale = meeting(4);
+    stale["host"] = json!("u-3");
+    stale["cohosts"] = json!([]);
+    c.meeting(stale).await;
+    // A later command shows the state the stale snapshot would have changed.
+    let reply = c
+        .cmd(json!({"actor": "u-1", "action": "start", "kind": "local"}))
+        .await;
+    assert_eq!(reply["ok"], true, "u-1 is still the host: {reply}");
+    assert_eq!(reply["state"]["meeting_version"], 5);
+    assert_eq!(reply["state"]["views"]["u-1"], "local");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_command_id_is_answered_again_and_not_executed_twice() {
+    let (_broker, _device, mut c) = started().await;
+    let cmd = json!({"id": "dup-1", "actor": "u-1", "action": "start", "kind": "local"});
+    let first = c.cmd(cmd.clone()).await;
+    assert_eq!(first["ok"], true, "{first}");
+    c.wait_event("recording_started").await;
+    let second = c.cmd(cmd).await;
+    assert_eq!(first, second, "the first answer is repeated");
+    c.drain_for(std::time::Duration::from_millis(500)).await;
+    let started = c
+        .seen
+        .iter()
+        .filter(|m| m.json["type"] == "recording_started")
+        .count();
+    assert_eq!(started, 0, "no second recording_started");
+    let status = c.cmd(json!({"actor": "u-1", "action": "status"})).await;
+    assert_eq!(status["state"]["local"].as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_also_go_to_the_mqtt5_response_topic_with_correlation_data() {
+    let (_broker, _device, mut c) = started().await;
+    c.client
+        .subscribe("answers/#", rumqttc::v5::mqttbytes::QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    c.request(
+        json!({"id": "rr-1", "actor": "u-3", "action": "status"}),
+        "answers/rr",
+        b"corr-42",
+    )
+    .await;
+    let m = c
+        .wait("response topic reply", |m| m.topic == "answers/rr")
+        .await;
+    assert_eq!(m.json["id"], "rr-1");
+    assert_eq!(m.json["ok"], true);
+    assert_eq!(m.correlation.as_deref(), Some(&b"corr-42"[..]));
+}

@@ -1,0 +1,234 @@
+//! The daemon's life: config checks and exit codes, clean stop, restart, crash recovery and
+//! broker outages — each against the real binary, broker and pipeline.
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::device::{config_text, meeting, Client, Device};
+use common::Broker;
+use roomrec::catalog::Catalog;
+use serde_json::json;
+
+const BIN: &str = env!("CARGO_BIN_EXE_roomrecd");
+
+#[test]
+fn check_config_exits_0_for_valid_and_78_with_every_problem_for_invalid() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, config_text(1883, dir.path(), "")).unwrap();
+    let out = Command::new(BIN)
+        .args(["--check-config", "--config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let bad = dir.path().join("bad.toml");
+    let text = config_text(1883, dir.path(), "")
+        .replace("room-t", "room 7!")
+        .replace("segment_seconds = 1", "segment_seconds = 0");
+    std::fs::write(&bad, text).unwrap();
+    let out = Command::new(BIN)
+        .args(["--check-config", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("device_id"), "{err}");
+    assert!(err.contains("media.segment_seconds"), "{err}");
+}
+
+#[test]
+fn bad_config_exits_78_without_touching_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    let text =
+        config_text(1883, dir.path(), "").replace("source = \"test\"", "source = \"webcam\"");
+    std::fs::write(&bad, text).unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("media.source"));
+    assert!(
+        !dir.path().join("storage").exists(),
+        "storage must not be created"
+    );
+}
+
+async fn recording_local(broker: &Broker, device_extra: &str) -> (Device, Client) {
+    let device = Device::start(broker, device_extra);
+    let mut c = Client::connect(broker).await;
+    c.licence("2099-01-01T00:00:00Z").await;
+    c.meeting(meeting(1)).await;
+    c.wait_state("meeting applied", |s| s["meeting_version"] == 1)
+        .await;
+    let r = c
+        .cmd(json!({"actor": "u-1", "action": "start", "kind": "local"}))
+        .await;
+    assert_eq!(r["ok"], true, "{r}");
+    c.wait_state("3 s recorded", |s| {
+        s["local"][0]["recorded_ms"].as_u64().unwrap_or(0) >= 3000
+    })
+    .await;
+    (device, c)
+}
+
+/// Every catalogued segment exists, plays, and has the recorded SHA-256.
+fn assert_segments_play(device: &Device) -> usize {
+    let catalog = Catalog::open(&device.storage().join("catalog.sqlite3")).expect("catalog");
+    catalog.integrity_check().expect("integrity_check ok");
+    let recordings = catalog.recordings(None).unwrap();
+    let mut count = 0;
+    for r in &recordings {
+        for seg in catalog.segments_of(&r.recording_id).unwrap() {
+            let path = device.storage().join(&seg.path);
+            let info =
+                roomrec::media::probe(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(info.video.is_some(), "{}: {info:?}", path.display());
+            let bytes = std::fs::read(&path).unwrap();
+            use sha2::Digest;
+            assert_eq!(
+                hex::encode(sha2::Sha256::digest(&bytes)),
+                seg.sha256,
+                "{}",
+                path.display()
+            );
+            count += 1;
+        }
+    }
+    count
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_seals_the_last_segment_and_exits_cleanly() {
+    let broker = Broker::start();
+    let (mut device, mut c) = recording_local(&broker, "").await;
+    assert_eq!(device.stop(), Some(0), "log:\n{}", device.log());
+    let n = assert_segments_play(&device);
+    assert!(n >= 3, "at least 3 one-second segments, got {n}");
+    // The retained status says offline after a clean stop.
+    c.drain_for(Duration::from_millis(300)).await;
+    let offline = c.seen.iter().rev().find(|m| m.topic.ends_with("/status"));
+    assert_eq!(
+        offline.map(|m| m.json["online"].clone()),
+        Some(json!(false))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_ids_are_deduplicated_across_restarts() {
+    let broker = Broker::start();
+    let mut device = Device::start(&broker, "");
+    let mut c = Client::connect(&broker).await;
+    c.licence("2099-01-01T00:00:00Z").await;
+    c.meeting(meeting(1)).await;
+    c.wait_state("meeting applied", |s| s["meeting_version"] == 1)
+        .await;
+    let cmd = json!({"id": "restart-1", "actor": "u-1", "action": "mute", "muted": true});
+    let first = c.cmd(cmd.clone()).await;
+    assert_eq!(first["ok"], true, "{first}");
+    assert_eq!(device.stop(), Some(0));
+    c.restart(&mut device).await;
+    let again = c.cmd(cmd).await;
+    assert_eq!(
+        first, again,
+        "the stored first answer comes back after a restart"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_keeps_sealed_segments_and_the_local_recording_needs_finalize() {
+    let broker = Broker::start();
+    let (mut device, mut c) = recording_local(&broker, "").await;
+    device.kill9();
+    let sealed = assert_segments_play(&device);
+    assert!(sealed >= 2, "sealed segments survive the crash: {sealed}");
+    c.restart(&mut device).await;
+    let r = c
+        .cmd(json!({"actor": "admin:ops", "action": "list_recordings"}))
+        .await;
+    assert_eq!(r["ok"], true, "{r}");
+    let recs = r["recordings"].as_array().expect("recordings listed");
+    assert_eq!(recs.len(), 1, "{r}");
+    assert_eq!(
+        recs[0]["state"], "needs_finalize",
+        "L5: interrupted capture: {r}"
+    );
+    assert_eq!(
+        assert_segments_play(&device),
+        sealed,
+        "nothing sealed was lost"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_outage_recording_goes_on_and_state_is_republished() {
+    let mut broker = Broker::start();
+    let port = broker.port;
+    let (mut device, _c) = recording_local(&broker, "").await;
+    broker.kill();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(device.is_running(), "the daemon survives the broker outage");
+    let broker = Broker::restart_on(port);
+    let mut c = Client::connect(&broker).await;
+    // mosquitto without persistence lost every retained message; the device republishes its
+    // state on reconnect, still recording.
+    let state = c
+        .wait_state("state republished after reconnect", |s| {
+            s["local"][0]["state"] == "recording"
+        })
+        .await;
+    assert!(
+        state["local"][0]["recorded_ms"].as_u64().unwrap_or(0) >= 3000,
+        "{state}"
+    );
+    let r = c.cmd(json!({"actor": "u-1", "action": "status"})).await;
+    assert_eq!(r["ok"], true);
+    assert_eq!(device.stop(), Some(0));
+    assert!(
+        assert_segments_play(&device) >= 5,
+        "recording went on during the outage"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uncatalogued_segment_file_is_never_overwritten() {
+    let broker = Broker::start();
+    let mut device = Device::start(&broker, "");
+    let mut c = Client::connect(&broker).await;
+    c.wait("device online", |m| {
+        m.topic.ends_with("/status") && m.json["online"] == true
+    })
+    .await;
+    assert_eq!(device.stop(), Some(0));
+    // As if the power went after a segment was written but before its row was committed.
+    let orphan = device.storage().join("segments/00000001.mkv");
+    std::fs::write(&orphan, b"media written before a power cut").unwrap();
+    c.restart(&mut device).await;
+    c.licence("2099-01-01T00:00:00Z").await;
+    c.meeting(meeting(1)).await;
+    c.wait_state("meeting applied", |s| s["meeting_version"] == 1)
+        .await;
+    c.cmd(json!({"actor": "u-1", "action": "start", "kind": "local"}))
+        .await;
+    c.wait_state("2 s recorded", |s| {
+        s["local"][0]["recorded_ms"].as_u64().unwrap_or(0) >= 2000
+    })
+    .await;
+    assert_eq!(device.stop(), Some(0));
+    assert_eq!(
+        std::fs::read(&orphan).unwrap(),
+        b"media written before a power cut"
+    );
+    assert!(assert_segments_play(&device) >= 2);
+}

@@ -1,0 +1,284 @@
+//! Media against real GStreamer pipelines: segments, tags, sealing, conversion, mute, encoders.
+//!
+//! Media is checked with the Discoverer (codec, size, duration, audio), never by file size.
+//! Run with `cargo test --test media -- --test-threads=1` (each test runs a live pipeline).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use roomrec::media::{
+    self, AudioCodec, MediaCommand, MediaError, MediaFact, MediaSettings, SealedFile, VideoEncoder,
+};
+use roomrec::protocol::Id;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Generous bounds: they only catch a hung pipeline, never a slow machine.
+const FACT_TIMEOUT: Duration = Duration::from_secs(60);
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn id(s: &str) -> Id {
+    Id::parse(s).unwrap()
+}
+
+fn small(dir: &Path) -> MediaSettings {
+    MediaSettings {
+        segments_dir: dir.join("segments"),
+        width: 320,
+        height: 240,
+        framerate: 15,
+        video_bitrate_kbps: 300,
+        ..MediaSettings::default()
+    }
+}
+
+fn capture(recordings: &[&str]) -> MediaCommand {
+    MediaCommand::SetCapture {
+        recordings: recordings.iter().map(|r| id(r)).collect(),
+    }
+}
+
+/// Shut media down (bounded) and collect every fact it reported.
+async fn finish(handle: media::MediaHandle, mut rx: mpsc::Receiver<MediaFact>) -> Vec<MediaFact> {
+    tokio::time::timeout(SHUTDOWN_TIMEOUT, handle.shutdown())
+        .await
+        .expect("media shut down in time");
+    let mut facts = Vec::new();
+    while let Ok(f) = rx.try_recv() {
+        facts.push(f);
+    }
+    facts
+}
+
+fn sealed(facts: &[MediaFact]) -> Vec<SealedFile> {
+    facts
+        .iter()
+        .filter_map(|f| match f {
+            MediaFact::Sealed(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn sha256_of(path: &Path) -> String {
+    hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+/// The segment is H.264 at the configured size with audio, and the fact describes the file.
+fn check_segment(s: &SealedFile, settings: &MediaSettings, audio_codec: &str) {
+    let info = media::probe(&s.abs_path).expect("segment plays");
+    let video = info.video.as_ref().expect("segment has video");
+    assert_eq!(video.codec, "video/x-h264", "segment {}", s.seq);
+    assert_eq!(
+        (video.width, video.height),
+        (settings.width, settings.height)
+    );
+    let audio = info.audio.as_ref().expect("segment has audio");
+    assert_eq!(audio.codec, audio_codec, "segment {}", s.seq);
+    assert_eq!(s.sha256, sha256_of(&s.abs_path), "segment {}", s.seq);
+    assert_eq!(s.bytes, std::fs::metadata(&s.abs_path).unwrap().len());
+    assert_eq!(s.path, format!("segments/{:08}.mkv", s.seq));
+    assert!(
+        s.duration_ms.abs_diff(info.duration_ms) <= 500,
+        "segment {}: fact says {} ms, file plays {} ms",
+        s.seq,
+        s.duration_ms,
+        info.duration_ms
+    );
+}
+
+fn segments_of(all: &[SealedFile], recording: &str) -> (Vec<PathBuf>, u64) {
+    let mine: Vec<&SealedFile> = all
+        .iter()
+        .filter(|s| s.recordings.contains(&id(recording)))
+        .collect();
+    let total = mine.iter().map(|s| s.duration_ms).sum();
+    (mine.iter().map(|s| s.abs_path.clone()).collect(), total)
+}
+
+fn convert_and_check(segments: Vec<PathBuf>, total_ms: u64, out: PathBuf) {
+    let info = media::convert(&segments, &out, &CancellationToken::new()).expect("converts");
+    let probed = media::probe(&out).expect("the MP4 plays");
+    assert_eq!(info, probed);
+    assert_eq!(
+        probed.video.as_ref().map(|v| v.codec.as_str()),
+        Some("video/x-h264")
+    );
+    assert!(probed.audio.is_some(), "the MP4 has sound");
+    assert!(
+        probed.duration_ms.abs_diff(total_ms) <= 1_000,
+        "MP4 plays {} ms, its segments hold {} ms",
+        probed.duration_ms,
+        total_ms
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switches_cut_tagged_segments_that_convert_per_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = small(dir.path());
+    let (tx, rx) = mpsc::channel(256);
+    let handle = media::spawn(settings.clone(), 7, tx).expect("media starts");
+
+    handle.send(capture(&["A"]));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    handle.send(capture(&["B", "A"]));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    handle.send(MediaCommand::SetMuted(true));
+    handle.send(capture(&["B"]));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    handle.send(capture(&[]));
+    let facts = finish(handle, rx).await;
+
+    assert!(facts.contains(&MediaFact::Muted(true)), "{facts:?}");
+    let failures: Vec<_> = facts
+        .iter()
+        .filter(|f| matches!(f, MediaFact::Failed { .. } | MediaFact::DiskFull { .. }))
+        .collect();
+    assert!(failures.is_empty(), "{failures:?}");
+
+    let all = sealed(&facts);
+    for s in &all {
+        eprintln!("segment {} {} ms {:?}", s.seq, s.duration_ms, s.recordings);
+    }
+    let seqs: Vec<u64> = all.iter().map(|s| s.seq).collect();
+    assert_eq!(
+        seqs,
+        (7..7 + all.len() as u64).collect::<Vec<_>>(),
+        "contiguous from 7"
+    );
+    for s in &all {
+        check_segment(s, &settings, "audio/x-opus");
+    }
+
+    // Tags follow the switches: a run of {A}, then of {A, B}, then of {B}; none mixed.
+    let tags: Vec<Vec<Id>> = all.iter().map(|s| s.recordings.clone()).collect();
+    let mut runs = tags.clone();
+    runs.dedup();
+    assert_eq!(
+        runs,
+        vec![vec![id("A")], vec![id("A"), id("B")], vec![id("B")]],
+        "tags per segment: {tags:?}"
+    );
+
+    let (a, a_ms) = segments_of(&all, "A");
+    let (b, b_ms) = segments_of(&all, "B");
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    convert_and_check(a, a_ms, out.join("A.mp4"));
+    convert_and_check(b, b_ms, out.join("B.mp4"));
+}
+
+/// L6: a pause stops the pipeline; after the resume a new pipeline continues the numbering,
+/// and the MP4 holds both stretches and nothing of the pause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_recording_converts_and_a_cancelled_conversion_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, rx) = mpsc::channel(64);
+    let handle = media::spawn(small(dir.path()), 0, tx).unwrap();
+    handle.send(capture(&["A"]));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    handle.send(capture(&[]));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    handle.send(capture(&["A"]));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let all = sealed(&finish(handle, rx).await);
+    let seqs: Vec<u64> = all.iter().map(|s| s.seq).collect();
+    assert_eq!(seqs, (0..all.len() as u64).collect::<Vec<_>>());
+    assert!(all.len() >= 2, "{all:?}");
+
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let (paths, total_ms) = segments_of(&all, "A");
+    convert_and_check(paths.clone(), total_ms, out_dir.join("A.mp4"));
+
+    let out = out_dir.join("A-again.mp4");
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    let e = media::convert(&paths, &out, &cancel).unwrap_err();
+    assert!(matches!(e, MediaError::Cancelled), "{e}");
+    let left: Vec<String> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        left,
+        vec!["A.mp4".to_string()],
+        "cancelled conversion left files"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openh264_and_aac_make_playable_segments_and_shutdown_seals_the_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = MediaSettings {
+        encoder: VideoEncoder::OpenH264,
+        audio: AudioCodec::Aac,
+        ..small(dir.path())
+    };
+    let (tx, rx) = mpsc::channel(64);
+    let handle = media::spawn(settings.clone(), 0, tx).unwrap();
+    handle.send(capture(&["X"]));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // No empty SetCapture: shutdown itself must stop capture and seal the open segment.
+    let all = sealed(&finish(handle, rx).await);
+    assert!(all.len() >= 2, "{all:?}");
+    for s in &all {
+        check_segment(s, &settings, "audio/mpeg");
+        assert_eq!(s.recordings, vec![id("X")]);
+    }
+    let (x, x_ms) = segments_of(&all, "X");
+    convert_and_check(x, x_ms, dir.path().join("X.mp4"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mute_is_reported_without_capture() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, mut rx) = mpsc::channel(8);
+    let handle = media::spawn(small(dir.path()), 0, tx).unwrap();
+    handle.send(MediaCommand::SetMuted(true));
+    let fact = tokio::time::timeout(FACT_TIMEOUT, rx.recv()).await.unwrap();
+    assert_eq!(fact, Some(MediaFact::Muted(true)));
+    handle.send(MediaCommand::SetMuted(false));
+    let fact = tokio::time::timeout(FACT_TIMEOUT, rx.recv()).await.unwrap();
+    assert_eq!(fact, Some(MediaFact::Muted(false)));
+    assert!(finish(handle, rx).await.is_empty());
+}
+
+/// A segment name pointing at /dev/full makes every write fail with ENOSPC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_is_reported_and_the_next_capture_starts_afresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = small(dir.path());
+    std::fs::create_dir_all(&settings.segments_dir).unwrap();
+    std::os::unix::fs::symlink("/dev/full", settings.segments_dir.join("00000003.mkv")).unwrap();
+    let (tx, mut rx) = mpsc::channel(64);
+    let handle = media::spawn(settings.clone(), 3, tx).unwrap();
+    handle.send(capture(&["A"]));
+    let fact = tokio::time::timeout(FACT_TIMEOUT, rx.recv()).await.unwrap();
+    assert!(matches!(fact, Some(MediaFact::DiskFull { .. })), "{fact:?}");
+
+    // Media keeps running: the next capture writes the next number, which plays.
+    handle.send(capture(&[]));
+    handle.send(capture(&["B"]));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let all = sealed(&finish(handle, rx).await);
+    assert!(!all.is_empty());
+    assert_eq!(all[0].seq, 4);
+    for s in &all {
+        check_segment(s, &settings, "audio/x-opus");
+    }
+}
+
+#[test]
+fn missing_encoder_or_bad_settings_fail_at_spawn() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, _rx) = mpsc::channel(1);
+    let bad = MediaSettings {
+        framerate: 0,
+        ..small(dir.path())
+    };
+    let e = media::spawn(bad, 0, tx).err().expect("refused");
+    assert!(matches!(e, MediaError::Settings(_)), "{e}");
+}

@@ -1,0 +1,111 @@
+SUMMARY = "roomrec: the recording daemon of a meeting-room appliance"
+SUMMARY:${PN}-ctl = "roomrecctl: inspect and drive a roomrec device over MQTT"
+DESCRIPTION = "roomrecd records the room camera and microphone with GStreamer, \
+               takes commands over MQTT, keeps a SQLite catalog and uploads to \
+               S3-compatible storage; roomrecctl is its command line."
+HOMEPAGE = "https://roomrec.invalid/"
+SECTION = "multimedia"
+LICENSE = "MIT | Apache-2.0"
+LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/MIT;md5=0835ade698e0bcf8506ecda2f7b4f302 \
+                    file://${COMMON_LICENSE_DIR}/Apache-2.0;md5=89aea4e17d99a7cacdbeed46a0096b10"
+
+# gstreamer-rs (-sys crates) and rusqlite (system libsqlite3) link through pkg-config.
+DEPENDS += "glib-2.0 gstreamer1.0 gstreamer1.0-plugins-base sqlite3"
+
+# The source is the repository this layer lives in (ROOMREC_REPO_DIR, set in layer.conf), at
+# the head of ROOMREC_GIT_BRANCH. A product build points these at its own mirror and pins
+# SRCREV to a commit whose Cargo.lock matches roomrec-crates.inc (see docs/appliance.md).
+ROOMREC_GIT_URI ??= "git://${ROOMREC_REPO_DIR};protocol=file"
+ROOMREC_GIT_BRANCH ??= "main"
+
+PV = "0.1.0+git"
+
+SRC_URI = "${ROOMREC_GIT_URI};branch=${ROOMREC_GIT_BRANCH};destsuffix=${BPN} \
+           file://roomrec.toml \
+           "
+# One crate:// entry and checksum per Cargo.lock package; regenerate with
+# yocto/scripts/gen-crates-inc (or bitbake -c update_crates roomrec).
+require ${BPN}-crates.inc
+
+# In-tree builds follow the branch; products set SRCREV to a fixed commit.
+# nooelint: oelint.vars.autorev
+SRCREV ??= "${AUTOREV}"
+
+S = "${UNPACKDIR}/${BPN}"
+
+inherit cargo cargo-update-recipe-crates pkgconfig systemd useradd
+
+# The H.264 encoder and the AAC path are PACKAGECONFIGs: media.encoder = "auto" takes
+# x264enc when present, else openh264enc; media.audio_codec = "aac" needs avenc_aac.
+PACKAGECONFIG ??= "${ROOMREC_H264_ENCODERS}"
+# x264enc, from gst-plugins-ugly (LICENSE_FLAGS commercial, as is x264).
+PACKAGECONFIG[x264] = ",,,gstreamer1.0-plugins-ugly-x264"
+# openh264enc, from gst-plugins-bad with openh264 (meta-multimedia).
+PACKAGECONFIG[openh264] = ",,,gstreamer1.0-plugins-bad-openh264"
+# avenc_aac, from gstreamer1.0-libav (LICENSE_FLAGS commercial).
+PACKAGECONFIG[aac] = ",,,gstreamer1.0-libav"
+
+# videoconvert is its own plugin up to GStreamer 1.22 (scarthgap) and part of
+# "videoconvertscale" from 1.24 on (styhead and later).
+ROOMREC_GST_VIDEOCONVERT = "${@'gstreamer1.0-plugins-base-videoconvert' if 'scarthgap' in (d.getVar('LAYERSERIES_CORENAMES') or '').split() else 'gstreamer1.0-plugins-base-videoconvertscale'}"
+
+do_install:append() {
+    install -d ${D}${systemd_system_unitdir}
+    install -m 0644 ${S}/systemd/roomrec.service ${D}${systemd_system_unitdir}/roomrec.service
+    install -d ${D}${nonarch_libdir}/sysusers.d ${D}${nonarch_libdir}/tmpfiles.d
+    install -m 0644 ${S}/systemd/roomrec.sysusers ${D}${nonarch_libdir}/sysusers.d/roomrec.conf
+    install -m 0644 ${S}/systemd/roomrec.tmpfiles ${D}${nonarch_libdir}/tmpfiles.d/roomrec.conf
+
+    # The configuration may hold S3 credentials: root and group roomrec only.
+    install -d -m 0750 ${D}${sysconfdir}/roomrec
+    install -m 0640 ${UNPACKDIR}/roomrec.toml ${D}${sysconfdir}/roomrec/roomrec.toml
+    chown -R root:roomrec ${D}${sysconfdir}/roomrec
+
+    install -d ${D}${docdir}/roomrec
+    install -m 0644 ${S}/docs/appliance.md ${D}${docdir}/roomrec/appliance.md
+}
+
+PACKAGES =+ "${PN}-ctl"
+
+FILES:${PN} += "\
+    ${nonarch_libdir}/sysusers.d/roomrec.conf \
+    ${nonarch_libdir}/tmpfiles.d/roomrec.conf \
+"
+FILES:${PN}-ctl += "${bindir}/roomrecctl"
+
+# Device-specific; package upgrades keep a locally changed copy.
+CONFFILES:${PN} = "${sysconfdir}/roomrec/roomrec.toml"
+
+# GStreamer elements, one runtime package each: exactly the elements src/media creates, plus
+# the v4l2 capture source of media.source = "v4l2" (v4l2src, alsasrc, videoconvert).
+# .ci/check-yocto compares this list (with the PACKAGECONFIGs above) against the element
+# names in the source and fails when they differ.
+RDEPENDS:${PN} += "\
+    ${ROOMREC_GST_VIDEOCONVERT} \
+    gstreamer1.0 \
+    gstreamer1.0-plugins-bad-opusparse \
+    gstreamer1.0-plugins-bad-videoparsersbad \
+    gstreamer1.0-plugins-base-alsa \
+    gstreamer1.0-plugins-base-audioconvert \
+    gstreamer1.0-plugins-base-audioresample \
+    gstreamer1.0-plugins-base-audiotestsrc \
+    gstreamer1.0-plugins-base-opus \
+    gstreamer1.0-plugins-base-videotestsrc \
+    gstreamer1.0-plugins-base-volume \
+    gstreamer1.0-plugins-good-audioparsers \
+    gstreamer1.0-plugins-good-isomp4 \
+    gstreamer1.0-plugins-good-matroska \
+    gstreamer1.0-plugins-good-multifile \
+    gstreamer1.0-plugins-good-video4linux2 \
+"
+
+SYSTEMD_SERVICE:${PN} = "roomrec.service"
+SYSTEMD_AUTO_ENABLE:${PN} = "enable"
+
+# A locked system user; group video for /dev/video*, audio for /dev/snd/*. Its home is the
+# state directory, which systemd creates (StateDirectory=roomrec) with the right owner.
+USERADD_PACKAGES = "${PN}"
+GROUPADD_PARAM:${PN} = "--system roomrec"
+USERADD_PARAM:${PN} = "--system --gid roomrec --groups video,audio \
+                       --home-dir ${localstatedir}/lib/roomrec --no-create-home \
+                       --shell ${base_sbindir}/nologin roomrec"
