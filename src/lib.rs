@@ -12,3 +12,4 @@ pub mod daemon;
 pub mod media;
 pub mod protocol;
 pub mod rules;
+pub mod upload;

@@ -282,3 +282,67 @@ fn missing_encoder_or_bad_settings_fail_at_spawn() {
     let e = media::spawn(bad, 0, tx).err().expect("refused");
     assert!(matches!(e, MediaError::Settings(_)), "{e}");
 }
+
+/// Index of the fact releasing `recording`, after checking it is released exactly once and no
+/// segment of it is reported afterwards.
+fn released_at(facts: &[MediaFact], recording: &str) -> usize {
+    let positions: Vec<usize> = facts
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| matches!(f, MediaFact::Released { recordings } if recordings.contains(&id(recording))))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(
+        positions.len(),
+        1,
+        "{recording} released exactly once: {facts:#?}"
+    );
+    let later_segment = facts[positions[0]..]
+        .iter()
+        .any(|f| matches!(f, MediaFact::Sealed(s) if s.recordings.contains(&id(recording))));
+    assert!(
+        !later_segment,
+        "no segment of {recording} after its release: {facts:#?}"
+    );
+    positions[0]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_is_released_only_after_its_last_segment_is_sealed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, mut rx) = mpsc::channel(256);
+    let handle = media::spawn(small(dir.path()), 1, tx).expect("media starts");
+    handle.send(capture(&["A", "B"]));
+    let mut facts = Vec::new();
+    // Wait for a couple of shared segments, then let A go while B carries on.
+    while sealed(&facts).len() < 2 {
+        let f = tokio::time::timeout(FACT_TIMEOUT, rx.recv())
+            .await
+            .expect("a fact")
+            .expect("open");
+        facts.push(f);
+    }
+    handle.send(capture(&["B"]));
+    while !facts
+        .iter()
+        .any(|f| matches!(f, MediaFact::Released { .. }))
+    {
+        let f = tokio::time::timeout(FACT_TIMEOUT, rx.recv())
+            .await
+            .expect("a fact")
+            .expect("open");
+        facts.push(f);
+    }
+    handle.send(capture(&[]));
+    facts.extend(finish(handle, rx).await);
+    let a = released_at(&facts, "A");
+    let b = released_at(&facts, "B");
+    assert!(a < b, "A (dropped first) is released before B");
+    let b_after_a = facts[a..]
+        .iter()
+        .any(|f| matches!(f, MediaFact::Sealed(s) if s.recordings == vec![id("B")]));
+    assert!(
+        b_after_a,
+        "B kept recording after A was released: {facts:#?}"
+    );
+}

@@ -16,6 +16,7 @@
 mod error;
 mod reconcile;
 mod schema;
+mod uploads;
 
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
@@ -32,6 +33,7 @@ use crate::protocol::{
 pub use error::CatalogError;
 pub use reconcile::{FileProblem, OrphanFile, ReconcileReport, SegmentProblem, SEGMENTS_DIR};
 pub use schema::SCHEMA_VERSION;
+pub use uploads::{UploadJob, UploadState};
 
 /// How long a write waits for a reader (for example `roomrecctl`) to let go of the file.
 const BUSY_TIMEOUT_MS: i64 = 5_000;

@@ -8,7 +8,7 @@
 //! as the recording rows they report, and leave the outbox only when the broker acknowledged
 //! them, so a crash or a broker outage never loses a `recording_ready` or a reply.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -25,6 +25,10 @@ use crate::control::{Destination, Inbound, Outbound, ResponseAddr, Topic};
 use crate::media::{MediaCommand, MediaFact, MediaHandle, SealedFile};
 use crate::protocol::{Action, Command, ErrorBody, ErrorCode, Id, RecordingKind, Reply, Timestamp};
 use crate::rules::{CommandContext, Effect, Engine, Input, Now, Output, SealedSegment};
+
+/// How long a conversion waits for media to seal a recording's last segment (normally well
+/// under a second) before going ahead anyway.
+const MEDIA_RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Wall clock for names and licence checks, monotonic for durations (see `rules::Now`).
 #[derive(Clone, Copy, Debug)]
@@ -74,6 +78,11 @@ pub struct Core {
     pub last_state: Option<Vec<u8>>,
     /// Kind of every recording seen, to tag cloud segments for upload.
     pub kinds: HashMap<Id, RecordingKind>,
+    /// Recordings media may still have unsealed segments for (sent to capture, not released).
+    pub capturing: HashSet<Id>,
+    /// Conversions and completions waiting for media to release their recording, so they
+    /// never miss the last segment.
+    pub deferred: Vec<(Effect, Instant)>,
     pub storage_dir: PathBuf,
 }
 
@@ -298,10 +307,16 @@ impl Core {
     }
 
     async fn carry_out(&mut self, effect: Effect) {
+        if waits_for_media(&effect).is_some_and(|id| self.capturing.contains(id)) {
+            self.deferred.push((effect, Instant::now()));
+            return;
+        }
         match effect {
             Effect::SetCapture { recordings } => {
+                self.capturing.extend(recordings.iter().cloned());
                 self.media.send(MediaCommand::SetCapture { recordings })
             }
+
             Effect::SetMuted(muted) => self.media.send(MediaCommand::SetMuted(muted)),
             Effect::Convert { recording_id } => self.start_conversion(recording_id).await,
             Effect::StopConversion { recording_id } => self.conversions.cancel(&recording_id),
@@ -353,6 +368,27 @@ impl Core {
         self.conversions.start(&info, paths);
     }
 
+    /// Carries out deferred effects whose recording media has released, and those for which
+    /// `overdue` says waiting longer is worse than missing a segment.
+    async fn run_deferred(&mut self, overdue: impl Fn(Instant) -> bool) {
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.deferred)
+            .into_iter()
+            .partition(|(effect, since)| {
+                waits_for_media(effect).is_none_or(|id| !self.capturing.contains(id))
+                    || overdue(*since)
+            });
+        self.deferred = waiting;
+        for (effect, since) in ready {
+            if let Some(id) = waits_for_media(&effect) {
+                if self.capturing.remove(id) {
+                    warn!(recording = %id, waited_s = since.elapsed().as_secs(),
+                        "media never confirmed the last segment; going ahead without waiting longer");
+                }
+            }
+            self.carry_out(effect).await;
+        }
+    }
+
     async fn on_conversion(&mut self, done: ConversionDone) {
         self.conversions.finished(&done.recording_id);
         let input = Input::ConversionFinished {
@@ -374,6 +410,12 @@ impl Core {
                     message,
                 };
                 self.feed(input, None).await;
+            }
+            MediaFact::Released { recordings } => {
+                for id in &recordings {
+                    self.capturing.remove(id);
+                }
+                self.run_deferred(|_| false).await;
             }
             MediaFact::DiskFull { message } => {
                 error!(%message, "the disk is full; recordings stop and keep what they have");
@@ -453,6 +495,10 @@ impl Core {
 
     async fn on_tick(&mut self, ticks: u64) {
         self.feed(Input::Tick, None).await;
+        if !self.deferred.is_empty() {
+            self.run_deferred(|since| since.elapsed() > MEDIA_RELEASE_TIMEOUT)
+                .await;
+        }
         self.notifier.watchdog();
         if ticks % 30 == 0 {
             self.publish_status().await;
@@ -524,6 +570,16 @@ impl Core {
         }
         self.conversions.wait_all().await;
         info!("recordings stopped and catalogued");
+    }
+}
+
+/// Effects that need every segment of their recording sealed first.
+fn waits_for_media(effect: &Effect) -> Option<&Id> {
+    match effect {
+        Effect::Convert { recording_id } | Effect::CompleteCloud { recording_id } => {
+            Some(recording_id)
+        }
+        _ => None,
     }
 }
 

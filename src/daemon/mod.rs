@@ -93,6 +93,8 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
         clock: Clock::new(),
         last_state: None,
         kinds: Default::default(),
+        capturing: Default::default(),
+        deferred: Vec::new(),
         storage_dir: storage.clone(),
     };
     for r in &restored {

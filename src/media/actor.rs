@@ -110,9 +110,16 @@ pub fn spawn(
         running: None,
         generation: 0,
     };
+    let on_panic = actor.facts.clone();
     thread::Builder::new()
         .name("media".into())
-        .spawn(move || actor.run())
+        .spawn(move || {
+            // A bug here must not pass silently: the daemon hears of it like any failure.
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| actor.run())).is_err() {
+                let message = "the media actor panicked; restart the daemon".to_owned();
+                let _ = on_panic.blocking_send(MediaFact::Failed { message });
+            }
+        })
         .map_err(|e| MediaError::Pipeline(format!("cannot start the media thread: {e}")))?;
     Ok(MediaHandle {
         inner: Arc::new(HandleInner { tx }),
@@ -165,20 +172,23 @@ struct Running {
 }
 
 impl Running {
-    /// The recordings of a segment whose first frame has running time `start_ns`; changes
-    /// before that one are done with and dropped.
     fn recordings_at(&mut self, start_ns: u64) -> Vec<Id> {
-        let current = self
-            .changes
-            .iter()
-            .rposition(|(at, _)| *at <= start_ns)
-            .unwrap_or(0);
-        self.changes.drain(..current);
-        self.changes
-            .first()
-            .map(|(_, set)| set.clone())
-            .unwrap_or_default()
+        tags_at(&mut self.changes, start_ns)
     }
+}
+
+/// The recordings of a segment whose first frame has running time `start_ns`: those of the
+/// last change at or before it. Earlier changes are done with and dropped.
+fn tags_at(changes: &mut Vec<(u64, Vec<Id>)>, start_ns: u64) -> Vec<Id> {
+    let current = changes
+        .iter()
+        .rposition(|(at, _)| *at <= start_ns)
+        .unwrap_or(0);
+    changes.drain(..current);
+    changes
+        .first()
+        .map(|(_, set)| set.clone())
+        .unwrap_or_default()
 }
 
 /// How a bus message left the pipeline.
@@ -353,6 +363,7 @@ impl Actor {
         if let (true, Some(open)) = (salvage, running.open) {
             self.salvage(open);
         }
+        self.release_all(&running.changes);
     }
 
     fn on_bus(&mut self, generation: u64, msg: &gst::Message) -> BusOutcome {
@@ -463,6 +474,7 @@ impl Actor {
 
     fn seal_and_report(&mut self, open: Open, duration_ms: u64) -> Result<(), MediaError> {
         let sealed = seal_file(&open.location)?;
+        let start_ns = open.start_ns;
         let file = SealedFile {
             seq: open.seq,
             path: relative_path(&self.settings.segments_dir, &open.location),
@@ -479,8 +491,42 @@ impl Actor {
             duration_ms,
             "segment sealed"
         );
+        let end_ns = start_ns + duration_ms * 1_000_000;
+        let candidates = file.recordings.clone();
         self.report(MediaFact::Sealed(file));
+        self.release_after(candidates, end_ns);
         Ok(())
+    }
+
+    /// Reports, of `candidates`, those that cannot appear in any later segment: not in the set
+    /// in force at `end_ns`, in a later cut, or in the set capturing now.
+    fn release_after(&mut self, candidates: Vec<Id>, end_ns: u64) {
+        let later: &[(u64, Vec<Id>)] = match &self.running {
+            Some(r) => {
+                let from = r.changes.iter().rposition(|(at, _)| *at <= end_ns);
+                &r.changes[from.unwrap_or(0)..]
+            }
+            None => &[],
+        };
+        let still =
+            |id: &Id| self.recordings.contains(id) || later.iter().any(|(_, set)| set.contains(id));
+        let released: Vec<Id> = candidates.into_iter().filter(|id| !still(id)).collect();
+        if !released.is_empty() {
+            self.report(MediaFact::Released {
+                recordings: released,
+            });
+        }
+    }
+
+    /// After the pipeline ended (stop or failure) nothing more of its recordings will come.
+    fn release_all(&mut self, changes: &[(u64, Vec<Id>)]) {
+        let mut ids: Vec<Id> = changes.iter().flat_map(|(_, set)| set.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        ids.retain(|id| !self.recordings.contains(id));
+        if !ids.is_empty() {
+            self.report(MediaFact::Released { recordings: ids });
+        }
     }
 
     /// After a failure, keep the segment that was being written if it plays: Matroska stays
@@ -563,6 +609,20 @@ mod tests {
             ),
             "segments/00000007.mkv"
         );
+    }
+
+    #[test]
+    fn segments_take_the_set_in_force_when_their_first_frame_was_captured() {
+        let a = vec![Id::parse("A").unwrap()];
+        let ab = vec![Id::parse("A").unwrap(), Id::parse("B").unwrap()];
+        let mut changes = vec![(0, a.clone()), (3_000, ab.clone()), (6_000, vec![])];
+        assert_eq!(tags_at(&mut changes, 0), a);
+        assert_eq!(tags_at(&mut changes, 2_000), a);
+        assert_eq!(tags_at(&mut changes, 3_000), ab);
+        // Changes before the one used are dropped; later ones stay.
+        assert_eq!(changes.len(), 2);
+        assert_eq!(tags_at(&mut changes, 5_999), ab);
+        assert_eq!(tags_at(&mut changes, 7_000), Vec::<Id>::new());
     }
 
     #[test]

@@ -109,6 +109,9 @@ pub enum MediaFact {
     Failed { message: String },
     /// A write failed for lack of space; the pipeline was torn down.
     DiskFull { message: String },
+    /// Every segment these recordings appear in is sealed and reported: nothing more of
+    /// theirs will come, so their conversion or upload manifest may now be made.
+    Released { recordings: Vec<Id> },
 }
 
 /// One sealed segment file.

@@ -91,6 +91,13 @@ impl Capture {
     }
 }
 
+impl Drop for Capture {
+    /// Whatever path drops it (error, panic), the devices and files are released.
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
 /// The Debian package that ships a factory, for the "not installed" message.
 fn package_of(factory: &str) -> &'static str {
     match factory {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod device;
+pub mod s3;
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};

@@ -1,0 +1,926 @@
+//! The upload actor: one tokio task that drains the queue, writes manifests, shares and
+//! deletes, and reports facts.
+//!
+//! Owns: which jobs are in flight, the link gate (closed while the store is unreachable or
+//! refusing, probed with backoff), the bandwidth limiter's rate (full, or the live share), the
+//! recordings waiting for completion, and the retries of manifest, share and delete work.
+//! Must not touch: the rules, MQTT, media; catalog rows other than the upload queue's.
+//!
+//! Retry policy, by [`Scope`]: a link failure closes the gate and probes the store every
+//! 100 → 500 ms (jittered, each probe bounded to 2 s), so uploads are back at full rate within
+//! about a second of the link returning; a store-wide refusal (credentials, bucket, 5xx) backs off 1 s → 60 s and then
+//! lets one upload through before the others; an object's own failure delays only that job,
+//! 2 s → 5 min. Every failure is written to its job's row, so nothing is forgotten on restart.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sha2::Digest as _;
+use tokio::sync::mpsc;
+use tokio::task::{AbortHandle, JoinSet};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use super::error::{Failure, Scope, UploadError};
+use super::limiter::Limiter;
+use super::manifest::{self, ManifestSegment};
+use super::store::{FileToSend, Store};
+use super::{UploadCommand, UploadFact, UploadSettings, LIVE_FLOOR_BYTES_PER_S};
+use crate::catalog::{Catalog, UploadJob, UploadState};
+use crate::protocol::{Id, RecordingInfo, Timestamp};
+
+/// The longest a job's own backoff grows; also the clock-step guard of `claim_upload`.
+const MAX_JOB_BACKOFF: Duration = Duration::from_secs(300);
+const LINK_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_millis(500));
+const STORE_BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(60));
+const JOB_BACKOFF_BASE: Duration = Duration::from_secs(2);
+/// How often the queue is looked at without a reason (due retries, completion grace).
+const TICK: Duration = Duration::from_millis(500);
+/// Link throughput is sampled over windows this long while uploads run at full rate.
+const METER_WINDOW: Duration = Duration::from_secs(2);
+
+/// The daemon's side of the upload actor; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct UploadHandle {
+    tx: mpsc::UnboundedSender<UploadCommand>,
+}
+
+impl UploadHandle {
+    /// Queues a command; never blocks. Results come back as facts.
+    pub fn send(&self, command: UploadCommand) {
+        if self.tx.send(command).is_err() {
+            error!("the upload actor has stopped; command dropped");
+        }
+    }
+}
+
+/// Starts the upload actor on the current tokio runtime. It opens its own connection to the
+/// catalog at `catalog_path` (WAL mode lets it share the file with the daemon's) and reads
+/// segment files relative to `storage_dir`. It stops when `cancel` fires; uploads cut off
+/// then are sent again at the next start.
+pub fn spawn(
+    settings: UploadSettings,
+    catalog_path: &Path,
+    storage_dir: &Path,
+    facts: mpsc::Sender<UploadFact>,
+    cancel: CancellationToken,
+) -> Result<UploadHandle, UploadError> {
+    settings.validate()?;
+    let store = Store::new(&settings.store, settings.clock_offset_s, settings.stall_timeout)?;
+    let mut catalog = Catalog::open(catalog_path)?;
+    catalog.recover_uploads(wall_now())?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let limiter = Arc::new(Limiter::new(settings.rate_cap));
+    info!(
+        endpoint = %settings.store.endpoint,
+        bucket = %settings.store.bucket,
+        rate_cap = ?settings.rate_cap,
+        live_share_percent = settings.live_share_percent,
+        "upload actor started"
+    );
+    let actor = Actor {
+        store: Arc::new(store),
+        catalog: Arc::new(Mutex::new(catalog)),
+        storage_dir: storage_dir.to_owned(),
+        facts,
+        limiter,
+        live: false,
+        meter: Meter::new(0),
+        link_estimate: None,
+        work: JoinSet::new(),
+        in_flight: HashMap::new(),
+        // Probe first: wrong credentials or a missing bucket show in the status at once.
+        gate: Gate {
+            state: GateState::Closed {
+                until: Instant::now(),
+                scope: Scope::Link,
+            },
+            failures: 0,
+        },
+        completing: BTreeMap::new(),
+        ops: VecDeque::new(),
+        last_error: None,
+        last_error_scope: Some(Scope::Link),
+        health_sent: None,
+        settings,
+    };
+    tokio::spawn(actor.run(rx, cancel));
+    Ok(UploadHandle { tx })
+}
+
+/// Whether new work may start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GateState {
+    Open,
+    /// After a store-wide failure: one upload at a time until one succeeds.
+    Trial,
+    Closed { until: Instant, scope: Scope },
+    Probing,
+}
+
+#[derive(Debug)]
+struct Gate {
+    state: GateState,
+    failures: u32,
+}
+
+impl Default for Gate {
+    fn default() -> Gate {
+        Gate {
+            state: GateState::Open,
+            failures: 0,
+        }
+    }
+}
+
+impl Gate {
+    fn close(&mut self, scope: Scope) {
+        let (base, max) = match scope {
+            Scope::Link => LINK_BACKOFF,
+            _ => STORE_BACKOFF,
+        };
+        let wait = backoff(base, max, self.failures);
+        self.failures = self.failures.saturating_add(1);
+        self.state = GateState::Closed {
+            until: Instant::now() + wait,
+            scope,
+        };
+        debug!(?scope, wait_ms = wait.as_millis() as u64, "upload gate closed");
+    }
+
+    fn succeeded(&mut self) {
+        if matches!(self.state, GateState::Open | GateState::Trial) {
+            self.state = GateState::Open;
+            self.failures = 0;
+        }
+    }
+
+    fn slots(&self, concurrency: usize) -> usize {
+        match self.state {
+            GateState::Open => concurrency,
+            GateState::Trial => 1,
+            _ => 0,
+        }
+    }
+}
+
+/// A recording waiting for its last uploads before its manifest (E1).
+#[derive(Debug)]
+struct Completion {
+    info: RecordingInfo,
+    jobs_seen: usize,
+    last_change: Instant,
+}
+
+/// Manifest, share and delete work: retried until done.
+#[derive(Clone, Debug)]
+enum RecordingOp {
+    Manifest {
+        info: RecordingInfo,
+        jobs: Vec<UploadJob>,
+    },
+    Share {
+        info: RecordingInfo,
+        jobs: Vec<UploadJob>,
+        shared: bool,
+    },
+    Delete {
+        recording_id: Id,
+        keys: Vec<String>,
+    },
+}
+
+enum Outcome {
+    Completed { location: String },
+    Shared,
+    Deleted { objects: u64 },
+}
+
+enum Done {
+    Upload {
+        job: Box<UploadJob>,
+        key: String,
+        result: Result<String, Failure>,
+    },
+    Probe(Result<(), Failure>),
+    Op {
+        op: RecordingOp,
+        result: Result<Outcome, Failure>,
+    },
+}
+
+/// Measures the link while uploads run unthrottled, for the live share without a cap.
+#[derive(Debug)]
+struct Meter {
+    since: Instant,
+    total: u64,
+    busy: bool,
+}
+
+impl Meter {
+    fn new(total: u64) -> Meter {
+        Meter {
+            since: Instant::now(),
+            total,
+            busy: true,
+        }
+    }
+}
+
+struct Actor {
+    settings: UploadSettings,
+    store: Arc<Store>,
+    catalog: Arc<Mutex<Catalog>>,
+    storage_dir: PathBuf,
+    facts: mpsc::Sender<UploadFact>,
+    limiter: Arc<Limiter>,
+    live: bool,
+    meter: Meter,
+    link_estimate: Option<u64>,
+    work: JoinSet<Done>,
+    in_flight: HashMap<(u64, Id), AbortHandle>,
+    gate: Gate,
+    completing: BTreeMap<Id, Completion>,
+    ops: VecDeque<(Instant, RecordingOp)>,
+    last_error: Option<String>,
+    last_error_scope: Option<Scope>,
+    health_sent: Option<(u64, u64, Option<String>)>,
+}
+
+impl Actor {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<UploadCommand>, cancel: CancellationToken) {
+        loop {
+            self.start_work().await;
+            self.measure();
+            self.report_health().await;
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                command = rx.recv() => match command {
+                    Some(c) => self.command(c).await,
+                    None => break,
+                },
+                Some(done) = self.work.join_next(), if !self.work.is_empty() => {
+                    if let Ok(done) = done {
+                        self.finished(done).await;
+                    }
+                }
+                () = tokio::time::sleep(TICK) => {}
+            }
+        }
+        self.stop().await;
+    }
+
+    /// Cut-off uploads go back to the queue now rather than at the next start.
+    async fn stop(mut self) {
+        self.work.abort_all();
+        let ids: Vec<(u64, Id)> = self.in_flight.keys().cloned().collect();
+        let _ = self
+            .db(move |c| {
+                for (seq, recording) in &ids {
+                    c.upload_failed(*seq, recording, "interrupted by shutdown", wall_now())?;
+                }
+                Ok(())
+            })
+            .await;
+        info!("upload actor stopped");
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Commands
+
+    async fn command(&mut self, command: UploadCommand) {
+        match command {
+            UploadCommand::Wake => {}
+            UploadCommand::MeetingLive(live) => {
+                self.live = live;
+                self.apply_rate();
+            }
+            UploadCommand::Complete { recording } => {
+                info!(recording = %recording.recording_id, "completion requested");
+                self.completing.insert(
+                    recording.recording_id.clone(),
+                    Completion {
+                        info: recording,
+                        jobs_seen: usize::MAX,
+                        last_change: Instant::now(),
+                    },
+                );
+            }
+            UploadCommand::Share {
+                recording_id,
+                shared,
+            } => self.share(recording_id, shared).await,
+            UploadCommand::Delete { recording_id } => self.delete(recording_id).await,
+        }
+    }
+
+    async fn share(&mut self, recording_id: Id, shared: bool) {
+        if let Some(c) = self.completing.get_mut(&recording_id) {
+            // Not complete yet: the manifest will be written with the new flag.
+            c.info.shared = shared;
+            self.fact(UploadFact::Shared {
+                recording_id,
+                shared,
+            })
+            .await;
+            return;
+        }
+        let id = recording_id.clone();
+        let found = self
+            .db(move |c| Ok((c.recording(&id)?, c.upload_jobs_of(&id)?)))
+            .await;
+        match found {
+            Some((Some(mut info), jobs)) => {
+                info.shared = shared;
+                self.queue_op(RecordingOp::Share { info, jobs, shared });
+            }
+            Some((None, _)) => warn!(recording = %recording_id, "share: no such recording"),
+            None => {}
+        }
+    }
+
+    async fn delete(&mut self, recording_id: Id) {
+        self.completing.remove(&recording_id);
+        self.ops.retain(|(_, op)| op_recording(op) != &recording_id);
+        let in_flight: Vec<(u64, Id)> = self
+            .in_flight
+            .keys()
+            .filter(|(_, r)| r == &recording_id)
+            .cloned()
+            .collect();
+        for k in in_flight {
+            if let Some(handle) = self.in_flight.remove(&k) {
+                handle.abort();
+            }
+        }
+        let id = recording_id.clone();
+        let prefix = self.settings.key_prefix.clone();
+        let keys = self
+            .db(move |c| {
+                let jobs = c.upload_jobs_of(&id)?;
+                let info = c.recording(&id)?;
+                c.forget_uploads_of(&id)?;
+                Ok(object_keys(&prefix, info.as_ref(), &jobs))
+            })
+            .await;
+        if let Some(keys) = keys {
+            self.queue_op(RecordingOp::Delete { recording_id, keys });
+        }
+    }
+
+    fn queue_op(&mut self, op: RecordingOp) {
+        self.ops.push_back((Instant::now(), op));
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Starting work
+
+    async fn start_work(&mut self) {
+        self.open_gate_if_due();
+        self.check_completions().await;
+        let slots = self.gate.slots(self.settings.concurrency);
+        if slots == 0 {
+            return;
+        }
+        self.start_ops();
+        while self.in_flight.len() < slots {
+            let claimed = self
+                .db(|c| c.claim_upload(wall_now(), MAX_JOB_BACKOFF.as_millis() as i64))
+                .await;
+            let Some(Some(job)) = claimed else { break };
+            self.start_upload(job);
+        }
+    }
+
+    fn open_gate_if_due(&mut self) {
+        if let GateState::Closed { until, .. } = self.gate.state {
+            if Instant::now() >= until {
+                self.gate.state = GateState::Probing;
+                let store = self.store.clone();
+                let prefix = self.settings.key_prefix.clone();
+                self.work
+                    .spawn(async move { Done::Probe(store.probe(&prefix).await) });
+            }
+        }
+    }
+
+    fn start_upload(&mut self, job: UploadJob) {
+        let key = self.segment_key(&job);
+        let store = self.store.clone();
+        let limiter = self.limiter.clone();
+        let path = self.storage_dir.join(&job.segment.path);
+        let id = (job.segment.seq, job.recording_id.clone());
+        debug!(segment = job.segment.seq, recording = %job.recording_id, key = %key, "upload started");
+        let handle = self.work.spawn(async move {
+            let result = send_segment(&store, limiter, &path, &job, &key).await;
+            Done::Upload {
+                job: Box::new(job),
+                key,
+                result,
+            }
+        });
+        self.in_flight.insert(id, handle);
+    }
+
+    fn start_ops(&mut self) {
+        let now = Instant::now();
+        let mut later = VecDeque::new();
+        while let Some((due, op)) = self.ops.pop_front() {
+            if due > now {
+                later.push_back((due, op));
+                continue;
+            }
+            let store = self.store.clone();
+            let prefix = self.settings.key_prefix.clone();
+            self.work.spawn(async move {
+                let result = run_op(&store, &prefix, &op).await;
+                Done::Op { op, result }
+            });
+        }
+        self.ops = later;
+    }
+
+    /// Recordings whose every job is uploaded and whose last segment is surely sealed get
+    /// their manifest written.
+    async fn check_completions(&mut self) {
+        let ids: Vec<Id> = self.completing.keys().cloned().collect();
+        for id in ids {
+            let query_id = id.clone();
+            let Some((jobs, later)) = self
+                .db(move |c| {
+                    let jobs = c.upload_jobs_of(&query_id)?;
+                    let last = jobs.last().map_or(0, |j| j.segment.seq);
+                    let later = !jobs.is_empty() && c.segment_after_without(last, &query_id)?;
+                    Ok((jobs, later))
+                })
+                .await
+            else {
+                continue;
+            };
+            let Some(c) = self.completing.get_mut(&id) else {
+                continue;
+            };
+            if c.jobs_seen != jobs.len() {
+                c.jobs_seen = jobs.len();
+                c.last_change = Instant::now();
+            }
+            let all_sent = jobs.iter().all(|j| j.state == UploadState::Uploaded);
+            let sealed = later || c.last_change.elapsed() >= self.settings.seal_grace;
+            if all_sent && sealed {
+                let Some(c) = self.completing.remove(&id) else {
+                    continue;
+                };
+                info!(recording = %id, segments = jobs.len(), "all segments uploaded; writing the manifest");
+                self.queue_op(RecordingOp::Manifest { info: c.info, jobs });
+            }
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Results
+
+    async fn finished(&mut self, done: Done) {
+        match done {
+            Done::Upload { job, key, result } => {
+                self.in_flight
+                    .remove(&(job.segment.seq, job.recording_id.clone()));
+                if self.in_flight.is_empty() {
+                    self.meter.busy = false;
+                }
+                match result {
+                    Ok(etag) => self.uploaded(*job, key, etag).await,
+                    Err(f) => self.upload_failed(*job, f).await,
+                }
+            }
+            Done::Probe(Ok(())) => {
+                info!("the store answers again; uploads resume");
+                self.gate.state = match self.gate.state {
+                    GateState::Probing if self.last_scope_was_link() => GateState::Open,
+                    _ => GateState::Trial,
+                };
+            }
+            Done::Probe(Err(f)) => {
+                self.note_error(&f);
+                self.gate.close(f.scope());
+            }
+            Done::Op { op, result } => self.op_finished(op, result).await,
+        }
+    }
+
+    fn last_scope_was_link(&self) -> bool {
+        // Probing follows Closed; the scope was dropped then, so ask the last error's scope.
+        self.last_error_scope == Some(Scope::Link)
+    }
+
+    async fn uploaded(&mut self, job: UploadJob, key: String, etag: String) {
+        let (seq, recording_id, bytes) = (job.segment.seq, job.recording_id.clone(), job.segment.bytes);
+        let k = key.clone();
+        let r = recording_id.clone();
+        let marked = self.db(move |c| c.mark_uploaded(seq, &r, &k, &etag)).await;
+        self.gate.succeeded();
+        self.last_error = None;
+        match marked {
+            Some(true) => {
+                info!(segment = seq, recording = %recording_id, bytes, key = %key, "segment uploaded");
+                self.fact(UploadFact::Uploaded {
+                    seq,
+                    recording_id,
+                    bytes,
+                })
+                .await;
+            }
+            Some(false) => {
+                // Deleted while it was on its way: remove what just arrived.
+                info!(segment = seq, recording = %recording_id, "uploaded after its recording was deleted; removing it");
+                self.queue_op(RecordingOp::Delete {
+                    recording_id,
+                    keys: vec![key],
+                });
+            }
+            None => {}
+        }
+    }
+
+    async fn upload_failed(&mut self, job: UploadJob, failure: Failure) {
+        let scope = failure.scope();
+        warn!(segment = job.segment.seq, recording = %job.recording_id, attempts = job.attempts + 1, error = %failure, "upload failed");
+        self.note_error(&failure);
+        let next = match scope {
+            Scope::Object => {
+                let wait = backoff(JOB_BACKOFF_BASE, MAX_JOB_BACKOFF, job.attempts);
+                Timestamp(wall_now().0 + wait.as_millis() as i64)
+            }
+            // The gate does the waiting; the job is due as soon as it opens.
+            Scope::Link | Scope::Store => wall_now(),
+        };
+        if scope != Scope::Object
+            && matches!(self.gate.state, GateState::Open | GateState::Trial)
+        {
+            self.gate.close(scope);
+        }
+        let message = failure.to_string();
+        let (seq, id) = (job.segment.seq, job.recording_id);
+        let _ = self.db(move |c| c.upload_failed(seq, &id, &message, next)).await;
+    }
+
+    async fn op_finished(&mut self, op: RecordingOp, result: Result<Outcome, Failure>) {
+        let recording_id = op_recording(&op).clone();
+        match result {
+            Ok(Outcome::Completed { location }) => {
+                info!(recording = %recording_id, location = %location, "cloud recording complete");
+                self.fact(UploadFact::Completed {
+                    recording_id,
+                    location,
+                })
+                .await;
+            }
+            Ok(Outcome::Shared) => {
+                let RecordingOp::Share { shared, .. } = op else { return };
+                self.fact(UploadFact::Shared {
+                    recording_id,
+                    shared,
+                })
+                .await;
+            }
+            Ok(Outcome::Deleted { objects }) => {
+                let files = self.remove_local_copies(&recording_id).await;
+                info!(recording = %recording_id, objects, files, "cloud recording deleted");
+                self.fact(UploadFact::Deleted {
+                    recording_id,
+                    objects,
+                    files,
+                })
+                .await;
+            }
+            Err(f) => {
+                warn!(recording = %recording_id, error = %f, "recording work failed; will retry");
+                self.note_error(&f);
+                let wait = match f.scope() {
+                    Scope::Object => JOB_BACKOFF_BASE,
+                    scope => {
+                        if matches!(self.gate.state, GateState::Open | GateState::Trial) {
+                            self.gate.close(scope);
+                        }
+                        Duration::ZERO
+                    }
+                };
+                self.ops.push_back((Instant::now() + wait, op));
+            }
+        }
+    }
+
+    /// Removes the local files only the deleted recording needed and marks them released.
+    async fn remove_local_copies(&mut self, recording_id: &Id) -> u64 {
+        let id = recording_id.clone();
+        let Some(segments) = self.db(move |c| c.segments_only_of(&id)).await else {
+            return 0;
+        };
+        let mut removed = 0;
+        for seg in segments {
+            let path = self.storage_dir.join(&seg.path);
+            match std::fs::remove_file(&path) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    warn!(segment = seg.seq, path = %path.display(), error = %e, "cannot remove a deleted recording's file");
+                    continue;
+                }
+            }
+            let seq = seg.seq;
+            let _ = self.db(move |c| c.mark_segment_released(seq, wall_now())).await;
+        }
+        removed
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Rate, health, helpers
+
+    fn apply_rate(&mut self) {
+        let rate = match self.live {
+            false => self.settings.rate_cap,
+            true => {
+                let base = self
+                    .settings
+                    .rate_cap
+                    .or(self.link_estimate)
+                    .unwrap_or(LIVE_FLOOR_BYTES_PER_S * 4);
+                let share = base.saturating_mul(u64::from(self.settings.live_share_percent)) / 100;
+                Some(share.max(LIVE_FLOOR_BYTES_PER_S))
+            }
+        };
+        info!(live = self.live, rate = ?rate, "upload rate set");
+        self.limiter.set_rate(rate);
+        self.meter = Meter::new(self.limiter.total());
+    }
+
+    /// Samples the link's throughput while uploads run at full rate without a cap.
+    fn measure(&mut self) {
+        if self.live || self.settings.rate_cap.is_some() {
+            return;
+        }
+        if self.meter.since.elapsed() < METER_WINDOW {
+            return;
+        }
+        let total = self.limiter.total();
+        if self.meter.busy && !self.in_flight.is_empty() {
+            let secs = self.meter.since.elapsed().as_secs_f64();
+            let sample = ((total - self.meter.total) as f64 / secs) as u64;
+            let decayed = self.link_estimate.map_or(0, |e| e - e / 10);
+            self.link_estimate = Some(sample.max(decayed));
+        }
+        self.meter = Meter::new(total);
+    }
+
+    fn note_error(&mut self, failure: &Failure) {
+        self.last_error = Some(failure.to_string());
+        self.last_error_scope = Some(failure.scope());
+    }
+
+    async fn report_health(&mut self) {
+        let Some((pending, pending_bytes)) = self.db(|c| c.upload_backlog()).await else {
+            return;
+        };
+        let now = (pending, pending_bytes, self.last_error.clone());
+        if self.health_sent.as_ref() == Some(&now) {
+            return;
+        }
+        let fact = UploadFact::Health {
+            pending,
+            pending_bytes,
+            last_error: self.last_error.clone(),
+        };
+        // Never wait for room: a newer health report will follow.
+        if self.facts.try_send(fact).is_ok() {
+            self.health_sent = Some(now);
+        }
+    }
+
+    async fn fact(&self, fact: UploadFact) {
+        if self.facts.send(fact).await.is_err() {
+            debug!("nobody listens to upload facts any more");
+        }
+    }
+
+    fn segment_key(&self, job: &UploadJob) -> String {
+        let dir = manifest::recording_dir(
+            &self.settings.key_prefix,
+            &job.creator,
+            &job.meeting_id,
+            &job.recording_id,
+        );
+        format!("{dir}{}", manifest::segment_name(job.segment.seq, &job.segment.path))
+    }
+
+    /// Runs `f` on the catalog in a blocking thread (SQLite fsyncs). Errors are logged and
+    /// shown in the status; the caller retries on a later turn.
+    async fn db<T: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&mut Catalog) -> Result<T, crate::catalog::CatalogError> + Send + 'static,
+    ) -> Option<T> {
+        let catalog = self.catalog.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let mut c = catalog.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut c).map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("catalog task failed: {e}")));
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                error!(error = %e, "upload queue: catalog access failed");
+                self.last_error = Some(format!("the upload queue could not use the catalog: {e}"));
+                None
+            }
+        }
+    }
+}
+
+fn op_recording(op: &RecordingOp) -> &Id {
+    match op {
+        RecordingOp::Manifest { info, .. } | RecordingOp::Share { info, .. } => &info.recording_id,
+        RecordingOp::Delete { recording_id, .. } => recording_id,
+    }
+}
+
+/// Every key the recording may have in the bucket: its segments, playlist and manifest.
+fn object_keys(prefix: &str, info: Option<&RecordingInfo>, jobs: &[UploadJob]) -> Vec<String> {
+    let dir = match (info, jobs.first()) {
+        (Some(i), _) => manifest::recording_dir(prefix, &i.owner, &i.meeting_id, &i.recording_id),
+        (None, Some(j)) => manifest::recording_dir(prefix, &j.creator, &j.meeting_id, &j.recording_id),
+        (None, None) => return Vec::new(),
+    };
+    let mut keys: Vec<String> = jobs
+        .iter()
+        .map(|j| format!("{dir}{}", manifest::segment_name(j.segment.seq, &j.segment.path)))
+        .collect();
+    keys.push(format!("{dir}{}", manifest::PLAYLIST_NAME));
+    keys.push(format!("{dir}{}", manifest::MANIFEST_NAME));
+    keys
+}
+
+/// Checks the file against its sealed checksum, skips it if the store already holds it
+/// (only after an earlier attempt), else sends it. Returns the verified ETag.
+async fn send_segment(
+    store: &Store,
+    limiter: Arc<Limiter>,
+    path: &Path,
+    job: &UploadJob,
+    key: &str,
+) -> Result<String, Failure> {
+    let file = hash_file(path.to_owned(), job.segment.bytes, job.segment.sha256.clone()).await?;
+    if job.attempts > 0 {
+        if let Some(obj) = store.head(key).await? {
+            let md5 = hex::encode(file.md5);
+            let complete = obj.bytes == file.bytes
+                && obj.meta_sha256.as_deref() == Some(job.segment.sha256.as_str())
+                && obj.etag.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(&md5));
+            if complete {
+                info!(segment = job.segment.seq, recording = %job.recording_id, "already in the store with the right checksum; not sent again");
+                return Ok(md5);
+            }
+        }
+    }
+    store.put_file(key, &file, limiter).await
+}
+
+/// Reads the file once for MD5 and SHA-256, and refuses it if it is not what was sealed.
+async fn hash_file(path: PathBuf, bytes: u64, sha256: String) -> Result<FileToSend, Failure> {
+    let display = path.display().to_string();
+    let local = |detail: String| Failure::LocalFile {
+        path: display.clone(),
+        detail,
+    };
+    let hashed = tokio::task::spawn_blocking(move || -> std::io::Result<FileToSend> {
+        use std::io::Read as _;
+        let mut f = std::fs::File::open(&path)?;
+        let mut md5 = md5::Md5::new();
+        let mut sha = sha2::Sha256::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut total = 0u64;
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            md5.update(&buf[..n]);
+            sha.update(&buf[..n]);
+            total += n as u64;
+        }
+        Ok(FileToSend {
+            path,
+            bytes: total,
+            md5: md5.finalize().into(),
+            sha256: sha.finalize().into(),
+        })
+    })
+    .await
+    .map_err(|e| local(e.to_string()))?
+    .map_err(|e| local(e.to_string()))?;
+    if hashed.bytes != bytes || hex::encode(hashed.sha256) != sha256 {
+        return Err(local(format!(
+            "it is not the file that was sealed ({} bytes and SHA-256 {} recorded, {} bytes and {} on disk)",
+            bytes,
+            sha256,
+            hashed.bytes,
+            hex::encode(hashed.sha256)
+        )));
+    }
+    Ok(hashed)
+}
+
+async fn run_op(store: &Store, prefix: &str, op: &RecordingOp) -> Result<Outcome, Failure> {
+    match op {
+        RecordingOp::Manifest { info, jobs } => {
+            let dir = manifest::recording_dir(prefix, &info.owner, &info.meeting_id, &info.recording_id);
+            let segments = manifest_segments(jobs);
+            let playlist_key = format!("{dir}{}", manifest::PLAYLIST_NAME);
+            store
+                .put_bytes(&playlist_key, manifest::hls_playlist(&segments).into_bytes())
+                .await?;
+            let json = manifest::manifest_json(info, &segments, info.shared);
+            store
+                .put_bytes(&format!("{dir}{}", manifest::MANIFEST_NAME), json)
+                .await?;
+            Ok(Outcome::Completed {
+                location: store.object_url(&playlist_key),
+            })
+        }
+        RecordingOp::Share { info, jobs, shared } => {
+            let dir = manifest::recording_dir(prefix, &info.owner, &info.meeting_id, &info.recording_id);
+            let json = manifest::manifest_json(info, &manifest_segments(jobs), *shared);
+            store
+                .put_bytes(&format!("{dir}{}", manifest::MANIFEST_NAME), json)
+                .await?;
+            Ok(Outcome::Shared)
+        }
+        RecordingOp::Delete { keys, .. } => {
+            let mut objects = 0;
+            for key in keys {
+                if store.delete(key).await? {
+                    objects += 1;
+                }
+            }
+            Ok(Outcome::Deleted { objects })
+        }
+    }
+}
+
+fn manifest_segments(jobs: &[UploadJob]) -> Vec<ManifestSegment> {
+    jobs.iter()
+        .map(|j| ManifestSegment {
+            seq: j.segment.seq,
+            name: manifest::segment_name(j.segment.seq, &j.segment.path),
+            bytes: j.segment.bytes,
+            duration_ms: j.segment.duration_ms,
+            sha256: j.segment.sha256.clone(),
+            etag: j.etag.clone(),
+        })
+        .collect()
+}
+
+/// `base · 2^n`, capped at `max`, then scaled by a random factor in [0.5, 1) so that many
+/// devices behind one outage do not all come back in the same instant.
+fn backoff(base: Duration, max: Duration, n: u32) -> Duration {
+    let exp = base.saturating_mul(1u32 << n.min(16)).min(max);
+    exp.mul_f64(0.5 + fastrand::f64() / 2.0)
+}
+
+fn wall_now() -> Timestamp {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    Timestamp(i64::try_from(ms).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_its_cap_with_jitter() {
+        for n in 0..40 {
+            let d = backoff(LINK_BACKOFF.0, LINK_BACKOFF.1, n);
+            assert!(d <= LINK_BACKOFF.1, "{n}: {d:?}");
+        }
+        let early = backoff(STORE_BACKOFF.0, STORE_BACKOFF.1, 0);
+        assert!(early >= Duration::from_millis(500) && early < Duration::from_secs(1));
+        let late = backoff(STORE_BACKOFF.0, STORE_BACKOFF.1, 30);
+        assert!(late >= Duration::from_secs(30) && late <= STORE_BACKOFF.1);
+    }
+
+    #[test]
+    fn a_gate_closed_for_the_link_lets_nothing_through_then_opens_fully() {
+        let mut gate = Gate::default();
+        assert_eq!(gate.slots(3), 3);
+        gate.close(Scope::Link);
+        assert_eq!(gate.slots(3), 0);
+        gate.state = GateState::Trial;
+        assert_eq!(gate.slots(3), 1);
+        gate.succeeded();
+        assert_eq!((gate.slots(3), gate.failures), (3, 0));
+    }
+}

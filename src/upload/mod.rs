@@ -1,0 +1,147 @@
+//! Upload: cloud recordings to S3-compatible object storage, verified and resumable (E1, E2).
+//!
+//! Owns: the HTTP client and its TLS settings, the signing keys (never logged), the upload
+//! queue's progress (the `uploads` rows, through its own [`Catalog`](crate::catalog::Catalog)
+//! connection to the same SQLite file: WAL lets two connections share it, and the queue is
+//! this module's alone), the bandwidth limiter, and the objects in the bucket: segments, the
+//! HLS playlist and the JSON manifest of every cloud recording.
+//!
+//! Must not touch: the recording rules (completion, share and delete are carried out, not
+//! decided, here), MQTT (facts go back to the daemon), media (segments are read as opaque
+//! files; only the file name's extension is used, for the object key and content type),
+//! and catalog rows other than `uploads` and a segment's `released_at`.
+//!
+//! Layout in the bucket (deterministic, so a retry overwrites the same object, never adds one):
+//! `<key_prefix><creator>/<meeting>/<recording>/<seq:08>.<ext>`, plus `index.m3u8` and
+//! `manifest.json` beside them.
+
+mod actor;
+mod error;
+mod limiter;
+pub mod manifest;
+mod store;
+
+use std::time::Duration;
+
+use crate::config::UploadConfig;
+use crate::protocol::{Id, RecordingInfo};
+
+pub use actor::{spawn, UploadHandle};
+pub use error::{Failure, UploadError};
+pub use store::{Store, StoreObject};
+
+/// Default rate cap: none (the link decides).
+pub const DEFAULT_RATE_CAP: Option<u64> = None;
+/// Default share of the rate (or of the measured link when there is no cap) that uploads may
+/// use while a meeting is live: a quarter leaves the call its bandwidth.
+pub const DEFAULT_LIVE_SHARE_PERCENT: u8 = 25;
+/// Parallel uploads: two keep a 40 ms RTT link busy while one request waits for its answer.
+pub const DEFAULT_CONCURRENCY: usize = 3;
+/// How long a recording that stopped without a later segment (capture stopped) waits for its
+/// last segment to be sealed before its manifest is written. Media's own stop bound is 10 s.
+pub const DEFAULT_SEAL_GRACE: Duration = Duration::from_secs(15);
+/// An upload that moves no byte for this long is aborted and retried (a stalled link): short,
+/// so that a silent outage is noticed and probed rather than left to TCP's retransmission
+/// backoff, which after 10 s of loss waits seconds more. Even the live floor rate moves a
+/// chunk every 2 s.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// The live rate's floor when there is neither a cap nor a measured link rate yet: 256 kbit/s.
+pub const LIVE_FLOOR_BYTES_PER_S: u64 = 32_000;
+
+/// Everything the upload actor needs; build with [`UploadSettings::from_config`].
+#[derive(Clone, Debug)]
+pub struct UploadSettings {
+    pub store: UploadConfig,
+    /// Prepended to every object key; empty or ending in `/`.
+    pub key_prefix: String,
+    /// Bytes per second for all uploads together; `None` for no cap.
+    pub rate_cap: Option<u64>,
+    /// Percent of the rate (cap, or measured link) allowed while a meeting is live; 1..=100.
+    pub live_share_percent: u8,
+    pub concurrency: usize,
+    pub seal_grace: Duration,
+    pub stall_timeout: Duration,
+    /// Added to the wall clock when signing, on top of what the actor learns from the store's
+    /// `Date` header after a `RequestTimeTooSkewed`. For tests of skew handling; 0 otherwise.
+    pub clock_offset_s: i64,
+}
+
+impl UploadSettings {
+    /// Settings for the `[upload]` section with this module's defaults for the rest.
+    pub fn from_config(config: &UploadConfig) -> UploadSettings {
+        UploadSettings {
+            store: config.clone(),
+            key_prefix: String::new(),
+            rate_cap: DEFAULT_RATE_CAP,
+            live_share_percent: DEFAULT_LIVE_SHARE_PERCENT,
+            concurrency: DEFAULT_CONCURRENCY,
+            seal_grace: DEFAULT_SEAL_GRACE,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
+            clock_offset_s: 0,
+        }
+    }
+
+    fn validate(&self) -> Result<(), UploadError> {
+        let bad = |msg: &str| Err(UploadError::Settings(msg.to_owned()));
+        if !(1..=100).contains(&self.live_share_percent) {
+            return bad("live_share_percent must be 1 to 100");
+        }
+        if self.concurrency == 0 || self.concurrency > 16 {
+            return bad("concurrency must be 1 to 16");
+        }
+        if self.rate_cap == Some(0) {
+            return bad("rate_cap must be above 0 bytes/s (leave it unset for no cap)");
+        }
+        if !self.key_prefix.is_empty() && !self.key_prefix.ends_with('/') {
+            return bad("key_prefix must be empty or end with '/'");
+        }
+        if self.key_prefix.starts_with('/') || self.key_prefix.contains("//") {
+            return bad("key_prefix must not start with '/' nor contain '//'");
+        }
+        Ok(())
+    }
+}
+
+/// What the daemon asks of the upload actor.
+#[derive(Clone, Debug, PartialEq)]
+pub enum UploadCommand {
+    /// A job was queued (a cloud segment was sealed): look at the queue now.
+    Wake,
+    /// A meeting is live (true): keep to the live share of the rate; false: full rate.
+    MeetingLive(bool),
+    /// E1 (`Effect::CompleteCloud`): once every segment is uploaded, write the manifest and
+    /// report [`UploadFact::Completed`]. May arrive before the last segments are sealed.
+    Complete { recording: RecordingInfo },
+    /// E2: rewrite the manifest's shared flag.
+    Share { recording_id: Id, shared: bool },
+    /// E2: remove the recording's objects and the local files only it needed.
+    Delete { recording_id: Id },
+}
+
+/// What the upload actor reports, in the order it happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UploadFact {
+    /// One segment is in the store and verified (C8: `bytes` count against the quota).
+    Uploaded {
+        seq: u64,
+        recording_id: Id,
+        bytes: u64,
+    },
+    /// E1: the manifest is uploaded; `location` is the playlist's URL
+    /// (feed `Input::CloudCompleted`).
+    Completed { recording_id: Id, location: String },
+    /// E2: the manifest now says `shared`.
+    Shared { recording_id: Id, shared: bool },
+    /// E2: the objects (`objects` removed) and local files (`files` removed) are gone.
+    Deleted {
+        recording_id: Id,
+        objects: u64,
+        files: u64,
+    },
+    /// For `status.uploads`; sent when it changes.
+    Health {
+        pending: u64,
+        pending_bytes: u64,
+        last_error: Option<String>,
+    },
+}
