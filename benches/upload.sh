@@ -119,7 +119,7 @@ ip netns exec "$cli" env \
   BENCH_ENDPOINT=http://10.77.0.2:9000 BENCH_FILES="$work/files" BENCH_RATE_MBIT="$rate_mbit" \
   BENCH_LINK_PID="$link_pid" BENCH_COUNTER="$work/link-bytes" \
   "$driver" --ignored --exact bench_shaped_link --nocapture --test-threads 1 2>&1 \
-  | grep -E '^(bench|test result)'
+  | grep -oE '(bench .*|test result.*)'
 
 echo "== aws s3 cp (PyPI awscli) on the same link"
 if command -v aws >/dev/null; then

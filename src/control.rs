@@ -138,13 +138,25 @@ pub async fn run(
     cancel: CancellationToken,
 ) -> Result<(), ControlError> {
     let options = mqtt_options(&settings, &farewell)?;
-    let (client, mut eventloop) = AsyncClient::new(options, 64);
+    let (client, mut eventloop) = AsyncClient::new(options.clone(), 64);
     let mut session = Session::new(settings, client, inbound);
     loop {
         tokio::select! {
             biased;
             _ = cancel.cancelled() => break,
-            event = eventloop.poll() => session.on_event(event).await,
+            event = eventloop.poll() => match event {
+                Ok(event) => session.on_event(event).await,
+                Err(e) => {
+                    session.on_error(e).await;
+                    // A fresh client for every connection: rumqttc 0.25 can keep a stale
+                    // packet-id collision across a clean-session reconnect and then never
+                    // publish again (rumqtt#1056). Nothing is lost: the outbox and the
+                    // republish on connect cover whatever the old client held.
+                    let (client, fresh) = AsyncClient::new(options.clone(), 64);
+                    session.client = client;
+                    eventloop = fresh;
+                }
+            },
             Some(msg) = outbound.recv() => session.publish(msg).await,
         }
     }
@@ -158,6 +170,10 @@ fn mqtt_options(s: &ControlSettings, farewell: &[u8]) -> Result<MqttOptions, Con
     o.set_clean_start(true);
     o.set_connection_timeout(5);
     o.set_max_packet_size(Some((MAX_PAYLOAD_BYTES * 64) as u32));
+    // Replies are small and latency matters more than packet count: no Nagle delay.
+    let mut net = rumqttc::NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    o.set_network_options(net);
     let will_topic = format!("{}/{}", s.prefix, Topic::Status.suffix());
     o.set_last_will(LastWill::new(
         will_topic,
@@ -224,21 +240,20 @@ impl Session {
         }
     }
 
-    async fn on_event(&mut self, event: Result<Event, ConnectionError>) {
+    async fn on_event(&mut self, event: Event) {
         match event {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => self.on_connected().await,
-            Ok(Event::Incoming(Packet::Publish(p))) => {
+            Event::Incoming(Packet::ConnAck(_)) => self.on_connected().await,
+            Event::Incoming(Packet::Publish(p)) => {
                 let topic = String::from_utf8_lossy(&p.topic).into_owned();
                 self.on_publish(&topic, &p.payload, p.properties).await;
             }
-            Ok(Event::Incoming(Packet::PubAck(ack))) => {
+            Event::Incoming(Packet::PubAck(ack)) => {
                 if let Some(id) = self.in_flight.remove(&ack.pkid) {
                     self.forward(Inbound::Delivered(id)).await;
                 }
             }
-            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => self.on_written(pkid),
-            Ok(_) => {}
-            Err(e) => self.on_error(e).await,
+            Event::Outgoing(Outgoing::Publish(pkid)) => self.on_written(pkid),
+            _ => {}
         }
     }
 

@@ -65,7 +65,11 @@ fn make_ts(path: &Path, pattern: u32) {
         .args(pipeline.split_whitespace())
         .status()
         .expect("gst-launch-1.0 (gstreamer1.0-tools) must be installed");
-    assert!(status.success(), "gst-launch-1.0 failed for {}", path.display());
+    assert!(
+        status.success(),
+        "gst-launch-1.0 failed for {}",
+        path.display()
+    );
     std::fs::rename(&part, path).expect("fixture renamed into place");
 }
 
@@ -209,9 +213,10 @@ impl Rig {
         if self.seen.iter().any(is_it) {
             return;
         }
-        self.wait_for(&format!("segment {seq} uploaded"), |f| {
-            matches!(f, UploadFact::Uploaded { seq: s, .. } if *s == seq)
-        })
+        self.wait_for(
+            &format!("segment {seq} uploaded"),
+            |f| matches!(f, UploadFact::Uploaded { seq: s, .. } if *s == seq),
+        )
         .await;
     }
 
@@ -279,7 +284,9 @@ fn random_bytes(n: usize) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn segments_are_uploaded_verified_and_counted() {
     let mut rig = Rig::new();
-    let segs: Vec<SegmentRecord> = (1..=3).map(|i| rig.seal_fixture(i, i as usize - 1)).collect();
+    let segs: Vec<SegmentRecord> = (1..=3)
+        .map(|i| rig.seal_fixture(i, i as usize - 1))
+        .collect();
     for s in &segs {
         rig.wait_uploaded(s.seq).await;
     }
@@ -290,7 +297,10 @@ async fn segments_are_uploaded_verified_and_counted() {
         assert_eq!(rig.job_state(s.seq), UploadState::Uploaded);
     }
     let total: u64 = segs.iter().map(|s| s.bytes).sum();
-    assert_eq!(rig.catalog.uploaded_bytes(&id("r-1")).expect("bytes"), total);
+    assert_eq!(
+        rig.catalog.uploaded_bytes(&id("r-1")).expect("bytes"),
+        total
+    );
     let fact_bytes: u64 = rig
         .seen
         .iter()
@@ -299,15 +309,34 @@ async fn segments_are_uploaded_verified_and_counted() {
             _ => None,
         })
         .sum();
-    assert_eq!(fact_bytes, total, "Uploaded facts carry the quota-relevant bytes");
+    assert_eq!(
+        fact_bytes, total,
+        "Uploaded facts carry the quota-relevant bytes"
+    );
     let jobs = rig.catalog.upload_jobs_of(&id("r-1")).expect("jobs");
     for j in &jobs {
-        assert_eq!(j.object_key.as_deref(), Some(rig.key(j.segment.seq).as_str()));
-        let md5 = hex::encode(md5::Md5::digest(std::fs::read(rig.storage.path().join(&j.segment.path)).expect("file")));
-        assert_eq!(j.etag.as_deref(), Some(md5.as_str()), "ETag recorded and equal to the MD5");
+        assert_eq!(
+            j.object_key.as_deref(),
+            Some(rig.key(j.segment.seq).as_str())
+        );
+        let md5 = hex::encode(md5::Md5::digest(
+            std::fs::read(rig.storage.path().join(&j.segment.path)).expect("file"),
+        ));
+        assert_eq!(
+            j.etag.as_deref(),
+            Some(md5.as_str()),
+            "ETag recorded and equal to the MD5"
+        );
     }
     rig.wait_for("health with an empty queue", |f| {
-        matches!(f, UploadFact::Health { pending: 0, pending_bytes: 0, last_error: None })
+        matches!(
+            f,
+            UploadFact::Health {
+                pending: 0,
+                pending_bytes: 0,
+                last_error: None
+            }
+        )
     })
     .await;
 }
@@ -325,24 +354,46 @@ async fn a_complete_recording_gets_a_playable_hls_manifest_then_share_and_delete
     let done = rig
         .wait_for("completion", |f| matches!(f, UploadFact::Completed { .. }))
         .await;
-    let UploadFact::Completed { location, .. } = done else { unreachable!() };
+    let UploadFact::Completed { location, .. } = done else {
+        unreachable!()
+    };
     let playlist_key = "u-1/m-1/r-1/index.m3u8";
-    assert_eq!(location, format!("{}/{BUCKET}/{playlist_key}", rig.s3.endpoint()));
+    assert_eq!(
+        location,
+        format!("{}/{BUCKET}/{playlist_key}", rig.s3.endpoint())
+    );
     for seq in [1, 2, 4] {
-        assert_eq!(rig.job_state(seq), UploadState::Uploaded, "completion waited for {seq}");
+        assert_eq!(
+            rig.job_state(seq),
+            UploadState::Uploaded,
+            "completion waited for {seq}"
+        );
     }
 
     // Fetch the playlist and its segments with signed GETs (s3s-fs serves only signed
     // requests), then let GStreamer play the copy.
     let store = rig.store();
-    let playlist = String::from_utf8(store.get_bytes(playlist_key).await.expect("get").expect("playlist"))
-        .expect("utf-8");
+    let playlist = String::from_utf8(
+        store
+            .get_bytes(playlist_key)
+            .await
+            .expect("get")
+            .expect("playlist"),
+    )
+    .expect("utf-8");
     assert!(playlist.contains("#EXT-X-PLAYLIST-TYPE:VOD"), "{playlist}");
     assert!(playlist.contains("#EXT-X-ENDLIST"), "{playlist}");
-    assert_eq!(playlist.matches("#EXT-X-DISCONTINUITY").count(), 1, "{playlist}");
+    assert_eq!(
+        playlist.matches("#EXT-X-DISCONTINUITY").count(),
+        1,
+        "{playlist}"
+    );
     let copy = tempfile::tempdir().expect("copy dir");
     std::fs::write(copy.path().join("index.m3u8"), &playlist).expect("write playlist");
-    for line in playlist.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in playlist
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         let body = store
             .get_bytes(&format!("u-1/m-1/r-1/{line}"))
             .await
@@ -350,12 +401,20 @@ async fn a_complete_recording_gets_a_playable_hls_manifest_then_share_and_delete
             .unwrap_or_else(|| panic!("{line} listed but not in the bucket"));
         std::fs::write(copy.path().join(line), body).expect("write segment");
     }
-    let probed = roomrec::media::probe(&copy.path().join("index.m3u8")).expect("the playlist plays");
-    assert!(probed.video.is_some() && probed.audio.is_some(), "{probed:?}");
+    let probed =
+        roomrec::media::probe(&copy.path().join("index.m3u8")).expect("the playlist plays");
+    assert!(
+        probed.video.is_some() && probed.audio.is_some(),
+        "{probed:?}"
+    );
     assert!((2500..=3500).contains(&probed.duration_ms), "{probed:?}");
 
     let manifest: serde_json::Value = serde_json::from_slice(
-        &store.get_bytes("u-1/m-1/r-1/manifest.json").await.expect("get").expect("manifest"),
+        &store
+            .get_bytes("u-1/m-1/r-1/manifest.json")
+            .await
+            .expect("get")
+            .expect("manifest"),
     )
     .expect("json");
     assert_eq!(manifest["creator"], "u-1");
@@ -369,10 +428,16 @@ async fn a_complete_recording_gets_a_playable_hls_manifest_then_share_and_delete
         recording_id: id("r-1"),
         shared: true,
     });
-    rig.wait_for("shared", |f| matches!(f, UploadFact::Shared { shared: true, .. }))
-        .await;
+    rig.wait_for("shared", |f| {
+        matches!(f, UploadFact::Shared { shared: true, .. })
+    })
+    .await;
     let manifest: serde_json::Value = serde_json::from_slice(
-        &store.get_bytes("u-1/m-1/r-1/manifest.json").await.expect("get").expect("manifest"),
+        &store
+            .get_bytes("u-1/m-1/r-1/manifest.json")
+            .await
+            .expect("get")
+            .expect("manifest"),
     )
     .expect("json");
     assert_eq!(manifest["shared"], true, "share rewrote the flag");
@@ -391,16 +456,29 @@ async fn a_complete_recording_gets_a_playable_hls_manifest_then_share_and_delete
             files: 3
         }
     );
-    assert_eq!(rig.s3.keys(), Vec::<String>::new(), "nothing left in the bucket");
+    assert_eq!(
+        rig.s3.keys(),
+        Vec::<String>::new(),
+        "nothing left in the bucket"
+    );
     for seq in [1, 2, 4] {
-        assert!(!rig.storage.path().join(format!("segments/{seq:08}.ts")).exists());
+        assert!(!rig
+            .storage
+            .path()
+            .join(format!("segments/{seq:08}.ts"))
+            .exists());
     }
-    assert!(rig.catalog.upload_jobs_of(&id("r-1")).expect("jobs").is_empty());
+    assert!(rig
+        .catalog
+        .upload_jobs_of(&id("r-1"))
+        .expect("jobs")
+        .is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn completion_waits_for_segments_sealed_after_the_request() {
-    let mut rig = Rig::new();
+    // A caller that sends Complete before the last seal must give a grace period.
+    let mut rig = Rig::with(S3Server::start(), |s| s.seal_grace = Duration::from_secs(2));
     rig.seal_fixture(1, 0);
     rig.wait_uploaded(1).await;
     rig.handle.send(UploadCommand::Complete {
@@ -412,10 +490,17 @@ async fn completion_waits_for_segments_sealed_after_the_request() {
         .wait_for("completion", |f| matches!(f, UploadFact::Completed { .. }))
         .await;
     assert!(
-        rig.seen.iter().any(|f| matches!(f, UploadFact::Uploaded { seq: 2, .. })),
+        rig.seen
+            .iter()
+            .any(|f| matches!(f, UploadFact::Uploaded { seq: 2, .. })),
         "segment 2 was uploaded before {done:?}"
     );
-    let playlist = rig.store().get_bytes("u-1/m-1/r-1/index.m3u8").await.expect("get").expect("m3u8");
+    let playlist = rig
+        .store()
+        .get_bytes("u-1/m-1/r-1/index.m3u8")
+        .await
+        .expect("get")
+        .expect("m3u8");
     assert!(String::from_utf8_lossy(&playlist).contains("00000002.ts"));
 }
 
@@ -428,29 +513,55 @@ async fn a_retry_of_an_object_already_there_is_not_sent_again_and_a_damaged_one_
     rig.wait_uploaded(1).await;
     rig.wait_uploaded(2).await;
     let object = rig.s3.object_path(&rig.key(1));
-    let before = std::fs::metadata(&object).expect("object").modified().expect("mtime");
+    let before = std::fs::metadata(&object)
+        .expect("object")
+        .modified()
+        .expect("mtime");
 
     // As if the daemon died after the PUT and before the catalog heard of it.
     let now = Timestamp(T0);
-    rig.catalog.upload_failed(1, &id("r-1"), "test: interrupted", now).expect("requeue");
+    rig.catalog
+        .upload_failed(1, &id("r-1"), "test: interrupted", now)
+        .expect("requeue");
     // And segment 2's object was left half-written in the store.
-    std::fs::write(rig.s3.object_path(&rig.key(2)), &random_bytes(200_000)[..1000]).expect("damage");
-    rig.catalog.upload_failed(2, &id("r-1"), "test: interrupted", now).expect("requeue");
+    std::fs::write(
+        rig.s3.object_path(&rig.key(2)),
+        &random_bytes(200_000)[..1000],
+    )
+    .expect("damage");
+    rig.catalog
+        .upload_failed(2, &id("r-1"), "test: interrupted", now)
+        .expect("requeue");
     rig.handle.send(UploadCommand::Wake);
     rig.seen.clear();
     rig.wait_uploaded(1).await;
     rig.wait_uploaded(2).await;
 
-    let after = std::fs::metadata(&object).expect("object").modified().expect("mtime");
-    assert_eq!(before, after, "the object already present was not sent again");
+    let after = std::fs::metadata(&object)
+        .expect("object")
+        .modified()
+        .expect("mtime");
+    assert_eq!(
+        before, after,
+        "the object already present was not sent again"
+    );
     assert_eq!(std::fs::read(&object).expect("object"), content);
     assert_eq!(
         std::fs::read(rig.s3.object_path(&rig.key(2))).expect("object"),
         random_bytes(200_000),
         "the half-written object was replaced"
     );
-    let ts_keys: Vec<String> = rig.s3.keys().into_iter().filter(|k| k.ends_with(".ts")).collect();
-    assert_eq!(ts_keys, vec![rig.key(1), rig.key(2)], "one object per segment, never two");
+    let ts_keys: Vec<String> = rig
+        .s3
+        .keys()
+        .into_iter()
+        .filter(|k| k.ends_with(".ts"))
+        .collect();
+    assert_eq!(
+        ts_keys,
+        vec![rig.key(1), rig.key(2)],
+        "one object per segment, never two"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -468,8 +579,16 @@ async fn the_server_killed_mid_upload_and_restarted_gets_the_segment_once() {
     assert_ne!(rig.job_state(1), UploadState::Uploaded);
     rig.s3.restart();
     rig.wait_uploaded(1).await;
-    assert_eq!(std::fs::read(rig.s3.object_path(&rig.key(1))).expect("object"), content);
-    let ts_keys: Vec<String> = rig.s3.keys().into_iter().filter(|k| k.ends_with(".ts")).collect();
+    assert_eq!(
+        std::fs::read(rig.s3.object_path(&rig.key(1))).expect("object"),
+        content
+    );
+    let ts_keys: Vec<String> = rig
+        .s3
+        .keys()
+        .into_iter()
+        .filter(|k| k.ends_with(".ts"))
+        .collect();
     assert_eq!(ts_keys, vec![rig.key(1)]);
 }
 
@@ -494,12 +613,23 @@ async fn the_link_cut_keeps_the_queue_and_uploads_resume_by_themselves() {
     rig.seal_fixture(2, 1);
     let error = rig.wait_error("cannot reach the store").await;
     assert!(error.contains(&rig.s3.endpoint()), "{error}");
-    assert_eq!(rig.catalog.upload_backlog().expect("backlog").0, 2, "the queue kept both");
+    assert_eq!(
+        rig.catalog.upload_backlog().expect("backlog").0,
+        2,
+        "the queue kept both"
+    );
     rig.s3.restart();
     rig.wait_uploaded(1).await;
     rig.wait_uploaded(2).await;
     rig.wait_for("error cleared", |f| {
-        matches!(f, UploadFact::Health { pending: 0, last_error: None, .. })
+        matches!(
+            f,
+            UploadFact::Health {
+                pending: 0,
+                last_error: None,
+                ..
+            }
+        )
     })
     .await;
 }
@@ -543,16 +673,32 @@ fn a_wrong_secret_is_reported_without_the_secret_in_logs_or_status() {
         rig.seal(1, &random_bytes(10_000));
         let error = rig.wait_error("SignatureDoesNotMatch").await;
         assert!(error.contains("upload.secret_access_key"), "{error}");
-        assert_eq!(rig.catalog.upload_backlog().expect("backlog").0, 1, "the job is kept");
+        assert_eq!(
+            rig.catalog.upload_backlog().expect("backlog").0,
+            1,
+            "the job is kept"
+        );
         assert!(!error.contains(wrong));
         let debug = format!("{:?}", rig.settings);
-        assert!(!debug.contains(wrong), "settings' Debug shows no secret: {debug}");
+        assert!(
+            !debug.contains(wrong),
+            "settings' Debug shows no secret: {debug}"
+        );
         error
     });
     let logs = String::from_utf8_lossy(&logs.lock().expect("logs")).into_owned();
-    assert!(logs.contains("SignatureDoesNotMatch"), "the failure was logged");
-    assert!(!logs.contains("wrong-Zq8-secret"), "a secret reached the logs");
-    assert!(!logs.contains("X-Amz-Signature="), "a signed URL reached the logs");
+    assert!(
+        logs.contains("SignatureDoesNotMatch"),
+        "the failure was logged"
+    );
+    assert!(
+        !logs.contains("wrong-Zq8-secret"),
+        "a secret reached the logs"
+    );
+    assert!(
+        !logs.contains("X-Amz-Signature="),
+        "a signed URL reached the logs"
+    );
     assert!(!error.contains("X-Amz-Signature="));
 }
 
@@ -576,7 +722,10 @@ async fn a_missing_bucket_is_reported_and_uploads_resume_once_it_exists() {
     let mut rig = Rig::with(s3, |s| s.store = config.clone());
     rig.seal(1, &random_bytes(10_000));
     let error = rig.wait_error("NoSuchBucket").await;
-    assert!(error.contains("upload.bucket") && error.contains("not-yet"), "{error}");
+    assert!(
+        error.contains("upload.bucket") && error.contains("not-yet"),
+        "{error}"
+    );
     std::fs::create_dir_all(rig.s3.data().join("not-yet")).expect("create the bucket");
     rig.wait_uploaded(1).await;
 }
@@ -587,7 +736,10 @@ async fn clock_skew_rejected_by_the_store_is_reported_and_corrected() {
     let mut rig = Rig::with(S3Server::start(), |s| s.clock_offset_s = 3600);
     rig.seal(1, &random_bytes(10_000));
     let error = rig.wait_error("clock").await;
-    assert!(error.contains("RequestTimeTooSkewed") && error.contains("NTP"), "{error}");
+    assert!(
+        error.contains("RequestTimeTooSkewed") && error.contains("NTP"),
+        "{error}"
+    );
     rig.wait_uploaded(1).await;
 }
 
@@ -597,7 +749,9 @@ async fn clock_skew_rejected_by_the_store_is_reported_and_corrected() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark driver: run benches/upload.sh (it sets up the shaped link)"]
 async fn bench_shaped_link() {
-    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is unset: run benches/upload.sh"));
+    let var = |k: &str| {
+        std::env::var(k).unwrap_or_else(|_| panic!("{k} is unset: run benches/upload.sh"))
+    };
     let rate_mbit: f64 = var("BENCH_RATE_MBIT").parse().expect("BENCH_RATE_MBIT");
     let counter = PathBuf::from(var("BENCH_COUNTER"));
     let link_pid = var("BENCH_LINK_PID");
@@ -635,10 +789,16 @@ async fn bench_shaped_link() {
 
     // 2. A 10 s outage (every packet dropped) in the middle of a backlog twice as large.
     let link_bytes = || -> u64 {
-        std::fs::read_to_string(&counter).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+        std::fs::read_to_string(&counter)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
     };
     let signal = |sig: &str| {
-        let ok = std::process::Command::new("kill").args([sig, &link_pid]).status().is_ok_and(|s| s.success());
+        let ok = std::process::Command::new("kill")
+            .args([sig, &link_pid])
+            .status()
+            .is_ok_and(|s| s.success());
         assert!(ok, "cannot signal the link forwarder");
     };
     let mut all = files.clone();
@@ -741,7 +901,9 @@ impl Bench {
                 sha256: hex::encode(sha2::Sha256::digest(&content)),
                 sealed_at: Timestamp(T0 + seq as i64),
             };
-            self.catalog.seal_segment(&seg, &[id("r-1")], Some(&id("r-1"))).expect("seal");
+            self.catalog
+                .seal_segment(&seg, &[id("r-1")], Some(&id("r-1")))
+                .expect("seal");
             self.handle.send(UploadCommand::Wake);
         }
         total

@@ -129,7 +129,12 @@ impl Catalog {
         let n = self.conn.execute(
             "UPDATE uploads SET state = 'uploaded', object_key = ?3, etag = ?4, last_error = NULL
              WHERE seq = ?1 AND recording_id = ?2",
-            params![to_i64("segment seq", seq)?, recording_id.as_str(), key, etag],
+            params![
+                to_i64("segment seq", seq)?,
+                recording_id.as_str(),
+                key,
+                etag
+            ],
         )?;
         Ok(n > 0)
     }
@@ -177,7 +182,8 @@ impl Catalog {
 
     /// Every job of the recording, by sequence number.
     pub fn upload_jobs_of(&self, recording_id: &Id) -> Result<Vec<UploadJob>, CatalogError> {
-        let sql = format!("SELECT {JOB_COLUMNS} {JOB_FROM} WHERE u.recording_id = ?1 ORDER BY u.seq");
+        let sql =
+            format!("SELECT {JOB_COLUMNS} {JOB_FROM} WHERE u.recording_id = ?1 ORDER BY u.seq");
         let mut stmt = self.conn.prepare(&sql)?;
         let raws = stmt
             .query_map([recording_id.as_str()], RawJob::read)?
@@ -216,9 +222,10 @@ impl Catalog {
     /// Removes the recording's upload jobs, whatever their state (E2 delete: nothing of it
     /// may be sent any more). Returns how many.
     pub fn forget_uploads_of(&mut self, recording_id: &Id) -> Result<usize, CatalogError> {
-        let n = self
-            .conn
-            .execute("DELETE FROM uploads WHERE recording_id = ?1", [recording_id.as_str()])?;
+        let n = self.conn.execute(
+            "DELETE FROM uploads WHERE recording_id = ?1",
+            [recording_id.as_str()],
+        )?;
         info!(recording = %recording_id, jobs = n, "upload jobs forgotten");
         Ok(n)
     }
@@ -272,9 +279,8 @@ impl RawJob {
     }
 
     fn into_job(self) -> Result<UploadJob, CatalogError> {
-        let state = UploadState::parse(&self.state).ok_or_else(|| {
-            super::bad_row("upload state", self.state.clone(), "unknown state")
-        })?;
+        let state = UploadState::parse(&self.state)
+            .ok_or_else(|| super::bad_row("upload state", self.state.clone(), "unknown state"))?;
         let attempts = to_u64("upload attempts", self.attempts)?;
         Ok(UploadJob {
             recording_id: parse_id("upload recording_id", self.recording_id)?,

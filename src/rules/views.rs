@@ -60,18 +60,13 @@ impl Engine {
         }
     }
 
-    /// Local recordings of the current meeting that still exist (discarded and deleted ones
-    /// are gone from the owner's point of view).
+    /// Live (recording or paused) local recordings of the current meeting: what a control
+    /// panel shows. Finished ones are told by events and `list_recordings`, so the state stays
+    /// small however many recordings a long meeting has had.
     fn local_docs(&self, now: Now) -> Vec<LocalDoc> {
         self.recs
             .iter()
-            .filter(|r| r.info.kind == RecordingKind::Local && self.in_current(r))
-            .filter(|r| {
-                !matches!(
-                    r.info.state,
-                    RecordingState::Discarded | RecordingState::Deleted
-                )
-            })
+            .filter(|r| r.info.kind == RecordingKind::Local && r.is_live() && self.in_current(r))
             .map(|r| LocalDoc {
                 recording_id: r.info.recording_id.clone(),
                 owner: r.info.owner.clone(),

@@ -69,7 +69,11 @@ pub fn spawn(
     cancel: CancellationToken,
 ) -> Result<UploadHandle, UploadError> {
     settings.validate()?;
-    let store = Store::new(&settings.store, settings.clock_offset_s, settings.stall_timeout)?;
+    let store = Store::new(
+        &settings.store,
+        settings.clock_offset_s,
+        settings.stall_timeout,
+    )?;
     let mut catalog = Catalog::open(catalog_path)?;
     catalog.recover_uploads(wall_now())?;
     let (tx, rx) = mpsc::unbounded_channel();
@@ -117,7 +121,10 @@ enum GateState {
     Open,
     /// After a store-wide failure: one upload at a time until one succeeds.
     Trial,
-    Closed { until: Instant, scope: Scope },
+    Closed {
+        until: Instant,
+        scope: Scope,
+    },
     Probing,
 }
 
@@ -148,7 +155,11 @@ impl Gate {
             until: Instant::now() + wait,
             scope,
         };
-        debug!(?scope, wait_ms = wait.as_millis() as u64, "upload gate closed");
+        debug!(
+            ?scope,
+            wait_ms = wait.as_millis() as u64,
+            "upload gate closed"
+        );
     }
 
     fn succeeded(&mut self) {
@@ -251,7 +262,11 @@ struct Actor {
 }
 
 impl Actor {
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<UploadCommand>, cancel: CancellationToken) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<UploadCommand>,
+        cancel: CancellationToken,
+    ) {
         loop {
             self.start_work().await;
             self.measure();
@@ -516,7 +531,8 @@ impl Actor {
     }
 
     async fn uploaded(&mut self, job: UploadJob, key: String, etag: String) {
-        let (seq, recording_id, bytes) = (job.segment.seq, job.recording_id.clone(), job.segment.bytes);
+        let (seq, recording_id, bytes) =
+            (job.segment.seq, job.recording_id.clone(), job.segment.bytes);
         let k = key.clone();
         let r = recording_id.clone();
         let marked = self.db(move |c| c.mark_uploaded(seq, &r, &k, &etag)).await;
@@ -556,14 +572,14 @@ impl Actor {
             // The gate does the waiting; the job is due as soon as it opens.
             Scope::Link | Scope::Store => wall_now(),
         };
-        if scope != Scope::Object
-            && matches!(self.gate.state, GateState::Open | GateState::Trial)
-        {
+        if scope != Scope::Object && matches!(self.gate.state, GateState::Open | GateState::Trial) {
             self.gate.close(scope);
         }
         let message = failure.to_string();
         let (seq, id) = (job.segment.seq, job.recording_id);
-        let _ = self.db(move |c| c.upload_failed(seq, &id, &message, next)).await;
+        let _ = self
+            .db(move |c| c.upload_failed(seq, &id, &message, next))
+            .await;
     }
 
     async fn op_finished(&mut self, op: RecordingOp, result: Result<Outcome, Failure>) {
@@ -578,7 +594,9 @@ impl Actor {
                 .await;
             }
             Ok(Outcome::Shared) => {
-                let RecordingOp::Share { shared, .. } = op else { return };
+                let RecordingOp::Share { shared, .. } = op else {
+                    return;
+                };
                 self.fact(UploadFact::Shared {
                     recording_id,
                     shared,
@@ -630,7 +648,9 @@ impl Actor {
                 }
             }
             let seq = seg.seq;
-            let _ = self.db(move |c| c.mark_segment_released(seq, wall_now())).await;
+            let _ = self
+                .db(move |c| c.mark_segment_released(seq, wall_now()))
+                .await;
         }
         removed
     }
@@ -711,7 +731,10 @@ impl Actor {
             &job.meeting_id,
             &job.recording_id,
         );
-        format!("{dir}{}", manifest::segment_name(job.segment.seq, &job.segment.path))
+        format!(
+            "{dir}{}",
+            manifest::segment_name(job.segment.seq, &job.segment.path)
+        )
     }
 
     /// Runs `f` on the catalog in a blocking thread (SQLite fsyncs). Errors are logged and
@@ -749,12 +772,19 @@ fn op_recording(op: &RecordingOp) -> &Id {
 fn object_keys(prefix: &str, info: Option<&RecordingInfo>, jobs: &[UploadJob]) -> Vec<String> {
     let dir = match (info, jobs.first()) {
         (Some(i), _) => manifest::recording_dir(prefix, &i.owner, &i.meeting_id, &i.recording_id),
-        (None, Some(j)) => manifest::recording_dir(prefix, &j.creator, &j.meeting_id, &j.recording_id),
+        (None, Some(j)) => {
+            manifest::recording_dir(prefix, &j.creator, &j.meeting_id, &j.recording_id)
+        }
         (None, None) => return Vec::new(),
     };
     let mut keys: Vec<String> = jobs
         .iter()
-        .map(|j| format!("{dir}{}", manifest::segment_name(j.segment.seq, &j.segment.path)))
+        .map(|j| {
+            format!(
+                "{dir}{}",
+                manifest::segment_name(j.segment.seq, &j.segment.path)
+            )
+        })
         .collect();
     keys.push(format!("{dir}{}", manifest::PLAYLIST_NAME));
     keys.push(format!("{dir}{}", manifest::MANIFEST_NAME));
@@ -770,13 +800,21 @@ async fn send_segment(
     job: &UploadJob,
     key: &str,
 ) -> Result<String, Failure> {
-    let file = hash_file(path.to_owned(), job.segment.bytes, job.segment.sha256.clone()).await?;
+    let file = hash_file(
+        path.to_owned(),
+        job.segment.bytes,
+        job.segment.sha256.clone(),
+    )
+    .await?;
     if job.attempts > 0 {
         if let Some(obj) = store.head(key).await? {
             let md5 = hex::encode(file.md5);
             let complete = obj.bytes == file.bytes
                 && obj.meta_sha256.as_deref() == Some(job.segment.sha256.as_str())
-                && obj.etag.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(&md5));
+                && obj
+                    .etag
+                    .as_deref()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(&md5));
             if complete {
                 info!(segment = job.segment.seq, recording = %job.recording_id, "already in the store with the right checksum; not sent again");
                 return Ok(md5);
@@ -834,11 +872,15 @@ async fn hash_file(path: PathBuf, bytes: u64, sha256: String) -> Result<FileToSe
 async fn run_op(store: &Store, prefix: &str, op: &RecordingOp) -> Result<Outcome, Failure> {
     match op {
         RecordingOp::Manifest { info, jobs } => {
-            let dir = manifest::recording_dir(prefix, &info.owner, &info.meeting_id, &info.recording_id);
+            let dir =
+                manifest::recording_dir(prefix, &info.owner, &info.meeting_id, &info.recording_id);
             let segments = manifest_segments(jobs);
             let playlist_key = format!("{dir}{}", manifest::PLAYLIST_NAME);
             store
-                .put_bytes(&playlist_key, manifest::hls_playlist(&segments).into_bytes())
+                .put_bytes(
+                    &playlist_key,
+                    manifest::hls_playlist(&segments).into_bytes(),
+                )
                 .await?;
             let json = manifest::manifest_json(info, &segments, info.shared);
             store
@@ -849,7 +891,8 @@ async fn run_op(store: &Store, prefix: &str, op: &RecordingOp) -> Result<Outcome
             })
         }
         RecordingOp::Share { info, jobs, shared } => {
-            let dir = manifest::recording_dir(prefix, &info.owner, &info.meeting_id, &info.recording_id);
+            let dir =
+                manifest::recording_dir(prefix, &info.owner, &info.meeting_id, &info.recording_id);
             let json = manifest::manifest_json(info, &manifest_segments(jobs), *shared);
             store
                 .put_bytes(&format!("{dir}{}", manifest::MANIFEST_NAME), json)

@@ -27,7 +27,7 @@ use crate::config::UploadConfig;
 use crate::protocol::{Id, RecordingInfo};
 
 pub use actor::{spawn, UploadHandle};
-pub use error::{Failure, UploadError};
+pub use error::{Failure, Scope, UploadError};
 pub use store::{Store, StoreObject};
 
 /// Default rate cap: none (the link decides).
@@ -37,9 +37,11 @@ pub const DEFAULT_RATE_CAP: Option<u64> = None;
 pub const DEFAULT_LIVE_SHARE_PERCENT: u8 = 25;
 /// Parallel uploads: two keep a 40 ms RTT link busy while one request waits for its answer.
 pub const DEFAULT_CONCURRENCY: usize = 3;
-/// How long a recording that stopped without a later segment (capture stopped) waits for its
-/// last segment to be sealed before its manifest is written. Media's own stop bound is 10 s.
-pub const DEFAULT_SEAL_GRACE: Duration = Duration::from_secs(15);
+/// How long `Complete` waits, after the last new job of its recording, for more segments when
+/// nothing proves the recording's segments are all sealed (a later segment without it does).
+/// Zero is right for the daemon, which sends `Complete` only after media's `Released` for
+/// that recording; a caller that cannot know should use media's stop bound (10 s) or more.
+pub const DEFAULT_SEAL_GRACE: Duration = Duration::ZERO;
 /// An upload that moves no byte for this long is aborted and retried (a stalled link): short,
 /// so that a silent outage is noticed and probed rather than left to TCP's retransmission
 /// backoff, which after 10 s of loss waits seconds more. Even the live floor rate moves a

@@ -80,17 +80,26 @@ pub struct Store {
 impl Store {
     /// A client for the bucket in `config`. Reads credentials (file contents were read by
     /// config; the environment here) and the CA bundle now, so mistakes show at start.
-    pub fn new(config: &UploadConfig, clock_offset_s: i64, stall: Duration) -> Result<Store, UploadError> {
+    pub fn new(
+        config: &UploadConfig,
+        clock_offset_s: i64,
+        stall: Duration,
+    ) -> Result<Store, UploadError> {
         let endpoint_url = parse_endpoint(&config.endpoint)?;
         let style = match config.path_style {
             true => UrlStyle::Path,
             false => UrlStyle::VirtualHost,
         };
-        let bucket = Bucket::new(endpoint_url, style, config.bucket.clone(), config.region.clone())
-            .map_err(|e| UploadError::Endpoint {
-                endpoint: config.endpoint.clone(),
-                detail: e.to_string(),
-            })?;
+        let bucket = Bucket::new(
+            endpoint_url,
+            style,
+            config.bucket.clone(),
+            config.region.clone(),
+        )
+        .map_err(|e| UploadError::Endpoint {
+            endpoint: config.endpoint.clone(),
+            detail: e.to_string(),
+        })?;
         let client = reqwest::Client::builder()
             .use_preconfigured_tls(tls_config(config)?)
             .connect_timeout(CONNECT_TIMEOUT)
@@ -299,7 +308,9 @@ impl Store {
             return Err(self.failure(key, response).await);
         }
         let headers = response.headers();
-        let etag = header(headers, ETAG.as_str()).map(unquote).unwrap_or_default();
+        let etag = header(headers, ETAG.as_str())
+            .map(unquote)
+            .unwrap_or_default();
         let mismatch = |detail: String| Failure::Mismatch {
             key: key.to_owned(),
             detail,
@@ -348,7 +359,10 @@ impl Store {
     /// Sets the signing offset from the store's `Date` header; returns how far our signing
     /// clock was off, if that matters.
     fn learn_offset(&self, date: &str) -> Option<i64> {
-        let theirs = jiff::fmt::rfc2822::parse(date).ok()?.timestamp().as_second();
+        let theirs = jiff::fmt::rfc2822::parse(date)
+            .ok()?
+            .timestamp()
+            .as_second();
         let now = jiff::Timestamp::now().as_second();
         let signing = now + self.offset_s.load(Ordering::Relaxed);
         let off_by = signing - theirs;
@@ -356,7 +370,10 @@ impl Store {
             return None;
         }
         self.offset_s.store(theirs - now, Ordering::Relaxed);
-        warn!(off_by_s = off_by, "device clock differs from the store's; signing with the store's time");
+        warn!(
+            off_by_s = off_by,
+            "device clock differs from the store's; signing with the store's time"
+        );
         Some(off_by)
     }
 
@@ -377,7 +394,13 @@ impl Store {
     }
 }
 
-fn classify(status: StatusCode, code: String, message: String, key: &str, store: &Store) -> Failure {
+fn classify(
+    status: StatusCode,
+    code: String,
+    message: String,
+    key: &str,
+    store: &Store,
+) -> Failure {
     match (status.as_u16(), code.as_str()) {
         (_, "SignatureDoesNotMatch") => Failure::Signature,
         (_, "InvalidAccessKeyId") => Failure::AccessKey,
@@ -453,7 +476,10 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 }
 
 fn unquote(v: &str) -> String {
-    v.trim().trim_start_matches("W/").trim_matches('"').to_owned()
+    v.trim()
+        .trim_start_matches("W/")
+        .trim_matches('"')
+        .to_owned()
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -474,7 +500,10 @@ fn parse_endpoint(endpoint: &str) -> Result<url::Url, UploadError> {
     };
     let url = url::Url::parse(endpoint).map_err(|e| bad(e.to_string()))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(bad(format!("scheme {:?} is not http or https", url.scheme())));
+        return Err(bad(format!(
+            "scheme {:?} is not http or https",
+            url.scheme()
+        )));
     }
     if url.path() != "/" || url.query().is_some() || !url.username().is_empty() {
         return Err(bad("it has a path, query or user name".into()));

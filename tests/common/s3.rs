@@ -167,7 +167,9 @@ pub fn s3s_fs_bin() -> PathBuf {
     }
     let tools = std::env::var_os("ROOMREC_TOOLS")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/roomrec/tools")));
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/roomrec/tools"))
+        });
     if let Some(bin) = tools.map(|t| t.join("bin/s3s-fs")).filter(|b| b.exists()) {
         return bin;
     }

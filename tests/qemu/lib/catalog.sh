@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Catalog checks on the host (sourced after host.sh).
 
 # check_catalog STORAGE: PRAGMA integrity_check is ok, and every catalogued segment that was
@@ -15,6 +16,5 @@ check_catalog() {
     [ "$(video_frames "$st/$path")" -gt 0 ] || fail "segment $path does not decode"
     n=$((n + 1))
   done < <(sqlite3 "$db" "SELECT seq, path, bytes, sha256 FROM segments WHERE released_at IS NULL ORDER BY seq")
-  CATALOG_SEGMENTS=$n
   ok "$n catalogued segments present, intact (size, SHA-256) and decodable"
 }

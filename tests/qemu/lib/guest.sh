@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by a scenario's guest.sh (in the guest). The environment comes from job.env:
 # ROOMREC_RESULTS (writable, same path as on the host), ROOMREC_BOOT, ROOMREC_BIN,
 # ROOMREC_BROKER_URL (the host's loopback broker through the guestfwd), GST_REGISTRY.
@@ -61,8 +62,7 @@ start_roomrecd() {
 # stop_roomrecd: SIGTERM and wait up to 60 s; fails when it does not stop or exits non-zero.
 stop_roomrecd() {
   kill -TERM "$ROOMRECD_PID" 2>/dev/null || fail "roomrecd was no longer running"
-  local i
-  for i in $(seq 120); do
+  for _ in $(seq 120); do
     kill -0 "$ROOMRECD_PID" 2>/dev/null || break
     sleep 0.5
   done

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by a scenario's host.sh and check.sh (on the host). The environment comes from
 # tests/qemu/run: ROOMREC_RESULTS (the results folder, also mounted in the guest at the same
 # path), ROOMREC_BOOT, ROOMREC_BIN, ROOMREC_BROKER_URL, ROOMREC_QEMU_PIDFILE.

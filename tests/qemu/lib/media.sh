@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Media checks on the host, sourced by host.sh / check.sh. Each function prints what it found
 # and returns non-zero when the file does not match; nothing here is lenient about a file
 # that does not decode.
@@ -13,8 +14,8 @@ media_duration() {
 # (seen once in ~100 segments here; the same file then decodes at once): each try is bounded,
 # the frames counted before a hang still count, and a try with none is repeated, up to three.
 video_frames() {
-  local n=0 try
-  for try in 1 2 3; do
+  local n=0 _try
+  for _try in 1 2 3; do
     n=$(timeout -k 2 20 gst-launch-1.0 -v uridecodebin "uri=file://$(realpath "$1")" caps=video/x-raw \
       ! fakesink silent=false sync=false 2>&1 | grep -c 'fakesink0.*chain' || true)
     [ "${n:-0}" -gt 0 ] && break
@@ -26,8 +27,8 @@ video_frames() {
 # decoded audio; prints -999 when there is no audio or it does not decode (tried three times,
 # as video_frames).
 audio_max_rms() {
-  local m=-999 try
-  for try in 1 2 3; do
+  local m=-999 _try
+  for _try in 1 2 3; do
     m=$(timeout -k 2 60 gst-launch-1.0 -m uridecodebin "uri=file://$(realpath "$1")" caps=audio/x-raw \
       ! audioconvert ! level interval=250000000 ! fakesink sync=false 2>&1 \
       | grep -o 'rms=(GValueArray)< [^>]* >' \

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Checks of `daemon-test-source`, on the host after the VM: the MP4 plays (H.264 320x240,
 # audio that is not silent), its duration is that of the recording window the host drove
 # (and of the segments the catalog holds for it), the catalog is intact and agrees with the

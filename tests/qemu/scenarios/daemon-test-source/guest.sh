@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Guest side of `daemon-test-source`: roomrecd with its storage on the results share, until
 # the host side says it is done; then a clean SIGTERM stop.
 . "$ROOMREC_QEMU_DIR/lib/guest.sh"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Host side of `daemon-test-source`: licence, meeting, a local recording of at least 12 s,
 # meeting end; waits for the MP4 the daemon converts in the guest.
 . "$ROOMREC_QEMU_DIR/lib/host.sh"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Host side of `devices`: the guest's capture is H.264 at the size set on vivid, with decodable
 # frames, and AAC audio carrying the tone (not the loopback's silence).
 . "$ROOMREC_QEMU_DIR/lib/host.sh"

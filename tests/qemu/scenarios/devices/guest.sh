@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Guest side of `devices`: load vivid and snd-aloop, play a tone into the loopback's
 # playback side, and capture camera + microphone with gst-launch-1.0 into an MP4.
 . "$ROOMREC_QEMU_DIR/lib/guest.sh"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Guest side of `hard-reset`. Boot 1: roomrecd records until the host kills the VM (reaching
 # the end of this script is a failure: the reset did not happen). Boot 2: roomrecd on the same
 # storage until the host side is done, then a clean stop.

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Host side of `hard-reset`. Boot 1: licence, meeting, a local recording; once several
 # segments are sealed, kill QEMU. Boot 2: wait for roomrecd to come back, list the recordings
 # as admin (the interrupted one must be needs_finalize), then finalize it by command.
