@@ -78,7 +78,7 @@ fn check_segment(s: &SealedFile, settings: &MediaSettings, audio_codec: &str) {
     assert_eq!(audio.codec, audio_codec, "segment {}", s.seq);
     assert_eq!(s.sha256, sha256_of(&s.abs_path), "segment {}", s.seq);
     assert_eq!(s.bytes, std::fs::metadata(&s.abs_path).unwrap().len());
-    assert_eq!(s.path, format!("segments/{:08}.mkv", s.seq));
+    assert_eq!(s.path, format!("segments/{:08}.ts", s.seq));
     assert!(
         s.duration_ms.abs_diff(info.duration_ms) <= 500,
         "segment {}: fact says {} ms, file plays {} ms",
@@ -149,7 +149,7 @@ async fn switches_cut_tagged_segments_that_convert_per_recording() {
         "contiguous from 7"
     );
     for s in &all {
-        check_segment(s, &settings, "audio/x-opus");
+        check_segment(s, &settings, "audio/mpeg");
     }
 
     // Tags follow the switches: a run of {A}, then of {A, B}, then of {B}; none mixed.
@@ -252,7 +252,7 @@ async fn a_full_disk_is_reported_and_the_next_capture_starts_afresh() {
     let dir = tempfile::tempdir().unwrap();
     let settings = small(dir.path());
     std::fs::create_dir_all(&settings.segments_dir).unwrap();
-    std::os::unix::fs::symlink("/dev/full", settings.segments_dir.join("00000003.mkv")).unwrap();
+    std::os::unix::fs::symlink("/dev/full", settings.segments_dir.join("00000003.ts")).unwrap();
     let (tx, mut rx) = mpsc::channel(64);
     let handle = media::spawn(settings.clone(), 3, tx).unwrap();
     handle.send(capture(&["A"]));
@@ -267,7 +267,7 @@ async fn a_full_disk_is_reported_and_the_next_capture_starts_afresh() {
     assert!(!all.is_empty());
     assert_eq!(all[0].seq, 4);
     for s in &all {
-        check_segment(s, &settings, "audio/x-opus");
+        check_segment(s, &settings, "audio/mpeg");
     }
 }
 

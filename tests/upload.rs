@@ -772,6 +772,9 @@ async fn bench_shaped_link() {
             file: None,
         },
         ca_file: None,
+        rate_cap: None,
+        live_share_percent: 25,
+        key_prefix: String::new(),
     };
     let mut bench = Bench::start(&config).await;
 

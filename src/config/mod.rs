@@ -235,6 +235,12 @@ pub struct UploadConfig {
     pub credentials: UploadCredentials,
     /// PEM CA certificates to trust instead of the system roots (`https://` only).
     pub ca_file: Option<PathBuf>,
+    /// Bytes per second for all uploads together; `None` for no cap.
+    pub rate_cap: Option<u64>,
+    /// Percent of the rate uploads may use while a meeting is live (1–100, default 25).
+    pub live_share_percent: u8,
+    /// Prepended to every object key: empty, or relative path levels ending in `/`.
+    pub key_prefix: String,
 }
 
 /// Where the S3 keys come from.
@@ -328,6 +334,9 @@ pub const KEYS: &[&str] = &[
     "upload.secret_access_key",
     "upload.credentials_file",
     "upload.ca_file",
+    "upload.rate_cap",
+    "upload.live_share_percent",
+    "upload.key_prefix",
     "log.format",
     "log.level",
 ];
@@ -570,6 +579,12 @@ fn read_upload(doc: &mut Doc) -> Option<UploadConfig> {
             files::check_pem(&path, files::Pem::Certificates),
         )
     });
+    let rate_cap = doc.opt_bytes("upload.rate_cap", 1024);
+    let live_share_percent = doc.uint("upload.live_share_percent", 25, 1..=100, "percent") as u8;
+    let key_prefix = match doc.opt_str("upload.key_prefix", values::KEY_PREFIX_HINT) {
+        Some(p) => doc.check("upload.key_prefix", values::key_prefix(p)),
+        None => Some(String::new()),
+    };
     Some(UploadConfig {
         endpoint: endpoint?.url,
         bucket: bucket?,
@@ -577,6 +592,9 @@ fn read_upload(doc: &mut Doc) -> Option<UploadConfig> {
         path_style,
         credentials: credentials?,
         ca_file,
+        rate_cap,
+        live_share_percent,
+        key_prefix: key_prefix?,
     })
 }
 

@@ -338,3 +338,29 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     }
     row[b.len()]
 }
+
+pub const KEY_PREFIX_HINT: &str =
+    "empty, or path levels of letters, digits, '-', '_' and '.' each ending in '/', like \"rooms/\"";
+
+/// An object-key prefix: relative levels ending in `/`, so keys stay inside the bucket layout.
+pub fn key_prefix(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Ok(String::new());
+    }
+    let levels_ok = s.ends_with('/')
+        && s[..s.len() - 1].split('/').all(|level| {
+            !level.is_empty()
+                && level != "."
+                && level != ".."
+                && level
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        });
+    if levels_ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "{s:?} is not a valid prefix; use {KEY_PREFIX_HINT}"
+        ))
+    }
+}

@@ -23,8 +23,11 @@ use super::store::Store;
 use crate::catalog::{Op, SegmentRecord};
 use crate::control::{Destination, Inbound, Outbound, ResponseAddr, Topic};
 use crate::media::{MediaCommand, MediaFact, MediaHandle, SealedFile};
-use crate::protocol::{Action, Command, ErrorBody, ErrorCode, Id, RecordingKind, Reply, Timestamp};
+use crate::protocol::{
+    Action, Command, ErrorBody, ErrorCode, Id, MeetingState, RecordingKind, Reply, Timestamp,
+};
 use crate::rules::{CommandContext, Effect, Engine, Input, Now, Output, SealedSegment};
+use crate::upload::{UploadCommand, UploadFact, UploadHandle};
 
 /// How long a conversion waits for media to seal a recording's last segment (normally well
 /// under a second) before going ahead anyway.
@@ -69,6 +72,8 @@ pub struct Core {
     pub engine: Engine,
     pub store: Store,
     pub media: MediaHandle,
+    /// `None` without an `[upload]` section (cloud recording is then unavailable).
+    pub uploader: Option<UploadHandle>,
     pub to_control: mpsc::Sender<Outbound>,
     pub conversions: Conversions,
     pub status: StatusBoard,
@@ -91,6 +96,7 @@ pub struct CoreInputs {
     pub inbound: mpsc::Receiver<Inbound>,
     pub media: mpsc::Receiver<MediaFact>,
     pub conversions: mpsc::Receiver<ConversionDone>,
+    pub upload: mpsc::Receiver<UploadFact>,
 }
 
 impl Core {
@@ -106,6 +112,7 @@ impl Core {
                 Some(fact) = inputs.media.recv() => self.on_media(fact).await,
                 Some(msg) = inputs.inbound.recv() => self.on_inbound(msg).await,
                 Some(done) = inputs.conversions.recv() => self.on_conversion(done).await,
+                Some(fact) = inputs.upload.recv() => self.on_upload(fact).await,
                 _ = tick.tick() => {
                     ticks += 1;
                     self.on_tick(ticks).await;
@@ -325,17 +332,76 @@ impl Core {
                 // in the middle of a meeting.
                 info!(recording = %recording_id, "recording discarded (too short)");
             }
-            Effect::CompleteCloud { recording_id } => {
-                info!(recording = %recording_id, "cloud recording complete; its segments stay queued for upload");
-            }
+            Effect::CompleteCloud { recording_id } => self.complete_cloud(recording_id).await,
             Effect::Share {
                 recording_id,
                 shared,
-            } => info!(recording = %recording_id, shared, "recording share flag changed"),
+            } => self.to_uploader(UploadCommand::Share {
+                recording_id,
+                shared,
+            }),
             Effect::Delete { recording_id } => {
-                info!(recording = %recording_id, "recording deleted by the host")
+                self.to_uploader(UploadCommand::Delete { recording_id })
             }
-            Effect::SaveRecording(_) | Effect::SaveMeeting { .. } => {}
+            Effect::SaveMeeting { meeting, .. } => {
+                let live = meeting.is_some_and(|m| m.state == MeetingState::Active);
+                self.to_uploader(UploadCommand::MeetingLive(live));
+            }
+            Effect::SaveRecording(_) => {}
+        }
+    }
+
+    fn to_uploader(&self, command: UploadCommand) {
+        match &self.uploader {
+            Some(u) => u.send(command),
+            None => warn!(
+                ?command,
+                "no upload target is configured; nothing to do in the cloud"
+            ),
+        }
+    }
+
+    /// E1: the uploader writes the manifest once every segment is in the store.
+    async fn complete_cloud(&mut self, recording_id: Id) {
+        let rid = recording_id.clone();
+        match self.store.call(move |c| c.recording(&rid)).await {
+            Ok(Ok(Some(recording))) => self.to_uploader(UploadCommand::Complete { recording }),
+            Ok(Ok(None)) => {
+                error!(recording = %recording_id, "cloud recording to complete is not in the catalog")
+            }
+            Ok(Err(e)) => {
+                error!(recording = %recording_id, error = %e, "cannot read the cloud recording to complete")
+            }
+            Err(e) => {
+                error!(recording = %recording_id, error = %e, "catalog unavailable; cloud recording not completed")
+            }
+        }
+    }
+
+    async fn on_upload(&mut self, fact: UploadFact) {
+        match fact {
+            UploadFact::Completed {
+                recording_id,
+                location,
+            } => {
+                let input = Input::CloudCompleted {
+                    recording_id,
+                    location,
+                };
+                self.feed(input, None).await;
+            }
+            UploadFact::Health {
+                pending,
+                pending_bytes,
+                last_error,
+            } => {
+                if self.status.set_uploads(pending, pending_bytes, last_error) {
+                    self.publish_status().await;
+                }
+            }
+            UploadFact::Uploaded { .. }
+            | UploadFact::Shared { .. }
+            | UploadFact::Deleted { .. } => {}
         }
     }
 
@@ -404,7 +470,7 @@ impl Core {
             MediaFact::Muted(muted) => self.feed(Input::MicMuted(muted), None).await,
             MediaFact::Failed { message } => {
                 error!(%message, "media pipeline failed");
-                self.status.media_error(&message);
+                self.status.media_error();
                 let input = Input::MediaFailed {
                     reason: crate::rules::MediaFailure::Encoder,
                     message,

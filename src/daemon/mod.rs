@@ -23,6 +23,7 @@ use crate::config::{self, Config};
 use crate::control::{self, ControlError, ControlSettings};
 use crate::media::{self, MediaError, MediaSettings};
 use crate::rules::{Engine, Input, RulesConfig};
+use crate::upload::{self, UploadError, UploadSettings};
 
 pub use self::conversion::mp4_name;
 pub use self::core::Clock;
@@ -51,6 +52,8 @@ pub enum DaemonError {
     Media(#[from] MediaError),
     #[error(transparent)]
     Control(#[from] ControlError),
+    #[error("uploads could not start: {0}")]
+    Upload(#[from] UploadError),
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
 }
@@ -75,6 +78,18 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
     let next_recording = catalog.next_recording_number()?;
     let restored = catalog.live_recordings()?;
     let (store, store_thread) = store::Store::spawn(catalog).map_err(DaemonError::Thread)?;
+    let (upload_tx, upload_rx) = mpsc::channel(64);
+    let upload_cancel = CancellationToken::new();
+    let uploader = match &config.upload {
+        Some(target) => Some(upload::spawn(
+            UploadSettings::from_config(target),
+            &storage.join(CATALOG_FILE),
+            &storage,
+            upload_tx,
+            upload_cancel.clone(),
+        )?),
+        None => None,
+    };
 
     let (media_tx, media_rx) = mpsc::channel(64);
     let media = media::spawn(media_settings(&config), next_seq, media_tx)?;
@@ -86,6 +101,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
         engine: Engine::new(rules_config(&config), next_recording),
         store,
         media,
+        uploader,
         to_control: outbound_tx,
         conversions: conversion::Conversions::new(config.storage.save_dir.clone(), conv_tx),
         status: status::StatusBoard::new(),
@@ -117,9 +133,12 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
         inbound: inbound_rx,
         media: media_rx,
         conversions: conv_rx,
+        upload: upload_rx,
     };
     core.run(inputs, cancel).await;
 
+    // Uploads cut off now are sent again at the next start.
+    upload_cancel.cancel();
     control_cancel.cancel();
     match tokio::time::timeout(Duration::from_secs(5), control).await {
         Ok(Ok(Ok(()))) => {}

@@ -14,7 +14,7 @@ pub struct StatusBoard {
     pub broker_connected: bool,
     pub camera: DeviceHealth,
     pub microphone: DeviceHealth,
-    last_error: Option<String>,
+    uploads: UploadStatus,
 }
 
 impl StatusBoard {
@@ -24,22 +24,40 @@ impl StatusBoard {
             broker_connected: false,
             camera: DeviceHealth::Ok,
             microphone: DeviceHealth::Ok,
-            last_error: None,
+            uploads: UploadStatus::default(),
         }
     }
 
-    pub fn media_error(&mut self, message: &str) {
+    pub fn media_error(&mut self) {
         self.camera = DeviceHealth::Error;
-        self.last_error = Some(message.to_owned());
+    }
+
+    /// Records the uploader's health; true when it changed (worth publishing at once).
+    pub fn set_uploads(
+        &mut self,
+        pending: u64,
+        pending_bytes: u64,
+        last_error: Option<String>,
+    ) -> bool {
+        let new = UploadStatus {
+            pending,
+            pending_bytes,
+            last_error,
+        };
+        let changed = new != self.uploads;
+        self.uploads = new;
+        changed
     }
 
     pub async fn snapshot(&self, store: &Store, storage_dir: &Path) -> StatusDoc {
-        let backlog = store
+        // The queue's size comes from the catalog (it survives restarts); the error from the
+        // uploader, which alone knows why the store is not taking it.
+        let (pending, pending_bytes) = store
             .call(|c| c.upload_backlog())
             .await
             .ok()
             .and_then(|r| r.ok())
-            .unwrap_or((0, 0));
+            .unwrap_or((self.uploads.pending, self.uploads.pending_bytes));
         StatusDoc {
             online: true,
             version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -48,9 +66,9 @@ impl StatusBoard {
             microphone: self.microphone,
             storage: storage_status(storage_dir),
             uploads: UploadStatus {
-                pending: backlog.0,
-                pending_bytes: backlog.1,
-                last_error: self.last_error.clone(),
+                pending,
+                pending_bytes,
+                last_error: self.uploads.last_error.clone(),
             },
         }
     }

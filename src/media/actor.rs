@@ -90,10 +90,13 @@ pub fn spawn(
     super::init()?;
     validate(&settings, next_seq)?;
     let encoder = pipeline::resolve_encoder(settings.encoder)?;
-    for factory in ["splitmuxsink", "matroskamux", "h264parse"] {
+    for factory in ["splitmuxsink", pipeline::SEGMENT_MUXER, "h264parse"] {
         pipeline::make(factory)?;
     }
     pipeline::make(pipeline::audio_factory(settings.audio))?;
+    if settings.audio == super::AudioCodec::Aac {
+        pipeline::make("aacparse")?;
+    }
     std::fs::create_dir_all(&settings.segments_dir)
         .map_err(|e| MediaError::io(&settings.segments_dir, e))?;
     let (tx, rx) = mpsc::channel();
@@ -529,8 +532,8 @@ impl Actor {
         }
     }
 
-    /// After a failure, keep the segment that was being written if it plays: Matroska stays
-    /// readable up to its last complete cluster. Nothing recorded is dropped silently.
+    /// After a failure, keep the segment that was being written if it plays: MPEG-TS stays
+    /// readable up to its last complete packet. Nothing recorded is dropped silently.
     fn salvage(&mut self, open: Open) {
         let seq = open.seq;
         // Not a regular file (a device, or gone): nothing there to keep.
@@ -576,12 +579,12 @@ impl Actor {
     }
 }
 
-/// `.../00000042.mkv` → 42.
+/// `.../00000042.ts` → 42.
 fn seq_of(location: &Path) -> Option<u64> {
     location.file_stem()?.to_str()?.parse().ok()
 }
 
-/// `segments_dir`'s own name joined with the file's, e.g. `segments/00000042.mkv`.
+/// `segments_dir`'s own name joined with the file's, e.g. `segments/00000042.ts`.
 fn relative_path(segments_dir: &Path, file: &Path) -> String {
     let dir = segments_dir
         .file_name()
@@ -600,14 +603,14 @@ mod tests {
 
     #[test]
     fn segment_numbers_and_paths() {
-        assert_eq!(seq_of(Path::new("/x/segments/00000042.mkv")), Some(42));
-        assert_eq!(seq_of(Path::new("/x/segments/notes.mkv")), None);
+        assert_eq!(seq_of(Path::new("/x/segments/00000042.ts")), Some(42));
+        assert_eq!(seq_of(Path::new("/x/segments/notes.ts")), None);
         assert_eq!(
             relative_path(
                 Path::new("/data/segments"),
-                Path::new("/data/segments/00000007.mkv")
+                Path::new("/data/segments/00000007.ts")
             ),
-            "segments/00000007.mkv"
+            "segments/00000007.ts"
         );
     }
 

@@ -1,7 +1,7 @@
 //! Media: the GStreamer pipelines and the segment files they write.
 //!
 //! Owns: one capture + one encode that serve every running recording ("one timeline, many
-//! recordings"), the numbered Matroska segments it writes into `segments_dir`, sealing them
+//! recordings"), the numbered MPEG-TS segments it writes into `segments_dir`, sealing them
 //! (fsync file and folder, size, SHA-256) before anyone hears of them, probing media with the
 //! Discoverer and remuxing a recording's segments into one MP4 (L5).
 //!
@@ -9,10 +9,13 @@
 //! `Effect::SetCapture` / `Effect::SetMuted` and reports facts ([`MediaFact`]); the daemon turns
 //! those into catalog rows and engine inputs.
 //!
-//! Why Matroska segments: a Matroska file is a sequence of self-delimiting clusters, so the
-//! segment being written when the process dies or power is lost still plays up to its last
-//! cluster (an MP4 without its `moov` box would not). MP4 is only produced by [`convert`],
-//! from sealed segments, and atomically renamed into place.
+//! Why MPEG-TS segments: the cloud HLS playlist points straight at the segment objects, and
+//! HLS players take MPEG-TS (or fMP4), not Matroska. TS is also crash-safe: it is a stream of
+//! self-contained 188-byte packets with no index, so the segment being written when the
+//! process dies or power is lost still plays up to the last packet written (an MP4 without its
+//! `moov` box would not). MP4 is only produced by [`convert`], from sealed segments, and
+//! atomically renamed into place. H.264 + AAC is what every HLS player decodes; Opus in TS
+//! plays in GStreamer and ffmpeg but not in HLS players (hls.js, Safari).
 
 mod actor;
 mod convert;
@@ -39,11 +42,12 @@ pub enum Source {
 /// The audio codec of the segments.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum AudioCodec {
-    /// `opusenc` (gst-plugins-base): always present, small, fine in Matroska and MP4.
+    /// `avenc_aac` + `aacparse` (gst-libav, -bad): what HLS players decode in MPEG-TS.
     #[default]
-    Opus,
-    /// `avenc_aac` (gst-libav): for players that need AAC.
     Aac,
+    /// `opusenc` (gst-plugins-base): smaller, plays in GStreamer, ffmpeg and the MP4, but
+    /// Opus in MPEG-TS is not HLS-playable: use it for local-only appliances.
+    Opus,
 }
 
 /// The H.264 encoder.
@@ -60,7 +64,7 @@ pub enum VideoEncoder {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MediaSettings {
     pub source: Source,
-    /// Segment files go here as `%08d.mkv`; [`SealedFile::path`] is relative to its parent.
+    /// Segment files go here as `%08d.ts`; [`SealedFile::path`] is relative to its parent.
     pub segments_dir: PathBuf,
     /// Target segment length; segments are cut at the first keyframe after it.
     pub segment_ms: u64,
@@ -82,7 +86,7 @@ impl Default for MediaSettings {
             height: 720,
             framerate: 30,
             video_bitrate_kbps: 2_500,
-            audio: AudioCodec::Opus,
+            audio: AudioCodec::Aac,
             encoder: VideoEncoder::Auto,
         }
     }
@@ -118,7 +122,7 @@ pub enum MediaFact {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SealedFile {
     pub seq: u64,
-    /// Relative to the parent of `segments_dir`, e.g. `segments/00000042.mkv`.
+    /// Relative to the parent of `segments_dir`, e.g. `segments/00000042.ts`.
     pub path: String,
     pub abs_path: PathBuf,
     pub bytes: u64,

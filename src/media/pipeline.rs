@@ -5,8 +5,8 @@
 //!
 //! ```text
 //! video source → I420 WxH@fps → queue → x264enc|openh264enc → h264parse ─┐
-//!                                                                        splitmuxsink(matroskamux)
-//! audio source → audioconvert → audioresample → volume → queue → opusenc|avenc_aac ─┘
+//!                                                                        splitmuxsink(mpegtsmux)
+//! audio source → audioconvert → audioresample → volume → queue → avenc_aac+aacparse|opusenc ─┘
 //! ```
 //! Sources are built by [`video_source`] / [`audio_source`], so a camera or microphone only
 //! adds a `Source` variant there; the encode and segment side stays as it is.
@@ -15,6 +15,10 @@ use gst::prelude::*;
 use gstreamer as gst;
 
 use super::{AudioCodec, MediaError, MediaSettings, Source, VideoEncoder};
+
+/// The container of the segments, and their file extension.
+pub(crate) const SEGMENT_MUXER: &str = "mpegtsmux";
+pub(crate) const SEGMENT_EXT: &str = "ts";
 
 /// A running (or about to run) capture pipeline.
 pub(crate) struct Capture {
@@ -102,11 +106,13 @@ impl Drop for Capture {
 fn package_of(factory: &str) -> &'static str {
     match factory {
         "x264enc" => "gstreamer1.0-plugins-ugly",
-        "openh264enc" | "h264parse" | "aacparse" | "opusparse" => "gstreamer1.0-plugins-bad",
+        "openh264enc" | "h264parse" | "aacparse" | "opusparse" | "mpegtsmux" | "tsdemux"
+        | "compositor" | "intervideosrc" | "intervideosink" | "interaudiosrc"
+        | "interaudiosink" => "gstreamer1.0-plugins-bad",
+        "alsasrc" => "gstreamer1.0-alsa",
         "avenc_aac" => "gstreamer1.0-libav",
-        "splitmuxsink" | "splitmuxsrc" | "matroskamux" | "matroskademux" | "mp4mux" => {
-            "gstreamer1.0-plugins-good"
-        }
+        "splitmuxsink" | "splitmuxsrc" | "matroskamux" | "matroskademux" | "mp4mux" | "v4l2src"
+        | "jpegdec" => "gstreamer1.0-plugins-good",
         "queue" | "capsfilter" | "filesink" => "libgstreamer1.0-0",
         _ => "gstreamer1.0-plugins-base",
     }
@@ -165,15 +171,16 @@ fn splitmux_sink(settings: &MediaSettings, start_index: u64) -> Result<gst::Elem
             i32::MAX
         ))
     })?;
-    let location = settings.segments_dir.join("%08d.mkv");
+    let location = settings.segments_dir.join(format!("%08d.{SEGMENT_EXT}"));
     let location = location.to_str().ok_or_else(|| {
         MediaError::Settings(format!(
             "segments_dir {} is not valid UTF-8",
             settings.segments_dir.display()
         ))
     })?;
-    // Matroska: a segment cut short by a crash still plays up to its last cluster.
-    let muxer = make("matroskamux")?;
+    // MPEG-TS: HLS players take it as is, and a file cut short by a crash is a run of
+    // self-contained 188-byte packets that plays up to the cut.
+    let muxer = make(SEGMENT_MUXER)?;
     let sink = make("splitmuxsink")?;
     sink.set_property("muxer", &muxer);
     sink.set_property("location", location);
@@ -279,6 +286,10 @@ fn add_audio_branch(
     chain.push(volume.clone());
     chain.push(make("queue")?);
     chain.push(make(audio_factory(settings.audio))?);
+    if settings.audio == AudioCodec::Aac {
+        // Frames the encoder's raw AAC for the muxer (mpegtsmux wants ADTS or codec data).
+        chain.push(make("aacparse")?);
+    }
     add_chain(pipeline, &chain, splitmux, "audio_%u")?;
     Ok(volume)
 }

@@ -30,11 +30,6 @@ pub use actor::{spawn, UploadHandle};
 pub use error::{Failure, Scope, UploadError};
 pub use store::{Store, StoreObject};
 
-/// Default rate cap: none (the link decides).
-pub const DEFAULT_RATE_CAP: Option<u64> = None;
-/// Default share of the rate (or of the measured link when there is no cap) that uploads may
-/// use while a meeting is live: a quarter leaves the call its bandwidth.
-pub const DEFAULT_LIVE_SHARE_PERCENT: u8 = 25;
 /// Parallel uploads: two keep a 40 ms RTT link busy while one request waits for its answer.
 pub const DEFAULT_CONCURRENCY: usize = 3;
 /// How long `Complete` waits, after the last new job of its recording, for more segments when
@@ -73,9 +68,9 @@ impl UploadSettings {
     pub fn from_config(config: &UploadConfig) -> UploadSettings {
         UploadSettings {
             store: config.clone(),
-            key_prefix: String::new(),
-            rate_cap: DEFAULT_RATE_CAP,
-            live_share_percent: DEFAULT_LIVE_SHARE_PERCENT,
+            key_prefix: config.key_prefix.clone(),
+            rate_cap: config.rate_cap,
+            live_share_percent: config.live_share_percent,
             concurrency: DEFAULT_CONCURRENCY,
             seal_grace: DEFAULT_SEAL_GRACE,
             stall_timeout: DEFAULT_STALL_TIMEOUT,

@@ -132,6 +132,9 @@ impl S3Server {
                 file: None,
             },
             ca_file: None,
+            rate_cap: None,
+            live_share_percent: 25,
+            key_prefix: String::new(),
         }
     }
 }

@@ -1,0 +1,172 @@
+//! Cloud recording end to end (E1, E2): the daemon records, uploads every segment to a real
+//! S3-compatible server (s3s-fs, which checks signatures), writes the manifest once the
+//! meeting ends, tells the creator `recording_ready`, then shares and deletes on command.
+mod common;
+
+use std::time::Duration;
+
+use common::device::{meeting, Client, Device};
+use common::s3::{S3Server, ACCESS_KEY, BUCKET, SECRET_KEY};
+use common::{wait_until, Broker};
+use roomrec::catalog::Catalog;
+use serde_json::{json, Value};
+use sha2::Digest;
+
+fn upload_section(s3: &S3Server) -> String {
+    format!(
+        "[upload]\nendpoint = \"{}\"\nbucket = \"{BUCKET}\"\nregion = \"us-east-1\"\n\
+         path_style = true\naccess_key_id = \"{ACCESS_KEY}\"\nsecret_access_key = \"{SECRET_KEY}\"\n",
+        s3.endpoint()
+    )
+}
+
+fn manifest(s3: &S3Server, prefix: &str) -> Value {
+    let bytes =
+        std::fs::read(s3.object_path(&format!("{prefix}manifest.json"))).unwrap_or_default();
+    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e1_e2_cloud_recording_is_uploaded_completed_shared_and_deleted() {
+    let broker = Broker::start();
+    let s3 = S3Server::start();
+    let device = Device::start(&broker, &upload_section(&s3));
+    let mut c = Client::connect(&broker).await;
+    c.licence("2099-01-01T00:00:00Z").await;
+    c.meeting(meeting(1)).await;
+    c.wait_state("meeting applied", |s| s["meeting_version"] == 1)
+        .await;
+
+    let r = c
+        .cmd(json!({"actor": "u-2", "action": "start", "kind": "cloud"}))
+        .await;
+    assert_eq!(r["ok"], true, "{r}");
+    let rid = r["state"]["cloud"]["recording_id"]
+        .as_str()
+        .expect("cloud recording id")
+        .to_owned();
+    c.wait_state("3 s of cloud media", |s| {
+        s["cloud"]["recorded_ms"].as_u64().unwrap_or(0) >= 3000
+    })
+    .await;
+    let mut ended = meeting(2);
+    ended["state"] = json!("ended");
+    c.meeting(ended).await;
+
+    // E1: once every segment and the manifest are up, the creator (C4: u-1) hears of it.
+    let ready = c.wait_event("recording_ready").await;
+    assert_eq!(ready["to"], json!(["u-1"]), "{ready}");
+    assert_eq!(ready["recording_id"], rid.as_str());
+    let location = ready["location"].as_str().expect("location");
+    let prefix = format!("u-1/m-1/{rid}/");
+    assert!(
+        location.ends_with(&format!("{prefix}index.m3u8")),
+        "{location}"
+    );
+
+    // Every catalogued segment of the recording is in the bucket, byte for byte.
+    let catalog = Catalog::open(&device.storage().join("catalog.sqlite3")).unwrap();
+    let segments = catalog
+        .segments_of(&roomrec::protocol::Id::parse(&rid).unwrap())
+        .unwrap();
+    assert!(segments.len() >= 3, "{segments:?}");
+    let keys = s3.keys();
+    for seg in &segments {
+        let ext = seg.path.rsplit('.').next().unwrap();
+        let key = format!("{prefix}{:08}.{ext}", seg.seq);
+        let body =
+            std::fs::read(s3.object_path(&key)).unwrap_or_else(|_| panic!("{key} in {keys:?}"));
+        assert_eq!(
+            hex::encode(sha2::Sha256::digest(&body)),
+            seg.sha256,
+            "{key}"
+        );
+    }
+    let playlist = std::fs::read_to_string(s3.object_path(&format!("{prefix}index.m3u8"))).unwrap();
+    assert!(playlist.contains("#EXT-X-ENDLIST"), "{playlist}");
+    assert_eq!(
+        playlist.matches("#EXTINF").count(),
+        segments.len(),
+        "{playlist}"
+    );
+    let m = manifest(&s3, &prefix);
+    assert_eq!(m["shared"], false, "{m}");
+
+    // E2: the host shares it, then deletes it.
+    let r = c
+        .cmd(json!({"actor": "u-1", "action": "share", "recording_id": rid, "shared": true}))
+        .await;
+    assert_eq!(r["ok"], true, "{r}");
+    c.wait_event("recording_shared").await;
+    assert!(
+        wait_until(Duration::from_secs(20), || manifest(&s3, &prefix)["shared"]
+            == true),
+        "manifest rewritten with shared = true"
+    );
+    let r = c
+        .cmd(json!({"actor": "u-1", "action": "delete", "recording_id": rid}))
+        .await;
+    assert_eq!(r["ok"], true, "{r}");
+    c.wait_event("recording_deleted").await;
+    assert!(
+        wait_until(Duration::from_secs(20), || !s3
+            .keys()
+            .iter()
+            .any(|k| k.starts_with(&prefix))),
+        "objects removed: {:?}",
+        s3.keys()
+    );
+    assert!(
+        !device.log().contains(SECRET_KEY),
+        "the secret never reaches the log"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_store_shows_in_status_and_the_queue_catches_up_when_it_returns() {
+    let broker = Broker::start();
+    let mut s3 = S3Server::start();
+    let mut device = Device::start(&broker, &upload_section(&s3));
+    let mut c = Client::connect(&broker).await;
+    c.licence("2099-01-01T00:00:00Z").await;
+    c.meeting(meeting(1)).await;
+    c.wait_state("meeting applied", |s| s["meeting_version"] == 1)
+        .await;
+    s3.kill();
+    let r = c
+        .cmd(json!({"actor": "u-1", "action": "start", "kind": "cloud"}))
+        .await;
+    assert_eq!(r["ok"], true, "{r}");
+    let status = c
+        .wait("status naming the upload problem", |m| {
+            m.topic.ends_with("/status") && m.json["uploads"]["last_error"].is_string()
+        })
+        .await;
+    assert!(
+        status.json["uploads"]["pending"].as_u64().unwrap_or(0) >= 1,
+        "{}",
+        status.json
+    );
+    c.wait_state("recording goes on", |s| {
+        s["cloud"]["recorded_ms"].as_u64().unwrap_or(0) >= 3000
+    })
+    .await;
+    c.seen.clear();
+    s3.restart();
+    let caught_up = c
+        .wait("backlog uploaded", |m| {
+            m.topic.ends_with("/status")
+                && m.json["uploads"]["pending"] == 0
+                && m.json["uploads"]["last_error"].is_null()
+        })
+        .await;
+    assert_eq!(caught_up.json["uploads"]["pending_bytes"], 0);
+    assert!(
+        s3.keys()
+            .iter()
+            .filter(|k| k.ends_with(".mkv") || k.ends_with(".ts"))
+            .count()
+            >= 3
+    );
+    assert_eq!(device.stop(), Some(0));
+}
