@@ -218,6 +218,8 @@ struct Session {
     client: AsyncClient,
     inbound: mpsc::Sender<Inbound>,
     connected: bool,
+    /// Why the last connection attempt failed, to log each distinct reason once.
+    last_failure: Option<String>,
     backoff: Backoff,
     /// Outbox ids of QoS 1 publishes requested in this connection, in order, until rumqttc
     /// reports them written (`None` for publishes outside the outbox).
@@ -234,6 +236,7 @@ impl Session {
             client,
             inbound,
             connected: false,
+            last_failure: None,
             backoff,
             requested: VecDeque::new(),
             in_flight: HashMap::new(),
@@ -265,6 +268,7 @@ impl Session {
             "connected to the MQTT broker"
         );
         self.connected = true;
+        self.last_failure = None;
         self.backoff.reset();
         self.requested.clear();
         self.in_flight.clear();
@@ -286,9 +290,15 @@ impl Session {
                 reason: reason.clone(),
             })
             .await;
+        } else if self.last_failure.as_deref() != Some(reason.as_str()) {
+            // Said once per distinct reason: an operator must see why the device stays
+            // offline (a TLS or password problem) without a line per retry.
+            warn!(broker = %self.settings.host, port = self.settings.port, %reason,
+                "cannot connect to the MQTT broker; retrying");
         } else {
             debug!(broker = %self.settings.host, %reason, "MQTT broker still unreachable");
         }
+        self.last_failure = Some(reason);
         self.connected = false;
         self.requested.clear();
         self.in_flight.clear();

@@ -199,6 +199,19 @@ const INVALID: &[(&str, &[&str])] = &[
         &[r#""/nonexistent/creds""#, r#""""#, "1"],
     ),
     ("upload.ca_file", &[r#""/nonexistent/ca.pem""#, "1"]),
+    ("upload.rate_cap", &["-5", "12", r#""fast""#, "true"]),
+    ("upload.live_share_percent", &["0", "101", r#""half""#]),
+    (
+        "upload.key_prefix",
+        &[
+            r#""rooms""#,
+            r#""/rooms/""#,
+            r#""../x/""#,
+            r#""a//""#,
+            r#""a b/""#,
+            "1",
+        ],
+    ),
     ("log.format", &[r#""xml""#, "1"]),
     (
         "log.level",

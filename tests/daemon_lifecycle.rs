@@ -232,3 +232,91 @@ async fn an_uncatalogued_segment_file_is_never_overwritten() {
     );
     assert!(assert_segments_play(&device) >= 2);
 }
+
+/// Whether a line of what was received satisfies `want`, reading more datagrams (bounded)
+/// until one does.
+fn notified(
+    sock: &std::os::unix::net::UnixDatagram,
+    seen: &mut Vec<String>,
+    want: impl Fn(&str) -> bool,
+) -> bool {
+    if seen.iter().any(|t| t.lines().any(&want)) {
+        return true;
+    }
+    let mut buf = [0u8; 4096];
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if let Ok(n) = sock.recv(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let hit = text.lines().any(&want);
+            seen.push(text);
+            if hit {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+#[test]
+fn tells_systemd_ready_status_and_watchdog_and_reloads_on_sighup() {
+    let broker = Broker::start();
+    let port = broker.port;
+    let mut device = Device::prepare(|dir| config_text(port, dir, ""));
+    let sock_path = device.dir.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    device
+        .env
+        .push(("NOTIFY_SOCKET".into(), sock_path.display().to_string()));
+    device.env.push(("WATCHDOG_USEC".into(), "4000000".into()));
+    device.spawn();
+    let mut seen = Vec::new();
+    assert!(
+        notified(&sock, &mut seen, |l| l == "READY=1"),
+        "READY=1: {seen:?}"
+    );
+    assert!(
+        notified(&sock, &mut seen, |l| l.starts_with("STATUS=")),
+        "STATUS=: {seen:?}"
+    );
+    assert!(
+        notified(&sock, &mut seen, |l| l == "WATCHDOG=1"),
+        "WATCHDOG=1: {seen:?}"
+    );
+
+    // SIGHUP with a new log level: reloading, then ready again, and the new level applies.
+    let text = std::fs::read_to_string(&device.config)
+        .unwrap()
+        .replace("info,roomrec=debug", "info,roomrec=trace");
+    std::fs::write(&device.config, text).unwrap();
+    let pid = device.pid().to_string();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    seen.clear();
+    assert!(
+        notified(&sock, &mut seen, |l| l == "RELOADING=1"),
+        "RELOADING=1: {seen:?}"
+    );
+    let reload_at = seen.len();
+    assert!(
+        notified(&sock, &mut seen, |l| l == "READY=1")
+            && seen[reload_at - 1..].iter().any(|t| t.contains("READY=1")),
+        "READY=1 after reload: {seen:?}"
+    );
+    let log = device.log();
+    assert!(
+        log.contains("configuration reloaded") && log.contains("level=info,roomrec=trace"),
+        "{log}"
+    );
+    assert!(device.is_running());
+    assert_eq!(device.stop(), Some(0));
+    assert!(
+        notified(&sock, &mut seen, |l| l == "STOPPING=1"),
+        "STOPPING=1: {seen:?}"
+    );
+}

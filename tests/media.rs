@@ -210,11 +210,11 @@ async fn paused_recording_converts_and_a_cancelled_conversion_leaves_no_file() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn openh264_and_aac_make_playable_segments_and_shutdown_seals_the_last() {
+async fn openh264_and_opus_make_playable_segments_and_shutdown_seals_the_last() {
     let dir = tempfile::tempdir().unwrap();
     let settings = MediaSettings {
         encoder: VideoEncoder::OpenH264,
-        audio: AudioCodec::Aac,
+        audio: AudioCodec::Opus,
         ..small(dir.path())
     };
     let (tx, rx) = mpsc::channel(64);
@@ -225,7 +225,7 @@ async fn openh264_and_aac_make_playable_segments_and_shutdown_seals_the_last() {
     let all = sealed(&finish(handle, rx).await);
     assert!(all.len() >= 2, "{all:?}");
     for s in &all {
-        check_segment(s, &settings, "audio/mpeg");
+        check_segment(s, &settings, "audio/x-opus");
         assert_eq!(s.recordings, vec![id("X")]);
     }
     let (x, x_ms) = segments_of(&all, "X");

@@ -22,6 +22,7 @@ mod convert;
 mod pipeline;
 mod probe;
 mod seal;
+mod tsscan;
 
 use std::path::PathBuf;
 

@@ -55,8 +55,14 @@ pub fn probe(path: &Path) -> Result<MediaInfo, MediaError> {
     if info.result() != pbutils::DiscovererResult::Ok {
         return Err(fail(format!("discovery ended with {:?}", info.result())));
     }
+    let mut duration_ms = info.duration().map_or(0, |d| d.mseconds());
+    let container = info.stream_info().map(|s| caps_name(s.caps()));
+    if duration_ms == 0 && container.as_deref() == Some("video/mpegts") {
+        // tsdemux cannot estimate small segments; their timestamps say it exactly.
+        duration_ms = super::tsscan::ts_duration_ms(path)?.unwrap_or(0);
+    }
     Ok(MediaInfo {
-        duration_ms: info.duration().map_or(0, |d| d.mseconds()),
+        duration_ms,
         video: info.video_streams().first().map(|v| VideoInfo {
             codec: caps_name(v.caps()),
             width: v.width(),

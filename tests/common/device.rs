@@ -21,22 +21,36 @@ pub struct Device {
     child: Option<Child>,
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
+    /// Extra environment for the daemon (e.g. NOTIFY_SOCKET).
+    pub env: Vec<(String, String)>,
 }
 
 impl Device {
     /// Starts roomrecd on the test source (small frames, 1 s segments) with `extra` TOML
     /// appended to its config. An `[upload]` section makes cloud recording available.
     pub fn start(broker: &Broker, extra: &str) -> Device {
+        let port = broker.port;
+        Device::start_custom(|dir| config_text(port, dir, extra))
+    }
+
+    /// Starts roomrecd with the config `make` writes for the device's temp folder.
+    pub fn start_custom(make: impl FnOnce(&Path) -> String) -> Device {
+        let mut device = Device::prepare(make);
+        device.spawn();
+        device
+    }
+
+    /// Writes the config but does not start the daemon (set `env` first, then `spawn`).
+    pub fn prepare(make: impl FnOnce(&Path) -> String) -> Device {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("roomrec.toml");
-        std::fs::write(&config, config_text(broker.port, dir.path(), extra)).expect("write config");
-        let mut device = Device {
+        std::fs::write(&config, make(dir.path())).expect("write config");
+        Device {
             child: None,
             dir,
             config,
-        };
-        device.spawn();
-        device
+            env: Vec::new(),
+        }
     }
 
     pub fn spawn(&mut self) {
@@ -49,6 +63,7 @@ impl Device {
             .arg("--config")
             .arg(&self.config)
             .env("GST_DEBUG", "1")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)

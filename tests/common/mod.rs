@@ -4,6 +4,7 @@
 
 pub mod device;
 pub mod s3;
+pub mod tls;
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
@@ -21,15 +22,21 @@ pub struct Broker {
 impl Broker {
     /// Starts mosquitto on 127.0.0.1 and a free port, with `extra` appended to its config.
     pub fn start_with(extra: &str) -> Broker {
-        Broker::launch(extra, None)
+        Broker::launch("", extra, None)
+    }
+
+    /// Like `start_with`, with each listener's own settings (`per_listener_settings`, which
+    /// mosquitto wants before any listener): the first listener stays plain and anonymous.
+    pub fn start_per_listener(extra: &str) -> Broker {
+        Broker::launch("per_listener_settings true\n", extra, None)
     }
 
     /// Starts a new mosquitto on `port` (after `kill`), as a broker restart would.
     pub fn restart_on(port: u16) -> Broker {
-        Broker::launch("", Some(port))
+        Broker::launch("", "", Some(port))
     }
 
-    fn launch(extra: &str, fixed_port: Option<u16>) -> Broker {
+    fn launch(prelude: &str, extra: &str, fixed_port: Option<u16>) -> Broker {
         let dir = tempfile::tempdir().expect("temp dir for mosquitto");
         let conf = dir.path().join("mosquitto.conf");
         for _ in 0..20 {
@@ -38,7 +45,7 @@ impl Broker {
             // `user root` keeps mosquitto from dropping to a user that cannot read the temp dir.
             writeln!(
                 f,
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nuser root\n{extra}"
+                "{prelude}listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nuser root\n{extra}"
             )
             .expect("write mosquitto.conf");
             let mut child = Command::new(mosquitto_bin())

@@ -1,0 +1,131 @@
+//! The duration of an MPEG-TS file from the timestamps of its video packets.
+//!
+//! Owns: reading PES presentation timestamps out of 188-byte TS packets. Must not touch: the
+//! pipelines, SQLite, MQTT.
+//!
+//! Why not only the Discoverer: `tsdemux` estimates a file's duration from the PCRs it finds
+//! near the start and the end, and for small segments (a 2 s segment at a low bitrate is
+//! ~60 kB) it finds too few and reports 0. A segment holds at most a few MB, so reading every
+//! packet header is cheap and exact to a frame.
+
+use std::io::Read;
+use std::path::Path;
+
+use super::MediaError;
+
+const PACKET: usize = 188;
+const SYNC: u8 = 0x47;
+/// PTS ticks per millisecond (the 90 kHz MPEG clock).
+const TICKS_PER_MS: u64 = 90;
+/// PTS values are 33 bits; a segment may straddle the wrap.
+const PTS_WRAP: u64 = 1 << 33;
+
+/// The presentation span of the first video stream (or, if there is none, of every stream) plus
+/// one frame: what a player plays. `None` when the file holds no timestamped packet.
+pub(crate) fn ts_duration_ms(path: &Path) -> Result<Option<u64>, MediaError> {
+    let mut file = std::fs::File::open(path).map_err(|e| MediaError::io(path, e))?;
+    let mut data = Vec::new();
+    file.read_to_end(&mut data)
+        .map_err(|e| MediaError::io(path, e))?;
+    Ok(duration_of(&data))
+}
+
+/// The PTS values found, video first if there is any video.
+fn duration_of(data: &[u8]) -> Option<u64> {
+    let mut video = Vec::new();
+    let mut other = Vec::new();
+    // A file cut short mid-packet (a crash) still counts up to its last whole packet.
+    for packet in data.chunks_exact(PACKET) {
+        if packet[0] != SYNC {
+            continue;
+        }
+        if let Some((stream_id, pts)) = pes_pts(packet) {
+            match stream_id {
+                0xE0..=0xEF => video.push(pts),
+                _ => other.push(pts),
+            }
+        }
+    }
+    let pts = if video.is_empty() { other } else { video };
+    span_ms(pts)
+}
+
+/// The stream id and PTS of a packet that starts a PES packet with a PTS.
+fn pes_pts(p: &[u8]) -> Option<(u8, u64)> {
+    let starts_unit = p[1] & 0x40 != 0;
+    let control = (p[3] >> 4) & 0x3;
+    if !starts_unit || control & 0x1 == 0 {
+        return None;
+    }
+    let mut at = 4;
+    if control & 0x2 != 0 {
+        at += 1 + usize::from(p[4]);
+    }
+    let pes = p.get(at..)?;
+    if pes.len() < 14 || pes[..3] != [0, 0, 1] || pes[7] & 0x80 == 0 {
+        return None;
+    }
+    let pts = (u64::from(pes[9] >> 1) & 0x7) << 30
+        | u64::from(pes[10]) << 22
+        | u64::from(pes[11] >> 1) << 15
+        | u64::from(pes[12]) << 7
+        | u64::from(pes[13] >> 1);
+    Some((pes[3], pts))
+}
+
+/// Last minus first (unwrapped past the 33-bit wrap), plus the smallest step between two
+/// timestamps: the last frame plays for one frame time too.
+fn span_ms(pts: Vec<u64>) -> Option<u64> {
+    let first = *pts.first()?;
+    let mut rel: Vec<u64> = pts
+        .iter()
+        .map(|p| (p + PTS_WRAP - first) % PTS_WRAP)
+        // Frames reordered before the first (B-frames) would look ~26 h away: drop them.
+        .filter(|r| *r < PTS_WRAP / 2)
+        .collect();
+    rel.sort_unstable();
+    rel.dedup();
+    let step = rel.windows(2).map(|w| w[1] - w[0]).min().unwrap_or(0);
+    let last = *rel.last()?;
+    Some((last + step) / TICKS_PER_MS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A TS packet starting a PES of `stream_id` with `pts`.
+    fn packet(stream_id: u8, pts: u64) -> Vec<u8> {
+        let mut p = vec![SYNC, 0x40 | 0x01, 0x00, 0x10];
+        p.extend_from_slice(&[0, 0, 1, stream_id, 0, 0, 0x80, 0x80, 5]);
+        p.push(0x21 | (((pts >> 30) & 0x7) as u8) << 1);
+        p.push((pts >> 22) as u8);
+        p.push(0x01 | ((pts >> 15) as u8) << 1);
+        p.push((pts >> 7) as u8);
+        p.push(0x01 | (pts as u8) << 1);
+        p.resize(PACKET, 0xFF);
+        p
+    }
+
+    #[test]
+    fn video_span_plus_one_frame() {
+        // 15 fps: 6000 ticks a frame; 30 frames = 2 s.
+        let mut data: Vec<u8> = (0..30)
+            .flat_map(|i| packet(0xE0, 1000 + i * 6000))
+            .collect();
+        // Audio running past the video does not count when there is video.
+        data.extend(packet(0xC0, 1000 + 40 * 6000));
+        assert_eq!(duration_of(&data), Some(2000));
+    }
+
+    #[test]
+    fn wrap_and_truncation_and_no_pts() {
+        let start = PTS_WRAP - 3000;
+        let mut data: Vec<u8> = (0..4)
+            .flat_map(|i| packet(0xE0, (start + i * 3000) % PTS_WRAP))
+            .collect();
+        data.extend_from_slice(&[SYNC, 1, 2]); // cut mid-packet
+        assert_eq!(duration_of(&data), Some(4 * 3000 / 90));
+        assert_eq!(duration_of(&[0u8; 400]), None);
+    }
+}
