@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::protocol::{Command, DecodeError, Licence, MeetingSnapshot, MAX_PAYLOAD_BYTES};
+use crate::retry::Backoff;
 
 /// Where the CA bundle lives when TLS is on and no `mqtt.ca_file` is configured.
 const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
@@ -434,52 +435,9 @@ fn describe(e: &ConnectionError) -> String {
     }
 }
 
-/// Exponential backoff with full jitter, so a fleet of rooms does not reconnect in lockstep
-/// after a broker restart.
-#[derive(Clone, Debug)]
-pub struct Backoff {
-    min: Duration,
-    max: Duration,
-    attempt: u32,
-}
-
-impl Backoff {
-    pub fn new(min: Duration, max: Duration) -> Backoff {
-        Backoff {
-            min,
-            max: max.max(min),
-            attempt: 0,
-        }
-    }
-
-    pub fn reset(&mut self) {
-        self.attempt = 0;
-    }
-
-    pub fn next_delay(&mut self) -> Duration {
-        let ceiling = self
-            .min
-            .saturating_mul(1u32 << self.attempt.min(16))
-            .min(self.max);
-        self.attempt = self.attempt.saturating_add(1);
-        let ms = ceiling.as_millis() as u64;
-        Duration::from_millis(self.min.as_millis() as u64 / 2 + fastrand::u64(0..=ms)).min(self.max)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_grows_to_the_ceiling_and_resets() {
-        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
-        let delays: Vec<_> = (0..20).map(|_| b.next_delay()).collect();
-        assert!(delays.iter().all(|d| *d <= Duration::from_secs(5)));
-        assert!(delays[..2].iter().all(|d| *d <= Duration::from_millis(250)));
-        b.reset();
-        assert!(b.next_delay() <= Duration::from_millis(150));
-    }
 
     #[test]
     fn response_topics_with_wildcards_are_ignored() {

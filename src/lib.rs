@@ -11,5 +11,6 @@ pub mod ctl;
 pub mod daemon;
 pub mod media;
 pub mod protocol;
+pub mod retry;
 pub mod rules;
 pub mod upload;

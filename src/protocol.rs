@@ -1,7 +1,8 @@
 //! The MQTT wire contract (`shared/spec/mqtt-api.md`, v1) as Rust types.
 //!
 //! Owns: payload shapes, decoding with precise `bad_request` messages, id validation and
-//! RFC 3339 timestamps. Must not touch: I/O, clocks, the recording rules. Every type here is
+//! RFC 3339 timestamps. Must not touch: I/O, the recording rules; the clock only through
+//! `Timestamp::now`, which adapters call and the rules never do. Every type here is
 //! shared by `rules`, `control`, `catalog` and `roomrecctl`, so the contract lives in one place.
 
 use std::collections::BTreeMap;
@@ -69,6 +70,15 @@ impl<'de> Deserialize<'de> for Id {
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
+    /// The wall clock now: for names, timestamps and licence checks, never for durations.
+    pub fn now() -> Timestamp {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        Timestamp(i64::try_from(ms).unwrap_or(i64::MAX))
+    }
+
     pub fn parse(s: &str) -> Result<Timestamp, String> {
         let t = OffsetDateTime::parse(s, &Rfc3339)
             .map_err(|_| format!("{s:?} is not an RFC 3339 time like 2027-01-01T00:00:00Z"))?;

@@ -20,7 +20,6 @@ mod uploads;
 
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 use tracing::{debug, info, warn};
@@ -162,7 +161,7 @@ impl Catalog {
     /// it added, in the order of the `Op::Outbox` entries.
     pub fn apply(&mut self, ops: &[Op]) -> Result<Vec<i64>, CatalogError> {
         let tx = self.write()?;
-        let now = wall_now();
+        let now = Timestamp::now();
         let mut outbox_ids = Vec::new();
         for (index, op) in ops.iter().enumerate() {
             apply_op(&tx, op, now, &mut outbox_ids).map_err(|e| CatalogError::Op {
@@ -907,15 +906,6 @@ fn bad_row(what: &'static str, value: String, detail: impl Into<String>) -> Cata
         value,
         detail: detail.into(),
     }
-}
-
-/// Wall-clock time, only for the outbox's informational `created_at`.
-fn wall_now() -> Timestamp {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    Timestamp(i64::try_from(ms).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -48,7 +48,7 @@ impl Clock {
 
     pub fn now(&self) -> Now {
         Now {
-            wall: wall_now(),
+            wall: Timestamp::now(),
             mono_ms: self.start.elapsed().as_millis() as u64,
         }
     }
@@ -58,14 +58,6 @@ impl Default for Clock {
     fn default() -> Self {
         Clock::new()
     }
-}
-
-pub fn wall_now() -> Timestamp {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    Timestamp(ms)
 }
 
 pub struct Core {
@@ -211,7 +203,7 @@ impl Core {
     }
 
     async fn apply(&mut self, outputs: Vec<Output>, respond_to: Option<ResponseAddr>) {
-        let at = wall_now();
+        let at = Timestamp::now();
         let mut ops = Vec::new();
         let mut messages = Vec::new(); // (topic, payload) in outbox order
         let mut replies = Vec::new();
@@ -497,7 +489,7 @@ impl Core {
             bytes: file.bytes,
             duration_ms: file.duration_ms,
             sha256: file.sha256.clone(),
-            sealed_at: wall_now(),
+            sealed_at: Timestamp::now(),
         };
         let cloud = file
             .recordings
@@ -571,7 +563,7 @@ impl Core {
         }
         if ticks % 3600 == 0 {
             // The dedupe log only has to outlive MQTT redelivery and sender retries.
-            let cutoff = Timestamp(wall_now().0 - 7 * 24 * 3600 * 1000);
+            let cutoff = Timestamp(Timestamp::now().0 - 7 * 24 * 3600 * 1000);
             let _ = self.store.call(move |c| c.prune_commands(cutoff)).await;
         }
     }

@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use sha2::Digest as _;
 use tokio::sync::mpsc;
@@ -75,7 +75,7 @@ pub fn spawn(
         settings.stall_timeout,
     )?;
     let mut catalog = Catalog::open(catalog_path)?;
-    catalog.recover_uploads(wall_now())?;
+    catalog.recover_uploads(Timestamp::now())?;
     let (tx, rx) = mpsc::unbounded_channel();
     let limiter = Arc::new(Limiter::new(settings.rate_cap));
     info!(
@@ -149,7 +149,7 @@ impl Gate {
             Scope::Link => LINK_BACKOFF,
             _ => STORE_BACKOFF,
         };
-        let wait = backoff(base, max, self.failures);
+        let wait = crate::retry::jittered(base, max, self.failures);
         self.failures = self.failures.saturating_add(1);
         self.state = GateState::Closed {
             until: Instant::now() + wait,
@@ -295,7 +295,7 @@ impl Actor {
         let _ = self
             .db(move |c| {
                 for (seq, recording) in &ids {
-                    c.upload_failed(*seq, recording, "interrupted by shutdown", wall_now())?;
+                    c.upload_failed(*seq, recording, "interrupted by shutdown", Timestamp::now())?;
                 }
                 Ok(())
             })
@@ -403,7 +403,7 @@ impl Actor {
         self.start_ops();
         while self.in_flight.len() < slots {
             let claimed = self
-                .db(|c| c.claim_upload(wall_now(), MAX_JOB_BACKOFF.as_millis() as i64))
+                .db(|c| c.claim_upload(Timestamp::now(), MAX_JOB_BACKOFF.as_millis() as i64))
                 .await;
             let Some(Some(job)) = claimed else { break };
             self.start_upload(job);
@@ -566,11 +566,11 @@ impl Actor {
         self.note_error(&failure);
         let next = match scope {
             Scope::Object => {
-                let wait = backoff(JOB_BACKOFF_BASE, MAX_JOB_BACKOFF, job.attempts);
-                Timestamp(wall_now().0 + wait.as_millis() as i64)
+                let wait = crate::retry::jittered(JOB_BACKOFF_BASE, MAX_JOB_BACKOFF, job.attempts);
+                Timestamp(Timestamp::now().0 + wait.as_millis() as i64)
             }
             // The gate does the waiting; the job is due as soon as it opens.
-            Scope::Link | Scope::Store => wall_now(),
+            Scope::Link | Scope::Store => Timestamp::now(),
         };
         if scope != Scope::Object && matches!(self.gate.state, GateState::Open | GateState::Trial) {
             self.gate.close(scope);
@@ -649,7 +649,7 @@ impl Actor {
             }
             let seq = seg.seq;
             let _ = self
-                .db(move |c| c.mark_segment_released(seq, wall_now()))
+                .db(move |c| c.mark_segment_released(seq, Timestamp::now()))
                 .await;
         }
         removed
@@ -924,21 +924,6 @@ fn manifest_segments(jobs: &[UploadJob]) -> Vec<ManifestSegment> {
         .collect()
 }
 
-/// `base · 2^n`, capped at `max`, then scaled by a random factor in [0.5, 1) so that many
-/// devices behind one outage do not all come back in the same instant.
-fn backoff(base: Duration, max: Duration, n: u32) -> Duration {
-    let exp = base.saturating_mul(1u32 << n.min(16)).min(max);
-    exp.mul_f64(0.5 + fastrand::f64() / 2.0)
-}
-
-fn wall_now() -> Timestamp {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    Timestamp(i64::try_from(ms).unwrap_or(i64::MAX))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -946,12 +931,12 @@ mod tests {
     #[test]
     fn backoff_grows_to_its_cap_with_jitter() {
         for n in 0..40 {
-            let d = backoff(LINK_BACKOFF.0, LINK_BACKOFF.1, n);
+            let d = crate::retry::jittered(LINK_BACKOFF.0, LINK_BACKOFF.1, n);
             assert!(d <= LINK_BACKOFF.1, "{n}: {d:?}");
         }
-        let early = backoff(STORE_BACKOFF.0, STORE_BACKOFF.1, 0);
+        let early = crate::retry::jittered(STORE_BACKOFF.0, STORE_BACKOFF.1, 0);
         assert!(early >= Duration::from_millis(500) && early < Duration::from_secs(1));
-        let late = backoff(STORE_BACKOFF.0, STORE_BACKOFF.1, 30);
+        let late = crate::retry::jittered(STORE_BACKOFF.0, STORE_BACKOFF.1, 30);
         assert!(late >= Duration::from_secs(30) && late <= STORE_BACKOFF.1);
     }
 
