@@ -336,8 +336,11 @@ impl Core {
                 self.to_uploader(UploadCommand::Delete { recording_id })
             }
             Effect::SaveMeeting { meeting, .. } => {
-                let live = meeting.is_some_and(|m| m.state == MeetingState::Active);
-                self.to_uploader(UploadCommand::MeetingLive(live));
+                // Only the uploader cares (bandwidth share); without one there is nothing to do.
+                if let Some(uploader) = &self.uploader {
+                    let live = meeting.is_some_and(|m| m.state == MeetingState::Active);
+                    uploader.send(UploadCommand::MeetingLive(live));
+                }
             }
             Effect::SaveRecording(_) => {}
         }
@@ -479,6 +482,9 @@ impl Core {
                 error!(%message, "the disk is full; recordings stop and keep what they have");
                 self.feed(Input::DiskFull, None).await;
             }
+            MediaFact::Devices { camera, microphone } => info!(?camera, ?microphone, "devices"),
+            MediaFact::DeviceLost { device, message } => warn!(%device, %message, "device lost"),
+            MediaFact::DeviceBack { device } => info!(%device, "device back"),
         }
     }
 

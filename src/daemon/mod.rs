@@ -5,8 +5,10 @@
 //! catalog → offline status and disconnect). Must not touch: the rules themselves, SQL,
 //! GStreamer elements, MQTT packets — each belongs to its own module.
 
+mod adopt;
 mod conversion;
 mod core;
+mod housekeeping;
 mod notify;
 mod status;
 mod store;
@@ -70,11 +72,16 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
     let control_settings = control_settings(&config)?;
 
     let mut catalog = Catalog::open(&storage.join(CATALOG_FILE))?;
+    let capturing = adopt::capturing(&catalog.live_recordings()?);
     let report = catalog.reconcile(&storage)?;
     info!(report = ?report, "catalog reconciled with the files on disk");
-    // A file written but not catalogued before a crash must never be overwritten: number new
-    // segments past it too.
+    let adopted = adopt::adopt(&mut catalog, &storage, &report.orphan_files, &capturing)?;
+    // A file written but not catalogued (and not adopted) must never be overwritten: number
+    // new segments past it too.
     let next_seq = first_free_seq(catalog.next_segment_seq()?, &report.orphan_files);
+    if !adopted.is_empty() {
+        info!(segments = ?adopted, "segments from before the stop are part of their recordings again");
+    }
     let next_recording = catalog.next_recording_number()?;
     let restored = catalog.live_recordings()?;
     let (store, store_thread) = store::Store::spawn(catalog).map_err(DaemonError::Thread)?;
@@ -155,7 +162,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
 fn first_free_seq(catalog_next: u64, orphans: &[OrphanFile]) -> u64 {
     orphans
         .iter()
-        .filter_map(|o| o.path.file_stem()?.to_str()?.parse::<u64>().ok())
+        .filter_map(|o| adopt::seq_of(&o.path))
         .map(|seq| seq + 1)
         .fold(catalog_next, u64::max)
 }
