@@ -893,6 +893,9 @@ pub enum DeviceHealth {
 pub struct StorageStatus {
     pub free_bytes: u64,
     pub used_bytes: u64,
+    /// Recording time the storage budget still allows at the measured bitrate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining_record_s: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

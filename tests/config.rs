@@ -154,6 +154,7 @@ const INVALID: &[(&str, &[&str])] = &[
         "storage.min_free_bytes",
         &["-1", r#""x""#, "false", r#""99999999999 TiB""#],
     ),
+    ("storage.retention_hours", &["-1", "8761", r#""24""#, "1.5"]),
     ("media.source", &[r#""camera""#, r#""""#, r#""V4L2""#, "1"]),
     ("media.segment_seconds", &["0", "61", r#""2""#, "2.0"]),
     ("media.width", &["0", "1281", "5000", r#""1280""#]),
@@ -164,6 +165,9 @@ const INVALID: &[(&str, &[&str])] = &[
     ("media.encoder", &[r#""nvenc""#, r#""""#]),
     ("media.camera", &[r#""video0""#, r#""""#, "1"]),
     ("media.microphone", &[r#""""#, r#""hw 1""#, "1"]),
+    ("media.content", &[r#""video2""#, r#""""#, "1"]),
+    ("media.pip", &[r#""yes""#, "1"]),
+    ("media.multistream", &[r#""no""#, "0"]),
     (
         "upload.endpoint",
         &[
@@ -447,6 +451,8 @@ fn the_minimal_file_loads_with_all_defaults() {
     assert_eq!(storage.save_dir, PathBuf::from("/var/lib/roomrec/local"));
     assert_eq!(storage.max_bytes, None);
     assert_eq!(storage.min_free_bytes, 512 * 1024 * 1024);
+    assert_eq!(storage.retention_hours, 24);
+    assert_eq!(storage.retention(), Duration::from_secs(24 * 3600));
 
     let media = &config.media;
     assert_eq!(media.source, MediaSource::Test);

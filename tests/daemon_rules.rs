@@ -210,3 +210,42 @@ async fn e1_meeting_end_converts_local_recordings_to_mp4() {
     assert!(info.duration_ms >= 11_000, "{info:?}");
     assert!(info.video.is_some() && info.audio.is_some(), "{info:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_budget_refuses_a_start_without_room_and_reports_it() {
+    // A device whose storage budget is 100 KB: under a minute of media.
+    let broker = Broker::start();
+    let _device = Device::start_custom(|dir| {
+        common::device::config_text(broker.port, dir, "")
+            .replace("[media]", "max_bytes = 100000\n\n[media]")
+    });
+    let mut c = Client::connect(&broker).await;
+    c.licence("2099-01-01T00:00:00Z").await;
+    c.meeting(meeting(1)).await;
+    c.wait_state("meeting applied", |s| s["meeting_version"] == 1)
+        .await;
+    let r = c
+        .cmd(json!({"actor": "u-1", "action": "start", "kind": "local"}))
+        .await;
+    assert_eq!(code(&r), "disk_full", "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("storage.max_bytes"),
+        "{r}"
+    );
+    let status = c
+        .wait("status with the budget", |m| {
+            m.topic.ends_with("/status") && m.json["storage"]["remaining_record_s"].is_u64()
+        })
+        .await;
+    assert!(
+        status.json["storage"]["remaining_record_s"]
+            .as_u64()
+            .unwrap()
+            < 60,
+        "{}",
+        status.json
+    );
+}

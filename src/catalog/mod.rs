@@ -15,6 +15,7 @@
 
 mod error;
 mod reconcile;
+mod retention;
 mod schema;
 mod uploads;
 

@@ -169,6 +169,16 @@ pub struct StorageConfig {
     pub max_bytes: Option<u64>,
     /// Bytes to leave free on the file system; default 512 MiB.
     pub min_free_bytes: u64,
+    /// Hours an uploaded (or converted) segment stays on disk before it may be evicted;
+    /// default 24, 0–8760 (a year).
+    pub retention_hours: u32,
+}
+
+impl StorageConfig {
+    /// `retention_hours` as a duration, for the eviction cutoff.
+    pub fn retention(&self) -> Duration {
+        Duration::from_secs(u64::from(self.retention_hours) * 3600)
+    }
 }
 
 /// `[media]`: capture and encoding.
@@ -191,6 +201,14 @@ pub struct MediaConfig {
     pub camera: Option<PathBuf>,
     /// ALSA device name such as `hw:1,0`; `None` lets media choose. Ignored with `"test"`.
     pub microphone: Option<String>,
+    /// The content input (D2, D3): a V4L2 device path, e.g. an HDMI grabber. With
+    /// `source = "test"` any value adds a test-pattern content source. `None`: no content.
+    pub content: Option<PathBuf>,
+    /// D2: while sharing, record the content full frame with the camera in a corner;
+    /// default `true` (only with `content`).
+    pub pip: bool,
+    /// D3: record camera and content as two video streams; default `false`; wins over `pip`.
+    pub multistream: bool,
 }
 
 impl MediaConfig {
@@ -316,6 +334,7 @@ pub const KEYS: &[&str] = &[
     "storage.save_dir",
     "storage.max_bytes",
     "storage.min_free_bytes",
+    "storage.retention_hours",
     "media.source",
     "media.segment_seconds",
     "media.width",
@@ -326,6 +345,9 @@ pub const KEYS: &[&str] = &[
     "media.encoder",
     "media.camera",
     "media.microphone",
+    "media.content",
+    "media.pip",
+    "media.multistream",
     "upload.endpoint",
     "upload.bucket",
     "upload.region",
@@ -516,11 +538,13 @@ fn read_storage(doc: &mut Doc) -> Option<StorageConfig> {
     let min_free_bytes = doc
         .opt_bytes("storage.min_free_bytes", 0)
         .unwrap_or(DEFAULT_MIN_FREE_BYTES);
+    let retention_hours = doc.uint("storage.retention_hours", 24, 0..=8760, "hours");
     Some(StorageConfig {
         dir: dir?,
         save_dir: save_dir?,
         max_bytes,
         min_free_bytes,
+        retention_hours,
     })
 }
 
@@ -539,6 +563,11 @@ fn read_media(doc: &mut Doc) -> Option<MediaConfig> {
     let microphone = doc
         .opt_str("media.microphone", values::ALSA_HINT)
         .and_then(|s| doc.check("media.microphone", values::alsa_name(s)));
+    let content = doc
+        .opt_str("media.content", values::DEVICE_PATH_HINT)
+        .and_then(|s| doc.check("media.content", values::device_path(s)));
+    let pip = doc.boolean("media.pip", true);
+    let multistream = doc.boolean("media.multistream", false);
     Some(MediaConfig {
         source: source?,
         segment_seconds,
@@ -550,6 +579,9 @@ fn read_media(doc: &mut Doc) -> Option<MediaConfig> {
         encoder,
         camera,
         microphone,
+        content,
+        pip,
+        multistream,
     })
 }
 

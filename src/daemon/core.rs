@@ -17,10 +17,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::conversion::{ConversionDone, Conversions};
+use super::housekeeping;
 use super::notify::Notifier;
 use super::status::StatusBoard;
 use super::store::Store;
 use crate::catalog::{Op, SegmentRecord};
+use crate::config::StorageConfig;
 use crate::control::{Destination, Inbound, Outbound, ResponseAddr, Topic};
 use crate::media::{MediaCommand, MediaFact, MediaHandle, SealedFile};
 use crate::protocol::{
@@ -81,6 +83,10 @@ pub struct Core {
     /// never miss the last segment.
     pub deferred: Vec<(Effect, Instant)>,
     pub storage_dir: PathBuf,
+    pub storage: StorageConfig,
+    /// Bytes of segments not yet released, kept as a running total (a catalog sum per tick
+    /// would scan a table that grows by tens of thousands of rows a day).
+    pub used_bytes: u64,
 }
 
 /// The channels the core listens on.
@@ -519,6 +525,7 @@ impl Core {
                 error!(segment = file.seq, error = %e, "catalog unavailable; segment file kept")
             }
         }
+        self.used_bytes = self.used_bytes.saturating_add(file.bytes);
         let sealed = SealedSegment {
             seq: file.seq,
             bytes: file.bytes,
@@ -526,6 +533,7 @@ impl Core {
             recordings: file.recordings,
         };
         self.feed(Input::SegmentSealed(sealed), None).await;
+        self.refresh_room().await;
     }
 
     async fn on_connected(&mut self) {
@@ -557,8 +565,46 @@ impl Core {
         }
     }
 
+    /// Tells the engine how much the storage budget still allows (issue: local disk budget).
+    pub async fn refresh_room(&mut self) {
+        let free = super::status::free_bytes(&self.storage_dir).unwrap_or(0);
+        let room_bytes = housekeeping::room_bytes(&self.storage, free, self.used_bytes);
+        self.feed(Input::Storage { room_bytes }, None).await;
+    }
+
+    /// Releases segments past their retention that nothing needs any more (uploaded and
+    /// verified, converted and checked, or discarded).
+    async fn evict_expired(&mut self) {
+        let (dir, retention) = (self.storage_dir.clone(), self.storage.retention());
+        let result = self
+            .store
+            .call(move |c| housekeeping::evict(c, &dir, retention, Timestamp::now(), u64::MAX))
+            .await;
+        match result {
+            Ok(Ok(report)) => {
+                self.used_bytes = self.used_bytes.saturating_sub(report.freed_bytes);
+                if report.released > 0 {
+                    info!(
+                        segments = report.released,
+                        bytes = report.freed_bytes,
+                        "released segments past their retention"
+                    );
+                }
+                if !report.failed.is_empty() {
+                    warn!(failed = ?report.failed, "some segments could not be removed; retrying later");
+                }
+            }
+            Ok(Err(e)) => warn!(error = %e, "retention pass failed"),
+            Err(e) => warn!(error = %e, "catalog unavailable; retention pass skipped"),
+        }
+    }
+
     async fn on_tick(&mut self, ticks: u64) {
         self.feed(Input::Tick, None).await;
+        if ticks % 60 == 1 {
+            self.evict_expired().await;
+        }
+        self.refresh_room().await;
         if !self.deferred.is_empty() {
             self.run_deferred(|since| since.elapsed() > MEDIA_RELEASE_TIMEOUT)
                 .await;
@@ -575,7 +621,8 @@ impl Core {
     }
 
     pub async fn publish_status(&mut self) {
-        let doc = self.status.snapshot(&self.store, &self.storage_dir).await;
+        let mut doc = self.status.snapshot(&self.store, &self.storage_dir).await;
+        doc.storage.remaining_record_s = self.engine.remaining_record_s();
         self.publish(Outbound::device(Topic::Status, to_json(&doc), true))
             .await;
     }

@@ -10,7 +10,6 @@
 //! Synchronous like the catalog: run it where the catalog lives (the store's blocking task).
 
 // The daemon core wires these in; until then only the tests call them.
-#![allow(dead_code)]
 
 use std::collections::BTreeSet;
 use std::fs::File;

@@ -84,6 +84,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
     }
     let next_recording = catalog.next_recording_number()?;
     let restored = catalog.live_recordings()?;
+    let used_bytes = catalog.used_bytes()?;
     let (store, store_thread) = store::Store::spawn(catalog).map_err(DaemonError::Thread)?;
     let (upload_tx, upload_rx) = mpsc::channel(64);
     let upload_cancel = CancellationToken::new();
@@ -119,11 +120,15 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
         capturing: Default::default(),
         deferred: Vec::new(),
         storage_dir: storage.clone(),
+        storage: config.storage.clone(),
+        used_bytes,
     };
     for r in &restored {
         core.kinds.insert(r.recording_id.clone(), r.kind);
     }
     core.feed(Input::Restore(restored), None).await;
+    // The storage budget is known before the first command can arrive.
+    core.refresh_room().await;
 
     let control_cancel = CancellationToken::new();
     let control = tokio::spawn(control::run(

@@ -89,6 +89,7 @@ fn storage_status(dir: &Path) -> StorageStatus {
     StorageStatus {
         free_bytes: free_bytes(dir).unwrap_or(0),
         used_bytes: used_bytes(dir),
+        remaining_record_s: None,
     }
 }
 

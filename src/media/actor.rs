@@ -22,20 +22,29 @@ use gst::prelude::*;
 use gstreamer as gst;
 use tokio::sync::{mpsc as tokio_mpsc, oneshot};
 
-use super::pipeline::{self, Capture};
+use super::devices;
+use super::inputs::{self, DeviceInputs, InputEvent, Kind};
+use super::pipeline::{self, Capture, CaptureState};
 use super::seal::seal_file;
-use super::{MediaCommand, MediaError, MediaFact, MediaSettings, SealedFile, VideoEncoder};
-use crate::protocol::Id;
+use super::sources::Channels;
+use super::{MediaCommand, MediaError, MediaFact, MediaSettings, SealedFile, Source, VideoEncoder};
+use crate::protocol::{DeviceHealth, Id};
 
 /// How long stopping may take to see the last segment closed before the pipeline is dropped.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// `shutdown` waits a little longer than the actor's own bound, then gives up on it.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
+/// How often lost devices are retried, device health is checked and the hardware mute read.
+const TICK: Duration = Duration::from_secs(1);
 
-enum Msg {
+pub(crate) enum Msg {
     Command(MediaCommand),
     /// A bus message of the pipeline of that generation (older ones are ignored).
     Bus(u64, gst::Message),
+    /// A bus message of the device pipeline of that input generation.
+    Input(u64, gst::Message),
+    /// The device pipeline of that input generation delivered its first buffer.
+    Flowing(u64),
     Shutdown(Option<oneshot::Sender<()>>),
 }
 
@@ -97,6 +106,10 @@ pub fn spawn(
     if settings.audio == super::AudioCodec::Aac {
         pipeline::make("aacparse")?;
     }
+    for factory in needed_factories(&settings) {
+        pipeline::make(factory)?;
+    }
+    tracing::info!(?encoder, source = ?settings.source, "media settings accepted");
     std::fs::create_dir_all(&settings.segments_dir)
         .map_err(|e| MediaError::io(&settings.segments_dir, e))?;
     let (tx, rx) = mpsc::channel();
@@ -110,8 +123,10 @@ pub fn spawn(
         deferred: VecDeque::new(),
         recordings: Vec::new(),
         muted: false,
+        sharing: false,
         running: None,
         generation: 0,
+        health: None,
     };
     let on_panic = actor.facts.clone();
     thread::Builder::new()
@@ -127,6 +142,31 @@ pub fn spawn(
     Ok(MediaHandle {
         inner: Arc::new(HandleInner { tx }),
     })
+}
+
+/// The elements a source and layout need, checked at spawn so a missing plugin is named at
+/// start, not at the first recording.
+fn needed_factories(s: &MediaSettings) -> Vec<&'static str> {
+    let mut f = Vec::new();
+    let content = s.content.is_some();
+    if content && s.pip && !s.multistream {
+        f.push("compositor");
+    }
+    if s.source == Source::V4l2 {
+        f.extend([
+            "v4l2src",
+            "jpegdec",
+            "videoconvert",
+            "videoscale",
+            "videorate",
+            "intervideosrc",
+            "intervideosink",
+            "alsasrc",
+            "interaudiosrc",
+            "interaudiosink",
+        ]);
+    }
+    f
 }
 
 fn validate(s: &MediaSettings, next_seq: u64) -> Result<(), MediaError> {
@@ -168,6 +208,8 @@ struct Open {
 
 struct Running {
     capture: Capture,
+    /// The device pipelines feeding it (`None` with the test source).
+    inputs: Option<DeviceInputs>,
     generation: u64,
     open: Option<Open>,
     /// `(running time of the cut in ns, recordings from then on)`, oldest first.
@@ -214,22 +256,43 @@ struct Actor {
     /// The recordings capturing now (sorted, no duplicates).
     recordings: Vec<Id>,
     muted: bool,
+    sharing: bool,
     running: Option<Running>,
     generation: u64,
+    /// The device health last reported (V4L2 only).
+    health: Option<(DeviceHealth, DeviceHealth)>,
 }
 
 impl Actor {
     fn run(mut self) {
+        self.check_devices();
+        let mut next_tick = Instant::now() + TICK;
         loop {
             let msg = match self.deferred.pop_front() {
                 Some(m) => m,
-                None => match self.rx.recv() {
+                None => match self
+                    .rx
+                    .recv_timeout(next_tick.saturating_duration_since(Instant::now()))
+                {
                     Ok(m) => m,
-                    Err(_) => break,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        self.tick();
+                        next_tick = Instant::now() + TICK;
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 },
             };
             match msg {
                 Msg::Command(c) => self.on_command(c),
+                Msg::Input(generation, m) => {
+                    let event = self.inputs_mut().and_then(|i| i.on_message(generation, &m));
+                    self.on_input_event(event);
+                }
+                Msg::Flowing(generation) => {
+                    let event = self.inputs_mut().and_then(|i| i.on_flowing(generation));
+                    self.on_input_event(event);
+                }
                 Msg::Bus(generation, m) => {
                     if let BusOutcome::Eos = self.on_bus(generation, &m) {
                         // EOS without our asking: a live source should never end by itself.
@@ -250,13 +313,13 @@ impl Actor {
 
     fn on_command(&mut self, command: MediaCommand) {
         match command {
-            MediaCommand::SetMuted(muted) => {
-                self.muted = muted;
+            MediaCommand::SetMuted(muted) => self.set_muted(muted),
+            MediaCommand::SetSharing(sharing) => {
+                self.sharing = sharing;
                 if let Some(r) = &self.running {
-                    r.capture.set_muted(muted);
+                    r.capture.set_sharing(sharing);
                 }
-                tracing::info!(muted, "microphone mute set");
-                self.report(MediaFact::Muted(muted));
+                tracing::info!(sharing, "content sharing set");
             }
             MediaCommand::SetCapture { mut recordings } => {
                 recordings.sort();
@@ -297,10 +360,30 @@ impl Actor {
     fn start_capture(&mut self) {
         self.generation += 1;
         let generation = self.generation;
-        let capture = match Capture::build(&self.settings, self.encoder, self.next_seq, self.muted)
-        {
+        let channels = Channels::new();
+        let state = CaptureState {
+            muted: self.muted,
+            sharing: self.sharing,
+        };
+        let capture = match Capture::build(
+            &self.settings,
+            self.encoder,
+            self.next_seq,
+            state,
+            &channels,
+        ) {
             Ok(c) => c,
             Err(e) => return self.report_error(e),
+        };
+        let inputs = match self.start_inputs(&channels) {
+            Ok(i) => i,
+            Err(message) => {
+                // Nothing was captured: no segment to keep, just say which device and why.
+                tracing::error!(%message, "capture cannot start");
+                self.check_devices();
+                self.report(MediaFact::Failed { message });
+                return;
+            }
         };
         let bus = match capture.pipeline.bus() {
             Some(b) => b,
@@ -314,6 +397,7 @@ impl Actor {
         });
         self.running = Some(Running {
             capture,
+            inputs,
             generation,
             open: None,
             changes: vec![(0, self.recordings.clone())],
@@ -363,6 +447,9 @@ impl Actor {
             return;
         };
         running.capture.stop();
+        if let Some(mut inputs) = running.inputs {
+            inputs.stop();
+        }
         if let (true, Some(open)) = (salvage, running.open) {
             self.salvage(open);
         }
@@ -564,6 +651,109 @@ impl Actor {
         } else {
             MediaFact::Failed { message }
         });
+    }
+
+    /// Start the device pipelines (V4L2); `Err` is the message for `Failed`.
+    fn start_inputs(&mut self, channels: &Channels) -> Result<Option<DeviceInputs>, String> {
+        if self.settings.source != Source::V4l2 {
+            return Ok(None);
+        }
+        let (inputs, events) =
+            DeviceInputs::start(&self.settings, channels, &self.tx).map_err(|e| e.to_string())?;
+        for e in events {
+            self.on_input_event(Some(e));
+        }
+        Ok(Some(inputs))
+    }
+
+    fn inputs_mut(&mut self) -> Option<&mut DeviceInputs> {
+        self.running.as_mut().and_then(|r| r.inputs.as_mut())
+    }
+
+    fn on_input_event(&mut self, event: Option<InputEvent>) {
+        let Some(event) = event else { return };
+        self.report(match event {
+            InputEvent::Lost { device, message } => MediaFact::DeviceLost { device, message },
+            InputEvent::Back { device } => MediaFact::DeviceBack { device },
+        });
+        self.check_devices();
+    }
+
+    /// Every [`TICK`]: retry lost devices, report health changes, follow the hardware mute.
+    fn tick(&mut self) {
+        if self.settings.source != Source::V4l2 {
+            return;
+        }
+        if let Some(inputs) = self.inputs_mut() {
+            inputs.retry();
+        }
+        self.check_devices();
+        self.follow_capture_switch();
+    }
+
+    /// Report `Devices` when the camera's or microphone's health changed (V4L2 only: the test
+    /// source has no devices and reports none).
+    fn check_devices(&mut self) {
+        if self.settings.source != Source::V4l2 {
+            return;
+        }
+        let s = &self.settings;
+        let inputs = self.running.as_ref().and_then(|r| r.inputs.as_ref());
+        let camera = inputs
+            .and_then(|i| i.health(Kind::Camera))
+            .unwrap_or_else(|| {
+                let limits = inputs::limits(s);
+                devices::camera_health(s.camera.as_deref(), s.content.as_deref(), limits)
+            });
+        let microphone = inputs
+            .and_then(|i| i.health(Kind::Microphone))
+            .unwrap_or_else(
+                || match devices::check_microphone(inputs::microphone_name(s)) {
+                    Ok(()) => DeviceHealth::Ok,
+                    Err(e) => e.health(),
+                },
+            );
+        if self.health != Some((camera, microphone)) {
+            tracing::info!(?camera, ?microphone, "device health");
+            self.health = Some((camera, microphone));
+            self.report(MediaFact::Devices { camera, microphone });
+        }
+    }
+
+    /// M1: software mute always (the test source has nothing else); on V4L2 also the ALSA
+    /// capture switch, so the room's own mute LED and other programs agree.
+    fn set_muted(&mut self, muted: bool) {
+        self.muted = muted;
+        if let Some(r) = &self.running {
+            r.capture.set_muted(muted);
+        }
+        if self.settings.source == Source::V4l2 {
+            let mic = inputs::microphone_name(&self.settings);
+            match devices::set_capture_switch(mic, !muted) {
+                Ok(true) => tracing::info!(muted, mic, "capture switch set"),
+                Ok(false) => tracing::info!(mic, "no capture switch; software mute only"),
+                Err(e) => tracing::warn!(error = %e, "software mute only"),
+            }
+        }
+        tracing::info!(muted, "microphone mute set");
+        self.report(MediaFact::Muted(muted));
+    }
+
+    /// Someone flipped the capture switch outside roomrec (mixer, hardware key): follow it.
+    fn follow_capture_switch(&mut self) {
+        let mic = inputs::microphone_name(&self.settings);
+        let Some(on) = devices::capture_switch(mic) else {
+            return;
+        };
+        if on == self.muted {
+            let muted = !on;
+            tracing::info!(muted, mic, "capture switch changed outside roomrec");
+            self.muted = muted;
+            if let Some(r) = &self.running {
+                r.capture.set_muted(muted);
+            }
+            self.report(MediaFact::Muted(muted));
+        }
     }
 
     fn report_error(&mut self, e: MediaError) {

@@ -19,25 +19,38 @@
 
 mod actor;
 mod convert;
+mod devices;
+mod inputs;
 mod pipeline;
 mod probe;
 mod seal;
+mod sources;
 mod tsscan;
 
 use std::path::PathBuf;
 
-use crate::protocol::Id;
+use crate::protocol::{DeviceHealth, Id};
 
 pub use actor::{spawn, MediaHandle};
 pub use convert::convert;
+pub use devices::{
+    devices, Camera, CameraChoice, CameraFormat, DeviceError, DeviceReport, Limits, Microphone,
+};
 pub use probe::{probe, AudioInfo, MediaInfo, VideoInfo};
+/// For adopting segments written before a crash: the same fsync and hash as a live seal.
+pub(crate) use seal::seal_file;
+pub use sources::CONTENT_TEST_ARGB;
 
 /// Where the pictures and sound come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
     /// `videotestsrc` (a moving ball) and `audiotestsrc` (a sine), both live: for tests and
-    /// for a device without a camera.
+    /// for a device without a camera. With `content` set, a second `videotestsrc` (one flat
+    /// colour) is the shared content.
     Test,
+    /// A V4L2 camera (`camera`, else the first usable one), an ALSA microphone (`microphone`,
+    /// else `default`) and optionally a V4L2 content input (`content`, e.g. an HDMI grabber).
+    V4l2,
 }
 
 /// The audio codec of the segments.
@@ -54,9 +67,14 @@ pub enum AudioCodec {
 /// The H.264 encoder.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum VideoEncoder {
-    /// `x264enc` when installed (better quality per bit), else `openh264enc`.
+    /// The first present of: `v4l2h264enc` (a hardware m2m encoder), `vaapih264enc`,
+    /// `x264enc` (better quality per bit than openh264), `openh264enc`.
     #[default]
     Auto,
+    /// `v4l2h264enc`: a V4L2 memory-to-memory hardware encoder (SoCs such as the Pi's).
+    V4l2,
+    /// `vaapih264enc`: Intel/AMD VA-API (gstreamer1.0-vaapi).
+    Vaapi,
     X264,
     OpenH264,
 }
@@ -75,6 +93,17 @@ pub struct MediaSettings {
     pub video_bitrate_kbps: u32,
     pub audio: AudioCodec,
     pub encoder: VideoEncoder,
+    /// `V4l2` only: the camera's device path; `None` takes the first usable capture device.
+    pub camera: Option<PathBuf>,
+    /// `V4l2` only: the ALSA capture device; `None` means `default`.
+    pub microphone: Option<String>,
+    /// The content source (D2, D3): a V4L2 device path with `V4l2`; with `Test` any value
+    /// adds a test-pattern content source. `None`: no content, `pip`/`multistream` ignored.
+    pub content: Option<PathBuf>,
+    /// D2: while sharing, the content full frame with the camera small in a corner.
+    pub pip: bool,
+    /// D3: the content as a second video stream of the same segments (wins over `pip`).
+    pub multistream: bool,
 }
 
 impl Default for MediaSettings {
@@ -89,6 +118,11 @@ impl Default for MediaSettings {
             video_bitrate_kbps: 2_500,
             audio: AudioCodec::Aac,
             encoder: VideoEncoder::Auto,
+            camera: None,
+            microphone: None,
+            content: None,
+            pip: false,
+            multistream: false,
         }
     }
 }
@@ -99,8 +133,12 @@ pub enum MediaCommand {
     /// The recordings capturing from now on. A change cuts a segment at a keyframe; empty
     /// stops capture (EOS, last segment sealed).
     SetCapture { recordings: Vec<Id> },
-    /// Software mute of the microphone (M1).
+    /// Mute the microphone (M1): the ALSA capture switch when the device has one, and a
+    /// software mute in the pipeline always.
     SetMuted(bool),
+    /// The meeting snapshot's `sharing` (D2): with `pip`, switches the picture between the
+    /// camera alone and the content with the camera in a corner. Kept across captures.
+    SetSharing(bool),
 }
 
 /// What media reports back, in the order it happened.
@@ -117,6 +155,16 @@ pub enum MediaFact {
     /// Every segment these recordings appear in is sealed and reported: nothing more of
     /// theirs will come, so their conversion or upload manifest may now be made.
     Released { recordings: Vec<Id> },
+    /// How the camera and microphone are (at start and whenever either changes).
+    Devices {
+        camera: DeviceHealth,
+        microphone: DeviceHealth,
+    },
+    /// A device was lost while capturing; capture goes on with a black picture or silence in
+    /// the same segments and recordings. `device` is its path or ALSA name.
+    DeviceLost { device: String, message: String },
+    /// A lost device delivers again, inside the same recordings.
+    DeviceBack { device: String },
 }
 
 /// One sealed segment file.

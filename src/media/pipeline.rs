@@ -1,20 +1,30 @@
-//! The capture pipeline: one capture, one encode, one numbered sequence of segment files.
+//! The encode pipeline: one capture, one encode, one numbered sequence of segment files.
 //!
-//! Owns: building the GStreamer elements, muting, cutting a segment at a forced keyframe and
-//! stopping with an EOS. Must not touch: the bus (the actor reads it), SQLite, MQTT, the rules.
+//! Owns: building the encode side, muting, the picture-in-picture layout, cutting a segment at
+//! a forced keyframe and stopping with an EOS. Must not touch: the bus (the actor reads it),
+//! device pipelines ([`super::sources`]), SQLite, MQTT, the rules.
 //!
 //! ```text
-//! video source → I420 WxH@fps → queue → x264enc|openh264enc → h264parse ─┐
-//!                                                                        splitmuxsink(mpegtsmux)
-//! audio source → audioconvert → audioresample → volume → queue → avenc_aac+aacparse|opusenc ─┘
+//! camera ─→ I420 WxH@fps ─┬───────────────→ queue → H.264 enc → h264parse ─→ splitmuxsink
+//! content → I420 WxH@fps ─┘ (pip: compositor)                          "video"  (mpegtsmux)
+//! content → I420 → queue → H.264 enc → h264parse (multistream) ──→ "video_aux_0"
+//! audio ──→ audioconvert → audioresample → volume → queue → avenc_aac+aacparse|opusenc ─┘
 //! ```
-//! Sources are built by [`video_source`] / [`audio_source`], so a camera or microphone only
-//! adds a `Source` variant there; the encode and segment side stays as it is.
+//! Inputs come from [`super::sources`]: test sources in this pipeline, devices through inter
+//! channels. The encode and segment side is the same for every source.
 
 use gst::prelude::*;
 use gstreamer as gst;
 
-use super::{AudioCodec, MediaError, MediaSettings, Source, VideoEncoder};
+use super::sources::{self, capsfilter, video_caps, Channels};
+use super::{AudioCodec, MediaError, MediaSettings, VideoEncoder};
+
+/// What a new pipeline starts with, carried across captures by the actor.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct CaptureState {
+    pub muted: bool,
+    pub sharing: bool,
+}
 
 /// The container of the segments, and their file extension.
 pub(crate) const SEGMENT_MUXER: &str = "mpegtsmux";
@@ -25,6 +35,15 @@ pub(crate) struct Capture {
     pub pipeline: gst::Pipeline,
     volume: gst::Element,
     splitmux: gst::Element,
+    /// With picture-in-picture: the compositor's content and camera pads.
+    pip: Option<Pip>,
+}
+
+struct Pip {
+    content: gst::Pad,
+    camera: gst::Pad,
+    width: u32,
+    height: u32,
 }
 
 impl Capture {
@@ -33,21 +52,71 @@ impl Capture {
         settings: &MediaSettings,
         encoder: VideoEncoder,
         start_index: u64,
-        muted: bool,
+        state: CaptureState,
+        ch: &Channels,
     ) -> Result<Capture, MediaError> {
         let pipeline = gst::Pipeline::with_name("capture");
         let splitmux = splitmux_sink(settings, start_index)?;
         pipeline
             .add(&splitmux)
             .map_err(|e| MediaError::Pipeline(e.to_string()))?;
-        add_video_branch(&pipeline, settings, encoder, &splitmux)?;
-        let volume = add_audio_branch(&pipeline, settings, &splitmux)?;
-        volume.set_property("mute", muted);
-        Ok(Capture {
+        let camera = sources::camera_input(settings, ch)?;
+        let content = sources::content_input(settings, ch)?;
+        let pip = match content {
+            Some(content) if settings.multistream => {
+                add_video_branch(&pipeline, settings, encoder, camera, &splitmux, "video")?;
+                add_video_branch(
+                    &pipeline,
+                    settings,
+                    encoder,
+                    content,
+                    &splitmux,
+                    "video_aux_%u",
+                )?;
+                None
+            }
+            Some(content) if settings.pip => Some(add_pip_branch(
+                &pipeline, settings, encoder, camera, content, &splitmux,
+            )?),
+            _ => {
+                add_video_branch(&pipeline, settings, encoder, camera, &splitmux, "video")?;
+                None
+            }
+        };
+        let volume = add_audio_branch(&pipeline, settings, ch, &splitmux)?;
+        volume.set_property("mute", state.muted);
+        let capture = Capture {
             pipeline,
             volume,
             splitmux,
-        })
+            pip,
+        };
+        capture.set_sharing(state.sharing);
+        Ok(capture)
+    }
+
+    /// D2: the content full frame with the camera in the bottom-right quarter-size corner, or
+    /// the camera alone. A no-op without picture-in-picture.
+    pub fn set_sharing(&self, sharing: bool) {
+        let Some(p) = &self.pip else { return };
+        let (w, h) = (p.width as i32, p.height as i32);
+        let set = |pad: &gst::Pad, (x, y, pw, ph): (i32, i32, i32, i32), alpha: f64| {
+            pad.set_property("xpos", x);
+            pad.set_property("ypos", y);
+            pad.set_property("width", pw);
+            pad.set_property("height", ph);
+            pad.set_property("alpha", alpha);
+        };
+        if sharing {
+            // Even sizes and a margin of 1/32: the corner picture stays clear of the edge.
+            let (cw, chh) = (w / 4 & !1, h / 4 & !1);
+            let (mx, my) = (w / 32 & !1, h / 32 & !1);
+            set(&p.content, (0, 0, w, h), 1.0);
+            set(&p.camera, (w - cw - mx, h - chh - my, cw, chh), 1.0);
+        } else {
+            set(&p.content, (0, 0, w, h), 0.0);
+            set(&p.camera, (0, 0, w, h), 1.0);
+        }
     }
 
     pub fn play(&self) -> Result<(), MediaError> {
@@ -110,6 +179,8 @@ fn package_of(factory: &str) -> &'static str {
         | "compositor" | "intervideosrc" | "intervideosink" | "interaudiosrc"
         | "interaudiosink" => "gstreamer1.0-plugins-bad",
         "alsasrc" => "gstreamer1.0-alsa",
+        "vaapih264enc" => "gstreamer1.0-vaapi",
+        "v4l2h264enc" => "gstreamer1.0-plugins-good (and a V4L2 m2m encoder device)",
         "avenc_aac" => "gstreamer1.0-libav",
         "splitmuxsink" | "splitmuxsrc" | "matroskamux" | "matroskademux" | "mp4mux" | "v4l2src"
         | "jpegdec" => "gstreamer1.0-plugins-good",
@@ -132,26 +203,53 @@ pub(crate) fn has_factory(factory: &str) -> bool {
     gst::ElementFactory::find(factory).is_some()
 }
 
-/// `Auto` becomes x264enc when installed (better quality per bit), else openh264enc.
+/// The encoders `Auto` tries, best first: hardware (no CPU), then x264 (better quality per
+/// bit than openh264 at the same CPU), then openh264.
+const AUTO_ORDER: [VideoEncoder; 4] = [
+    VideoEncoder::V4l2,
+    VideoEncoder::Vaapi,
+    VideoEncoder::X264,
+    VideoEncoder::OpenH264,
+];
+
+/// Resolve `Auto` to the first present encoder, or check the configured one is present.
 pub(crate) fn resolve_encoder(choice: VideoEncoder) -> Result<VideoEncoder, MediaError> {
-    let wanted = match choice {
-        VideoEncoder::Auto if has_factory("x264enc") => VideoEncoder::X264,
-        VideoEncoder::Auto => VideoEncoder::OpenH264,
-        other => other,
-    };
-    let factory = encoder_factory(wanted);
-    if has_factory(factory) {
-        Ok(wanted)
-    } else {
-        Err(MediaError::MissingElement {
+    pick_encoder(choice, encoder_present)
+}
+
+/// Whether an encoder can run here: its element is registered and, for V4L2, an m2m device
+/// exists now (the element is only registered where one was found at registry scan).
+fn encoder_present(encoder: VideoEncoder) -> bool {
+    has_factory(encoder_factory(encoder))
+        && (encoder != VideoEncoder::V4l2 || super::devices::m2m_encoder_present())
+}
+
+/// [`resolve_encoder`] with the presence test given, so the fallback order is unit-tested.
+pub(crate) fn pick_encoder(
+    choice: VideoEncoder,
+    present: impl Fn(VideoEncoder) -> bool,
+) -> Result<VideoEncoder, MediaError> {
+    let missing = |e: VideoEncoder| {
+        let factory = encoder_factory(e);
+        MediaError::MissingElement {
             factory: factory.into(),
             package: package_of(factory),
-        })
+        }
+    };
+    match choice {
+        VideoEncoder::Auto => AUTO_ORDER
+            .into_iter()
+            .find(|e| present(*e))
+            .ok_or_else(|| missing(VideoEncoder::X264)),
+        wanted if present(wanted) => Ok(wanted),
+        wanted => Err(missing(wanted)),
     }
 }
 
 fn encoder_factory(encoder: VideoEncoder) -> &'static str {
     match encoder {
+        VideoEncoder::V4l2 => "v4l2h264enc",
+        VideoEncoder::Vaapi => "vaapih264enc",
         VideoEncoder::OpenH264 => "openh264enc",
         VideoEncoder::X264 | VideoEncoder::Auto => "x264enc",
     }
@@ -191,43 +289,21 @@ fn splitmux_sink(settings: &MediaSettings, start_index: u64) -> Result<gst::Elem
     Ok(sink)
 }
 
-/// The raw video elements of a source, first to last.
-fn video_source(source: &Source) -> Result<Vec<gst::Element>, MediaError> {
-    match source {
-        Source::Test => {
-            let src = make("videotestsrc")?;
-            src.set_property("is-live", true);
-            // A moving picture, so the encoder does real work and frames differ.
-            src.set_property_from_str("pattern", "ball");
-            Ok(vec![src])
-        }
-    }
-}
-
-/// The raw audio elements of a source, first to last.
-fn audio_source(source: &Source) -> Result<Vec<gst::Element>, MediaError> {
-    match source {
-        Source::Test => {
-            let src = make("audiotestsrc")?;
-            src.set_property("is-live", true);
-            src.set_property_from_str("wave", "sine");
-            Ok(vec![src])
-        }
-    }
-}
-
+/// The encoder elements, first to last. GOP of 2 s at most; splitmuxsink forces keyframes
+/// at the cuts anyway.
 fn video_encoder(
     settings: &MediaSettings,
     which: VideoEncoder,
-) -> Result<gst::Element, MediaError> {
+) -> Result<Vec<gst::Element>, MediaError> {
     let gop = settings.framerate.saturating_mul(2);
+    let kbps = settings.video_bitrate_kbps;
     match which {
         VideoEncoder::OpenH264 => {
             let enc = make("openh264enc")?;
             enc.set_property_from_str("rate-control", "bitrate");
-            enc.set_property("bitrate", settings.video_bitrate_kbps.saturating_mul(1000));
+            enc.set_property("bitrate", kbps.saturating_mul(1000));
             enc.set_property("gop-size", gop);
-            Ok(enc)
+            Ok(vec![enc])
         }
         VideoEncoder::X264 | VideoEncoder::Auto => {
             let enc = make("x264enc")?;
@@ -235,51 +311,108 @@ fn video_encoder(
             enc.set_property_from_str("tune", "zerolatency");
             enc.set_property_from_str("speed-preset", "veryfast");
             enc.set_property("key-int-max", gop);
-            enc.set_property("bitrate", settings.video_bitrate_kbps);
-            Ok(enc)
+            enc.set_property("bitrate", kbps);
+            Ok(vec![enc])
+        }
+        VideoEncoder::Vaapi => {
+            let enc = make("vaapih264enc")?;
+            enc.set_property_from_str("rate-control", "cbr");
+            enc.set_property("bitrate", kbps);
+            enc.set_property("keyframe-period", gop);
+            Ok(vec![enc])
+        }
+        VideoEncoder::V4l2 => {
+            let enc = make("v4l2h264enc")?;
+            let controls = gst::Structure::builder("controls")
+                .field("video_bitrate", kbps.saturating_mul(1000) as i32)
+                .field("h264_i_frame_period", gop as i32)
+                .build();
+            enc.set_property("extra-controls", &controls);
+            // Many m2m drivers (the Pi's) refuse to negotiate without a level in the caps.
+            let caps = gst::Caps::builder("video/x-h264")
+                .field("level", "4")
+                .build();
+            Ok(vec![enc, capsfilter(&caps)?])
         }
     }
 }
 
-fn video_caps(settings: &MediaSettings) -> Result<gst::Element, MediaError> {
-    // I420: x264enc fed anything else may pick High 4:4:4, which few players decode.
-    let caps = gst::Caps::builder("video/x-raw")
-        .field("format", "I420")
-        .field("width", settings.width as i32)
-        .field("height", settings.height as i32)
-        .field(
-            "framerate",
-            gst::Fraction::new(settings.framerate as i32, 1),
-        )
-        .build();
-    let filter = make("capsfilter")?;
-    filter.set_property("caps", &caps);
-    Ok(filter)
-}
-
-/// Add the video chain; splitmuxsink's keyframe requests travel up it to the encoder.
+/// Add a video chain: input → I420 WxH@fps → queue → encoder → h264parse → `pad`.
+/// splitmuxsink's keyframe requests travel up it to the encoder.
 fn add_video_branch(
     pipeline: &gst::Pipeline,
     settings: &MediaSettings,
     which: VideoEncoder,
+    mut chain: Vec<gst::Element>,
     splitmux: &gst::Element,
+    pad: &str,
 ) -> Result<(), MediaError> {
-    let mut chain = video_source(&settings.source)?;
-    chain.push(video_caps(settings)?);
+    chain.push(capsfilter(&video_caps(settings))?);
     // The queue puts encoding on its own thread, so a slow frame never stalls capture.
     chain.push(make("queue")?);
-    chain.push(video_encoder(settings, which)?);
+    chain.extend(video_encoder(settings, which)?);
     chain.push(make("h264parse")?);
-    add_chain(pipeline, &chain, splitmux, "video")
+    add_chain(pipeline, &chain, splitmux, pad)
+}
+
+/// Content and camera into a compositor whose output is encoded as the one video stream.
+fn add_pip_branch(
+    pipeline: &gst::Pipeline,
+    settings: &MediaSettings,
+    which: VideoEncoder,
+    camera: Vec<gst::Element>,
+    content: Vec<gst::Element>,
+    splitmux: &gst::Element,
+) -> Result<Pip, MediaError> {
+    let err = |e: &dyn std::fmt::Display| MediaError::Pipeline(e.to_string());
+    let compositor = make("compositor")?;
+    compositor.set_property_from_str("background", "black");
+    // Compositor → encoder first (this adds it to the pipeline), then the inputs into it.
+    add_video_branch(
+        pipeline,
+        settings,
+        which,
+        vec![compositor.clone()],
+        splitmux,
+        "video",
+    )?;
+    let mut pads = Vec::new();
+    for (zorder, mut input) in [(0u32, content), (1u32, camera)] {
+        input.push(capsfilter(&video_caps(settings))?);
+        // Each input on its own thread: the compositor waits for both without stalling either.
+        input.push(make("queue")?);
+        pipeline.add_many(&input).map_err(|e| err(&e))?;
+        gst::Element::link_many(&input).map_err(|e| err(&e))?;
+        let sink = compositor
+            .request_pad_simple("sink_%u")
+            .ok_or_else(|| MediaError::Pipeline("the compositor gave no sink pad".into()))?;
+        sink.set_property("zorder", zorder);
+        let last = input.last().and_then(|e| e.static_pad("src"));
+        let src = last.ok_or_else(|| MediaError::Pipeline("input without src pad".into()))?;
+        src.link(&sink).map_err(|e| err(&e))?;
+        pads.push(sink);
+    }
+    let camera_pad = pads.pop();
+    let content_pad = pads.pop();
+    match (content_pad, camera_pad) {
+        (Some(content), Some(camera)) => Ok(Pip {
+            content,
+            camera,
+            width: settings.width,
+            height: settings.height,
+        }),
+        _ => Err(MediaError::Pipeline("the compositor lost its pads".into())),
+    }
 }
 
 /// Add the audio chain; returns the `volume` element (software mute).
 fn add_audio_branch(
     pipeline: &gst::Pipeline,
     settings: &MediaSettings,
+    ch: &Channels,
     splitmux: &gst::Element,
 ) -> Result<gst::Element, MediaError> {
-    let mut chain = audio_source(&settings.source)?;
+    let mut chain = sources::audio_input(settings, ch)?;
     chain.push(make("audioconvert")?);
     chain.push(make("audioresample")?);
     let volume = make("volume")?;
@@ -315,4 +448,40 @@ fn add_chain(
         .ok_or_else(|| MediaError::Pipeline(format!("{} has no src pad", last.name())))?;
     src_pad.link(&sink_pad).map_err(|e| err(&e))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_takes_hardware_then_x264_then_openh264() {
+        use VideoEncoder::*;
+        let only = |set: &'static [VideoEncoder]| move |e: VideoEncoder| set.contains(&e);
+        assert_eq!(
+            pick_encoder(Auto, only(&[V4l2, Vaapi, X264, OpenH264])).unwrap(),
+            V4l2
+        );
+        assert_eq!(
+            pick_encoder(Auto, only(&[Vaapi, X264, OpenH264])).unwrap(),
+            Vaapi
+        );
+        assert_eq!(pick_encoder(Auto, only(&[X264, OpenH264])).unwrap(), X264);
+        assert_eq!(pick_encoder(Auto, only(&[OpenH264])).unwrap(), OpenH264);
+        let none = pick_encoder(Auto, only(&[])).unwrap_err().to_string();
+        assert!(
+            none.contains("x264enc") && none.contains("plugins-ugly"),
+            "{none}"
+        );
+        // A configured encoder is never swapped for another.
+        let e = pick_encoder(Vaapi, only(&[X264])).unwrap_err().to_string();
+        assert!(
+            e.contains("vaapih264enc") && e.contains("gstreamer1.0-vaapi"),
+            "{e}"
+        );
+        assert_eq!(
+            pick_encoder(OpenH264, only(&[X264, OpenH264])).unwrap(),
+            OpenH264
+        );
+    }
 }

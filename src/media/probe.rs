@@ -21,6 +21,8 @@ pub struct MediaInfo {
     pub duration_ms: u64,
     pub video: Option<VideoInfo>,
     pub audio: Option<AudioInfo>,
+    /// How many video streams (2 in multi-stream recordings: camera and content).
+    pub video_streams: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,6 +70,7 @@ pub fn probe(path: &Path) -> Result<MediaInfo, MediaError> {
             width: v.width(),
             height: v.height(),
         }),
+        video_streams: info.video_streams().len(),
         audio: info.audio_streams().first().map(|a| AudioInfo {
             codec: caps_name(a.caps()),
             channels: a.channels(),

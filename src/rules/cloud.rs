@@ -211,7 +211,7 @@ impl Engine {
                 "the meeting creator's cloud storage is full; free space or add storage to record to the cloud, or record locally",
             )); // C8
         }
-        Ok(())
+        self.check_room() // disk budget: cloud segments are written here first
     }
 
     /// `cloud.state` is `unavailable` while cloud recording could not be started for a reason

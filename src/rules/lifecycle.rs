@@ -155,8 +155,9 @@ impl Engine {
         }
     }
 
-    /// C8: bytes per recording and the measured cloud bitrate; then the quota check.
+    /// C8: bytes per recording and the measured cloud bitrate; then the quota and disk checks.
     pub(super) fn sealed(&mut self, seg: SealedSegment, now: Now, out: &mut Vec<Output>) {
+        self.meter_disk(&seg);
         let mut ids = seg.recordings;
         ids.sort();
         ids.dedup();
@@ -174,6 +175,7 @@ impl Engine {
             self.meter.cloud_ms = self.meter.cloud_ms.saturating_add(seg.duration_ms);
         }
         self.enforce_quota(now, out);
+        self.enforce_room(now, out); // the measured bitrate may have grown
     }
 
     /// L5: the conversion's outcome, told to the owner.

@@ -69,6 +69,14 @@
 //!   longer knows (a late `ConversionFinished`, `CloudCompleted`) are ignored.
 //! - `DiskFull` and `MediaFailed` stop every live recording (reasons `disk_full`,
 //!   `device_lost`); they do not block later starts, since no input reports recovery.
+//! - **Disk budget** (issue item 7, `storage`). `Storage` carries the bytes the device may
+//!   still write; until the first one nothing is refused for room. A start (both kinds,
+//!   `approve_cloud`, and `request_cloud` up front like C8) is refused with `disk_full` when
+//!   less than `min_room_ms` of recording fits, checked with availability, before M1. On
+//!   `Storage` and sealed segments, every live recording stops (reason `disk_full`, kept as
+//!   usual) once less than `quota_headroom_ms` fits. The bitrate is measured from every
+//!   sealed segment (all are files on this disk), the C8 figure until then. The engine does
+//!   not subtract sealed bytes itself: the daemon reports the room again after each seal.
 
 use std::collections::BTreeSet;
 
@@ -77,6 +85,7 @@ mod commands;
 mod lifecycle;
 mod local;
 mod state;
+mod storage;
 mod views;
 
 #[cfg(test)]
@@ -110,6 +119,8 @@ pub struct RulesConfig {
     pub reference_bytes_per_s: u64,
     /// C8: how far ahead the quota stop looks, in recorded milliseconds (about one segment).
     pub quota_headroom_ms: u64,
+    /// Disk budget: a start needs room for this much recording, in milliseconds.
+    pub min_room_ms: u64,
 }
 
 impl Default for RulesConfig {
@@ -119,6 +130,7 @@ impl Default for RulesConfig {
             min_local_ms: 10_000,
             reference_bytes_per_s: 300_000_000 / 3600,
             quota_headroom_ms: 4_000,
+            min_room_ms: 60_000,
         }
     }
 }
@@ -158,6 +170,11 @@ pub enum Input {
     },
     /// The disk has no room for more media: recordings stop, keeping what they have.
     DiskFull,
+    /// Disk budget: bytes the device may still write, `min(free - min_free_bytes, max_bytes -
+    /// used)` saturating; sent periodically and after each sealed segment.
+    Storage {
+        room_bytes: u64,
+    },
     /// The microphone's capture switch as media last read it.
     MicMuted(bool),
     ConversionFinished {
@@ -238,6 +255,8 @@ pub struct Engine {
     /// In creation order, which is also the order of `local` in the state.
     recs: Vec<Rec>,
     meter: Meter,
+    /// Disk budget: the last `Input::Storage`; `None` until the daemon reports one.
+    room_bytes: Option<u64>,
     /// The last `SetCapture` sent.
     capture: Vec<Id>,
     /// After `Shutdown` media captures nothing more.
@@ -260,6 +279,7 @@ impl Engine {
             pending: Vec::new(),
             recs: Vec::new(),
             meter: Meter::default(),
+            room_bytes: None,
             capture: Vec::new(),
             capture_stopped: false,
             last_doc: None,
@@ -291,6 +311,7 @@ impl Engine {
             Input::SegmentSealed(seg) => self.sealed(seg, now, &mut out),
             Input::MediaFailed { .. } => self.stop_all(StopReason::DeviceLost, now, &mut out),
             Input::DiskFull => self.stop_all(StopReason::DiskFull, now, &mut out),
+            Input::Storage { room_bytes } => self.set_room(room_bytes, now, &mut out),
             Input::MicMuted(muted) => self.muted = muted, // M1
             Input::ConversionFinished {
                 recording_id,

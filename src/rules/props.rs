@@ -47,14 +47,24 @@ enum Op {
     Snap(Snap),
     Licence(u8),
     Cmd(usize, Action),
-    Seal { bytes: u64, duration_ms: u64 },
+    Seal {
+        bytes: u64,
+        duration_ms: u64,
+    },
     Tick,
     Wait(u64),
     Mic(bool),
     DiskFull,
+    /// Disk budget: the room the daemon reports, in bytes.
+    Storage(u64),
     DeviceLost,
-    Converted { rec: u8, ok: bool },
-    Completed { rec: u8 },
+    Converted {
+        rec: u8,
+        ok: bool,
+    },
+    Completed {
+        rec: u8,
+    },
 }
 
 fn kind() -> impl Strategy<Value = RecordingKind> {
@@ -137,6 +147,8 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0..20_000u64).prop_map(Op::Wait),
         1 => any::<bool>().prop_map(Op::Mic),
         1 => prop_oneof![Just(Op::DiskFull), Just(Op::DeviceLost)],
+        // Around the thresholds at the reference bitrate: 4 s and 60 s of recording.
+        1 => prop_oneof![Just(0u64), 0..10_000_000u64, Just(u64::MAX)].prop_map(Op::Storage),
         1 => (1..12u8, any::<bool>()).prop_map(|(rec, ok)| Op::Converted { rec, ok }),
         1 => (1..12u8).prop_map(|rec| Op::Completed { rec }),
     ]
@@ -287,6 +299,15 @@ impl Model {
             }
             Op::DiskFull => {
                 self.feed(Input::DiskFull);
+            }
+            Op::Storage(room_bytes) => {
+                self.feed(Input::Storage {
+                    room_bytes: *room_bytes,
+                });
+                // Whatever the bitrate, no room at all leaves nothing live.
+                if *room_bytes == 0 {
+                    prop_assert!(!self.rows.values().any(|r| r.state.is_live()));
+                }
             }
             Op::DeviceLost => {
                 self.feed(Input::MediaFailed {

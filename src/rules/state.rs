@@ -59,12 +59,15 @@ pub(super) enum DeviceLicence {
     Held(Licence),
 }
 
-/// Device-wide bitrate measurement for the quota estimate (C8): the encoder is the device's,
-/// so the figure carries over from one meeting to the next.
+/// Device-wide bitrate measurement for the quota estimate (C8) and the disk budget: the
+/// encoder is the device's, so the figure carries over from one meeting to the next.
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Meter {
     pub cloud_bytes: u64,
     pub cloud_ms: u64,
+    /// Every sealed segment, cloud or local: what the disk receives.
+    pub disk_bytes: u64,
+    pub disk_ms: u64,
 }
 
 pub(super) fn err(code: ErrorCode, message: impl Into<String>) -> ErrorBody {

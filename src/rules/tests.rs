@@ -22,6 +22,7 @@ const NO_MEETING: Option<ErrorCode> = Some(ErrorCode::NoMeeting);
 const LICENCE_EXPIRED: Option<ErrorCode> = Some(ErrorCode::LicenceExpired);
 const QUOTA: Option<ErrorCode> = Some(ErrorCode::QuotaExhausted);
 const CONFIRM: Option<ErrorCode> = Some(ErrorCode::NeedsConfirmation);
+const DISK_FULL: Option<ErrorCode> = Some(ErrorCode::DiskFull);
 
 const START_CLOUD: &str = r#"{"action":"start","kind":"cloud"}"#;
 const START_LOCAL: &str = r#"{"action":"start","kind":"local"}"#;
@@ -134,6 +135,8 @@ enum Expect {
     CloudBy(&'static str),
     CloudOwner(&'static str),
     RemainingS(Option<u64>),
+    /// Disk budget: `Engine::remaining_record_s`.
+    RecordS(Option<u64>),
     Sees(&'static str, View),
     RecIs(&'static str, RecordingState),
     RecordedMs(&'static str, u64),
@@ -313,6 +316,7 @@ fn check(fx: &Fx, case: &str, reply: Option<&Reply>, out: &[Output], x: &Expect)
         Expect::CloudBy(p) => assert_eq!(doc.cloud.started_by, Some(id(p)), "{case}"),
         Expect::CloudOwner(p) => assert_eq!(doc.cloud.owner, Some(id(p)), "{case}"),
         Expect::RemainingS(s) => assert_eq!(doc.cloud.remaining_s, *s, "{case}: remaining_s"),
+        Expect::RecordS(s) => assert_eq!(fx.e.remaining_record_s(), *s, "{case}: record_s"),
         Expect::Sees(p, v) => assert_eq!(doc.views.get(&id(p)), Some(v), "{case}: view of {p}"),
         Expect::RecIs(r, s) => assert_eq!(fx.rec(r, case).state, *s, "{case}: state of {r}"),
         Expect::RecordedMs(r, ms) => assert_eq!(fx.rec(r, case).recorded_ms, *ms, "{case}"),
@@ -500,6 +504,39 @@ fn c8_cloud_quota() {
             ("unlimited", &[Roster(|m| m.account.cloud_quota_bytes = Some(None))], Do("u-1", STATUS), OK, &[RemainingS(None)]),
             ("tier table when the snapshot has no quota", &[Roster(|m| m.account.tier = Some("free".into()))], Do("u-1", STATUS), OK, &[RemainingS(Some(GIB / 83_333))]),
             ("this meeting's cloud bytes count", &[Roster(|m| m.account.cloud_quota_bytes = Some(Some(2_000_000))), Step::Ok("u-1", START_CLOUD), In(|| seal(500_000, 4_000, &["r-1"])), Step::Ok("u-1", STOP)], Do("u-1", START_CLOUD), OK, &[RemainingS(Some(12))]),
+        ],
+    );
+}
+
+fn room(room_bytes: u64) -> Input {
+    Input::Storage { room_bytes }
+}
+
+#[test]
+#[rustfmt::skip]
+fn d_disk_budget() {
+    let approve3 = r#"{"action":"approve_cloud","requester":"u-3"}"#;
+    // The reference bitrate is 83 333 B/s: a start needs 60 s = 4 999 980 bytes of room, a
+    // running recording stops below 4 s = 333 332 bytes.
+    table(
+        "7 disk budget",
+        &[
+            ("nothing known, nothing refused", &[], Do("u-1", START_LOCAL), OK, &[RecordS(None)]),
+            ("local start refused", &[In(|| room(4_999_979))], Do("u-1", START_LOCAL), DISK_FULL, &[Msg("room for less than 1 minute of recording"), Msg("raise storage.max_bytes"), NoEff("SaveRecording")]),
+            ("cloud start refused", &[In(|| room(4_999_979))], Do("u-1", START_CLOUD), DISK_FULL, &[Cloud(CloudState::Idle)]),
+            ("exactly a minute fits", &[In(|| room(4_999_980))], Do("u-1", START_CLOUD), OK, &[Cloud(CloudState::Recording)]),
+            ("approval refused", &[Step::Ok("u-3", REQUEST), In(|| room(1_000))], Do("u-1", approve3), DISK_FULL, &[Pending(&["u-3"])]),
+            ("request refused up front", &[In(|| room(1_000))], Do("u-3", REQUEST), DISK_FULL, &[Pending(&[])]),
+            ("checked before the microphone (M1)", &[In(|| Input::MicMuted(true)), In(|| room(0))], Do("u-1", START_LOCAL), DISK_FULL, &[]),
+            ("room coming back allows starts again", &[In(|| room(0)), In(|| room(10_000_000))], Do("u-1", START_LOCAL), OK, &[]),
+            ("running recordings stop before the disk is exhausted", &[Step::Ok("u-1", START_CLOUD), Step::Ok("u-1", ALLOW_U2), Step::Ok("u-2", START_LOCAL), Wait(20_000)], In(|| room(333_331)), OK, &[EvReason(EventType::RecordingStopped, "disk_full"), RecIs("r-1", RecordingState::Stopped), RecIs("r-2", RecordingState::Stopped), Eff("CompleteCloud"), NoEff("Discard"), Capture(&[])]),
+            ("keeps going while the headroom fits", &[Step::Ok("u-1", START_CLOUD)], In(|| room(333_332)), OK, &[Cloud(CloudState::Recording), NoEv(EventType::RecordingStopped)]),
+            ("paused recordings stop too", &[Step::Ok("u-1", START_CLOUD), Step::Ok("u-1", PAUSE)], In(|| room(0)), OK, &[RecIs("r-1", RecordingState::Stopped)]),
+            ("nothing live, nothing happens", &[], In(|| room(0)), OK, &[NoEv(EventType::RecordingStopped), RecordS(Some(0))]),
+            ("kept local recording converts at meeting end", &[Step::Ok("u-1", START_LOCAL), Wait(20_000), In(|| room(0))], Roster(|m| m.state = MeetingState::Ended), OK, &[Eff("Convert"), RecIs("r-1", RecordingState::Converting)]),
+            ("a sealed segment raising the bitrate stops it", &[In(|| room(5_000_000)), Step::Ok("u-1", START_LOCAL)], In(|| seal(2_000_000, 1_000, &["r-1"])), OK, &[EvReason(EventType::RecordingStopped, "disk_full")]),
+            ("remaining time at the reference bitrate", &[In(|| room(83_333 * 600))], Do("u-1", STATUS), OK, &[RecordS(Some(600))]),
+            ("bitrate measured from local segments too", &[In(|| room(5_000_000)), Step::Ok("u-1", START_LOCAL), In(|| seal(100_000, 1_000, &["r-1"]))], In(|| room(6_000_000)), OK, &[RecordS(Some(60)), RemainingS(Some(400 * GIB / 83_333))]),
         ],
     );
 }

@@ -1,0 +1,299 @@
+//! The device pipelines of one capture: starting them, noticing a device lost, restarting it.
+//!
+//! Owns: one small pipeline per device (camera, content, microphone) feeding the encode
+//! pipeline's inter channels, their generations, and which of them are lost. Must not touch:
+//! the encode pipeline, segments, facts (the actor turns [`InputEvent`]s into facts).
+//!
+//! A lost device's pipeline is dropped at once (releasing the node, so a replug gets the same
+//! path); the actor's tick calls [`DeviceInputs::retry`], and a device counts as back only when
+//! a buffer has reached its inter sink, not when its pipeline merely starts.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use gst::prelude::*;
+use gstreamer as gst;
+
+use super::actor::Msg;
+use super::devices::{self, CameraChoice, DeviceError, Limits};
+use super::sources::{self, Channels};
+use super::{MediaError, MediaSettings};
+use crate::protocol::DeviceHealth;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Camera,
+    Content,
+    Microphone,
+}
+
+/// What happened to a device while capturing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum InputEvent {
+    Lost { device: String, message: String },
+    Back { device: String },
+}
+
+struct Input {
+    kind: Kind,
+    /// Path or ALSA name, as reported in facts.
+    device: String,
+    /// The pipeline feeding the channel; `None` while the device is away.
+    pipeline: Option<gst::Pipeline>,
+    generation: u64,
+    /// Reported lost and not yet back.
+    lost: bool,
+}
+
+/// The device pipelines of the capture running now.
+pub(crate) struct DeviceInputs {
+    inputs: Vec<Input>,
+    channels: Channels,
+    settings: MediaSettings,
+    tx: mpsc::Sender<Msg>,
+    next_generation: u64,
+}
+
+/// The configured size and rate, within which a camera format is chosen.
+pub(crate) fn limits(s: &MediaSettings) -> Limits {
+    Limits {
+        width: s.width,
+        height: s.height,
+        framerate: s.framerate,
+    }
+}
+
+/// The ALSA device used: configured, else `default`.
+pub(crate) fn microphone_name(s: &MediaSettings) -> &str {
+    s.microphone.as_deref().unwrap_or("default")
+}
+
+impl DeviceInputs {
+    /// Check and start every device. A missing camera or microphone fails the start (the
+    /// recording cannot begin without them); a missing content input starts as lost, since
+    /// sharing is optional: it comes in once the device appears.
+    pub fn start(
+        settings: &MediaSettings,
+        channels: &Channels,
+        tx: &mpsc::Sender<Msg>,
+    ) -> Result<(DeviceInputs, Vec<InputEvent>), DeviceError> {
+        let limits = limits(settings);
+        let camera = devices::choose_camera(
+            settings.camera.as_deref(),
+            settings.content.as_deref(),
+            limits,
+        )?;
+        let mic = microphone_name(settings).to_owned();
+        devices::check_microphone(&mic)?;
+        let mut me = DeviceInputs {
+            inputs: Vec::new(),
+            channels: channels.clone(),
+            settings: settings.clone(),
+            tx: tx.clone(),
+            next_generation: 0,
+        };
+        let mut events = Vec::new();
+        me.add(Kind::Camera, path_str(&camera.path));
+        me.add(Kind::Microphone, mic);
+        if let Some(content) = &settings.content {
+            me.add(Kind::Content, path_str(content));
+        }
+        for i in 0..me.inputs.len() {
+            if let Err(message) = me.launch(i) {
+                let input = &mut me.inputs[i];
+                let error = match input.kind {
+                    Kind::Content => None,
+                    Kind::Camera => Some(DeviceError::CameraOpen {
+                        path: PathBuf::from(&input.device),
+                        message: message.clone(),
+                    }),
+                    Kind::Microphone => Some(DeviceError::Microphone {
+                        name: input.device.clone(),
+                        message: message.clone(),
+                    }),
+                };
+                if let Some(e) = error {
+                    me.stop();
+                    return Err(e);
+                }
+                input.lost = true;
+                events.push(InputEvent::Lost {
+                    device: input.device.clone(),
+                    message,
+                });
+            }
+        }
+        Ok((me, events))
+    }
+
+    fn add(&mut self, kind: Kind, device: String) {
+        self.inputs.push(Input {
+            kind,
+            device,
+            pipeline: None,
+            generation: 0,
+            lost: false,
+        });
+    }
+
+    /// Build and start the pipeline of input `i`; `Err` says why not.
+    fn launch(&mut self, i: usize) -> Result<(), String> {
+        self.next_generation += 1;
+        let generation = self.next_generation;
+        let (kind, device) = (self.inputs[i].kind, self.inputs[i].device.clone());
+        let pipeline = self.build(kind, &device).map_err(|e| e.to_string())?;
+        watch(&pipeline, generation, &self.tx).map_err(|e| e.to_string())?;
+        if pipeline.set_state(gst::State::Playing).is_err() {
+            let _ = pipeline.set_state(gst::State::Null);
+            return Err(format!("{device} refused to start streaming"));
+        }
+        let input = &mut self.inputs[i];
+        input.pipeline = Some(pipeline);
+        input.generation = generation;
+        tracing::info!(device = %device, ?kind, generation, "device input started");
+        Ok(())
+    }
+
+    fn build(&self, kind: Kind, device: &str) -> Result<gst::Pipeline, MediaError> {
+        let s = &self.settings;
+        let ch = &self.channels;
+        let camera = |path: &str, channel: &str, name: &str| {
+            let choice: CameraChoice =
+                devices::choose_camera(Some(Path::new(path)), None, limits(s))
+                    .map_err(|e| MediaError::Pipeline(e.to_string()))?;
+            tracing::info!(device = path, format = %choice.caps(), "camera format chosen");
+            sources::camera_pipeline(&choice, s, channel, name)
+        };
+        match kind {
+            Kind::Camera => camera(device, &ch.camera, "camera"),
+            Kind::Content => camera(device, &ch.content, "content"),
+            Kind::Microphone => {
+                devices::check_microphone(device)
+                    .map_err(|e| MediaError::Pipeline(e.to_string()))?;
+                sources::microphone_pipeline(device, &ch.microphone, "microphone")
+            }
+        }
+    }
+
+    /// A bus message of a device pipeline: an error or an end means the device is lost.
+    pub fn on_message(&mut self, generation: u64, msg: &gst::Message) -> Option<InputEvent> {
+        let message = match msg.view() {
+            gst::MessageView::Error(e) => {
+                format!("{} ({})", e.error(), e.debug().unwrap_or_default())
+            }
+            gst::MessageView::Eos(_) => "the device stopped sending".to_owned(),
+            gst::MessageView::Warning(w) => {
+                tracing::warn!(warning = %w.error(), "device input warning");
+                return None;
+            }
+            _ => return None,
+        };
+        let input = self
+            .inputs
+            .iter_mut()
+            .find(|i| i.generation == generation && i.pipeline.is_some())?;
+        if let Some(p) = input.pipeline.take() {
+            // Null releases the device node, so the same path can come back.
+            let _ = p.set_state(gst::State::Null);
+        }
+        if input.lost {
+            tracing::debug!(device = %input.device, %message, "device still not usable");
+            return None;
+        }
+        input.lost = true;
+        tracing::warn!(device = %input.device, %message, "device lost; capture goes on without it");
+        Some(InputEvent::Lost {
+            device: input.device.clone(),
+            message,
+        })
+    }
+
+    /// The first buffer of a (re)started device pipeline reached its channel.
+    pub fn on_flowing(&mut self, generation: u64) -> Option<InputEvent> {
+        let input = self
+            .inputs
+            .iter_mut()
+            .find(|i| i.generation == generation && i.pipeline.is_some())?;
+        if !input.lost {
+            return None;
+        }
+        input.lost = false;
+        tracing::info!(device = %input.device, "device back");
+        Some(InputEvent::Back {
+            device: input.device.clone(),
+        })
+    }
+
+    /// Try again to start every lost device that has no pipeline.
+    pub fn retry(&mut self) {
+        for i in 0..self.inputs.len() {
+            if self.inputs[i].pipeline.is_none() {
+                if let Err(message) = self.launch(i) {
+                    tracing::debug!(device = %self.inputs[i].device, %message, "device not back yet");
+                }
+            }
+        }
+    }
+
+    /// Health of the camera or microphone of this capture (content has no status field).
+    pub fn health(&self, kind: Kind) -> Option<DeviceHealth> {
+        let input = self.inputs.iter().find(|i| i.kind == kind)?;
+        if !input.lost {
+            return Some(DeviceHealth::Ok);
+        }
+        let gone = match kind {
+            Kind::Microphone => devices::check_microphone(&input.device)
+                .err()
+                .is_some_and(|e| e.health() == DeviceHealth::Missing),
+            _ => !Path::new(&input.device).exists(),
+        };
+        Some(if gone {
+            DeviceHealth::Missing
+        } else {
+            DeviceHealth::Error
+        })
+    }
+
+    /// Stop every device pipeline (the capture is over).
+    pub fn stop(&mut self) {
+        for input in &mut self.inputs {
+            if let Some(p) = input.pipeline.take() {
+                let _ = p.set_state(gst::State::Null);
+            }
+        }
+    }
+}
+
+impl Drop for DeviceInputs {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn path_str(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// Forward the pipeline's bus messages and its first buffer to the actor, tagged.
+fn watch(
+    pipeline: &gst::Pipeline,
+    generation: u64,
+    tx: &mpsc::Sender<Msg>,
+) -> Result<(), MediaError> {
+    let bus = pipeline
+        .bus()
+        .ok_or_else(|| MediaError::Pipeline("device pipeline has no bus".into()))?;
+    let bus_tx = tx.clone();
+    bus.set_sync_handler(move |_, m| {
+        let _ = bus_tx.send(Msg::Input(generation, m.clone()));
+        gst::BusSyncReply::Drop
+    });
+    let pad = sources::sink_pad_of(pipeline)
+        .ok_or_else(|| MediaError::Pipeline("device pipeline has no sink".into()))?;
+    let flow_tx = tx.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        let _ = flow_tx.send(Msg::Flowing(generation));
+        gst::PadProbeReturn::Remove
+    });
+    Ok(())
+}

@@ -1,0 +1,200 @@
+//! Where pictures and sound enter the encode pipeline: test sources, or devices behind
+//! inter channels.
+//!
+//! Owns: the input elements of the encode pipeline per [`Source`], and for real devices the
+//! small per-device pipelines (`v4l2src`/`alsasrc` → convert → `intervideosink`/
+//! `interaudiosink`). Must not touch: encoding, segments, the actor's bookkeeping.
+//!
+//! Why devices run in pipelines of their own: a camera that is unplugged makes `v4l2src` fail,
+//! and an error inside the encode pipeline would stop the recording. Across an inter channel
+//! the encode pipeline never sees the device: `intervideosrc` repeats the last frame and after
+//! a second sends black ("no signal"), `interaudiosrc` sends silence, timestamps run on, and
+//! when the device is back a fresh device pipeline feeds the same channel: capture resumes
+//! inside the same segments and recording. The test source stays in the encode pipeline
+//! itself (nothing to lose; one pipeline is what the benchmark compares with gst-launch).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use gst::prelude::*;
+use gstreamer as gst;
+
+use super::devices::CameraChoice;
+use super::pipeline::make;
+use super::{MediaError, MediaSettings, Source};
+
+/// What the inter channels carry; both ends fix it so neither renegotiates.
+fn audio_caps() -> gst::Caps {
+    gst::Caps::builder("audio/x-raw")
+        .field("format", "S16LE")
+        .field("layout", "interleaved")
+        .field("rate", 48_000i32)
+        .field("channels", 2i32)
+        .build()
+}
+
+/// I420 at the configured size and rate: what the encoders (and the compositor) take.
+pub(crate) fn video_caps(settings: &MediaSettings) -> gst::Caps {
+    // I420: x264enc fed anything else may pick High 4:4:4, which few players decode.
+    gst::Caps::builder("video/x-raw")
+        .field("format", "I420")
+        .field("width", settings.width as i32)
+        .field("height", settings.height as i32)
+        .field(
+            "framerate",
+            gst::Fraction::new(settings.framerate as i32, 1),
+        )
+        .build()
+}
+
+pub(crate) fn capsfilter(caps: &gst::Caps) -> Result<gst::Element, MediaError> {
+    let filter = make("capsfilter")?;
+    filter.set_property("caps", caps);
+    Ok(filter)
+}
+
+/// The inter channel names of one capture; unique in the process (channels are global).
+#[derive(Clone, Debug)]
+pub(crate) struct Channels {
+    pub camera: String,
+    pub content: String,
+    pub microphone: String,
+}
+
+impl Channels {
+    pub fn new() -> Channels {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        Channels {
+            camera: format!("roomrec-{n}-camera"),
+            content: format!("roomrec-{n}-content"),
+            microphone: format!("roomrec-{n}-microphone"),
+        }
+    }
+}
+
+/// The camera picture inside the encode pipeline (raw, any format), first to last.
+pub(crate) fn camera_input(
+    settings: &MediaSettings,
+    ch: &Channels,
+) -> Result<Vec<gst::Element>, MediaError> {
+    match settings.source {
+        Source::Test => {
+            let src = make("videotestsrc")?;
+            src.set_property("is-live", true);
+            // A moving picture, so the encoder does real work and frames differ.
+            src.set_property_from_str("pattern", "ball");
+            Ok(vec![src])
+        }
+        Source::V4l2 => inter_video(&ch.camera),
+    }
+}
+
+/// The shared content inside the encode pipeline, when a content source is configured.
+pub(crate) fn content_input(
+    settings: &MediaSettings,
+    ch: &Channels,
+) -> Result<Option<Vec<gst::Element>>, MediaError> {
+    if settings.content.is_none() {
+        return Ok(None);
+    }
+    match settings.source {
+        Source::Test => {
+            let src = make("videotestsrc")?;
+            src.set_property("is-live", true);
+            // One flat colour, unlike the camera's ball on black: tests tell them apart.
+            src.set_property_from_str("pattern", "solid-color");
+            src.set_property("foreground-color", CONTENT_TEST_ARGB);
+            Ok(Some(vec![src]))
+        }
+        Source::V4l2 => inter_video(&ch.content).map(Some),
+    }
+}
+
+/// The test content's colour (ARGB): a mid blue.
+pub const CONTENT_TEST_ARGB: u32 = 0xff20_40c0;
+
+/// The microphone inside the encode pipeline (raw audio), first to last.
+pub(crate) fn audio_input(
+    settings: &MediaSettings,
+    ch: &Channels,
+) -> Result<Vec<gst::Element>, MediaError> {
+    match settings.source {
+        Source::Test => {
+            let src = make("audiotestsrc")?;
+            src.set_property("is-live", true);
+            src.set_property_from_str("wave", "sine");
+            Ok(vec![src])
+        }
+        Source::V4l2 => {
+            let src = make("interaudiosrc")?;
+            src.set_property("channel", &ch.microphone);
+            Ok(vec![src, capsfilter(&audio_caps())?])
+        }
+    }
+}
+
+fn inter_video(channel: &str) -> Result<Vec<gst::Element>, MediaError> {
+    let src = make("intervideosrc")?;
+    src.set_property("channel", channel);
+    Ok(vec![src])
+}
+
+/// A device pipeline: `v4l2src` → (`jpegdec`) → convert, scale, rate → `intervideosink`.
+/// Scaling happens here, once, so the encode pipeline always gets the configured picture.
+pub(crate) fn camera_pipeline(
+    choice: &CameraChoice,
+    settings: &MediaSettings,
+    channel: &str,
+    name: &str,
+) -> Result<gst::Pipeline, MediaError> {
+    let src = make("v4l2src")?;
+    src.set_property("device", choice.path.to_string_lossy().as_ref());
+    let mut chain = vec![src, capsfilter(&choice.caps())?];
+    if choice.is_mjpeg() {
+        chain.push(make("jpegdec")?);
+    }
+    for factory in ["videoconvert", "videoscale", "videorate"] {
+        chain.push(make(factory)?);
+    }
+    chain.push(capsfilter(&video_caps(settings))?);
+    let sink = make("intervideosink")?;
+    sink.set_property("channel", channel);
+    chain.push(sink);
+    device_pipeline(name, &chain)
+}
+
+/// A device pipeline: `alsasrc` → convert, resample → `interaudiosink`.
+pub(crate) fn microphone_pipeline(
+    device: &str,
+    channel: &str,
+    name: &str,
+) -> Result<gst::Pipeline, MediaError> {
+    let src = make("alsasrc")?;
+    src.set_property("device", device);
+    let sink = make("interaudiosink")?;
+    sink.set_property("channel", channel);
+    let chain = [
+        src,
+        make("audioconvert")?,
+        make("audioresample")?,
+        capsfilter(&audio_caps())?,
+        sink,
+    ];
+    device_pipeline(name, &chain)
+}
+
+fn device_pipeline(name: &str, chain: &[gst::Element]) -> Result<gst::Pipeline, MediaError> {
+    let err = |e: &dyn std::fmt::Display| MediaError::Pipeline(e.to_string());
+    let pipeline = gst::Pipeline::with_name(name);
+    // The system clock, like the encode pipeline: no drift between the two sides.
+    pipeline.use_clock(Some(&gst::SystemClock::obtain()));
+    pipeline.add_many(chain).map_err(|e| err(&e))?;
+    gst::Element::link_many(chain).map_err(|e| err(&e))?;
+    Ok(pipeline)
+}
+
+/// The sink pad of a device pipeline's last element, where a probe sees frames arrive.
+pub(crate) fn sink_pad_of(pipeline: &gst::Pipeline) -> Option<gst::Pad> {
+    let sink = pipeline.iterate_sinks().into_iter().flatten().next()?;
+    sink.static_pad("sink")
+}
