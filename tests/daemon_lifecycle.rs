@@ -234,7 +234,7 @@ async fn an_uncatalogued_segment_file_is_never_overwritten() {
     .await;
     assert_eq!(device.stop(), Some(0));
     // As if the power went after a segment was written but before its row was committed.
-    let orphan = device.storage().join("segments/00000001.mkv");
+    let orphan = device.storage().join("segments/00000001.ts");
     std::fs::write(&orphan, b"media written before a power cut").unwrap();
     c.restart(&mut device).await;
     c.licence("2099-01-01T00:00:00Z").await;

@@ -346,3 +346,32 @@ async fn a_recording_is_released_only_after_its_last_segment_is_sealed() {
         "B kept recording after A was released: {facts:#?}"
     );
 }
+
+/// Crash safety: a segment cut off at an arbitrary byte (kill -9 or power loss mid-write)
+/// still plays up to the cut and converts to an MP4.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segment_cut_short_by_a_crash_still_plays_and_converts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, rx) = mpsc::channel(64);
+    let handle = media::spawn(small(dir.path()), 0, tx).unwrap();
+    handle.send(capture(&["A"]));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let all = sealed(&finish(handle, rx).await);
+    let whole = &all[0];
+    let bytes = std::fs::read(&whole.abs_path).unwrap();
+    // Not on a packet boundary: the last packet is torn, as a crash leaves it.
+    let cut = bytes.len() * 3 / 5 + 77;
+    let torn = dir.path().join("torn.ts");
+    std::fs::write(&torn, &bytes[..cut]).unwrap();
+    let info = media::probe(&torn).expect("the torn segment plays");
+    assert!(info.video.is_some(), "{info:?}");
+    assert!(
+        info.duration_ms > 0 && info.duration_ms < whole.duration_ms,
+        "torn {} ms of {} ms",
+        info.duration_ms,
+        whole.duration_ms
+    );
+    let mp4 = dir.path().join("torn.mp4");
+    let converted = media::convert(&[torn], &mp4, &CancellationToken::new()).expect("converts");
+    assert!(converted.duration_ms > 0);
+}

@@ -15,7 +15,7 @@ if [ "$boot" = 1 ]; then
   rid=$(json_get "$reply" 'd["state"]["local"][0]["recording_id"]')
   echo "$rid" > "$R/recording-id"
   ok "local recording $rid started"
-  sealed() { [ "$(find "$R/storage/segments" -name '*.mkv' 2>/dev/null | wc -l)" -ge 6 ]; }
+  sealed() { [ "$(find "$R/storage/segments" -name '[0-9]*.*' 2>/dev/null | wc -l)" -ge 6 ]; }
   wait_for 120 "6 segment files" sealed
   sleep 1.5   # mid-segment
   ls -l "$R/storage/segments" > "$R/segments-before-reset.txt"
