@@ -462,7 +462,7 @@ fn the_minimal_file_loads_with_all_defaults() {
         (1280, 720, 30)
     );
     assert_eq!(media.video_bitrate_kbps, 2500);
-    assert_eq!(media.audio_codec, AudioCodec::Opus);
+    assert_eq!(media.audio_codec, AudioCodec::Aac);
     assert_eq!(media.encoder, VideoEncoder::Auto);
     assert_eq!((&media.camera, &media.microphone), (&None, &None));
 

@@ -218,27 +218,8 @@ impl MediaConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MediaSource {
-    /// GStreamer test sources: no hardware needed.
-    Test,
-    /// A V4L2 camera and an ALSA microphone.
-    V4l2,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AudioCodec {
-    Opus,
-    Aac,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum VideoEncoder {
-    /// The first H.264 encoder found (media decides the order).
-    Auto,
-    X264,
-    OpenH264,
-}
+/// The media choices are media's own types: one definition, no mapping to keep in step.
+pub use crate::media::{AudioCodec, Source as MediaSource, VideoEncoder};
 
 /// `[upload]`: the S3-compatible target of cloud recordings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -555,7 +536,7 @@ fn read_media(doc: &mut Doc) -> Option<MediaConfig> {
     let height = doc.even("media.height", 720, 120..=2160);
     let framerate = doc.uint("media.framerate", 30, 1..=60, "frames per second");
     let bitrate = doc.uint("media.video_bitrate_kbps", 2500, 100..=20_000, "kbit/s");
-    let audio_codec = doc.choice("media.audio_codec", values::AUDIO_CODECS, AudioCodec::Opus);
+    let audio_codec = doc.choice("media.audio_codec", values::AUDIO_CODECS, AudioCodec::Aac);
     let encoder = doc.choice("media.encoder", values::ENCODERS, VideoEncoder::Auto);
     let camera = doc
         .opt_str("media.camera", values::DEVICE_PATH_HINT)

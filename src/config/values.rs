@@ -31,6 +31,8 @@ pub const AUDIO_CODECS: &[(&str, AudioCodec)] =
     &[("opus", AudioCodec::Opus), ("aac", AudioCodec::Aac)];
 pub const ENCODERS: &[(&str, VideoEncoder)] = &[
     ("auto", VideoEncoder::Auto),
+    ("v4l2", VideoEncoder::V4l2),
+    ("vaapi", VideoEncoder::Vaapi),
     ("x264", VideoEncoder::X264),
     ("openh264", VideoEncoder::OpenH264),
 ];

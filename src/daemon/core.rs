@@ -26,7 +26,8 @@ use crate::config::StorageConfig;
 use crate::control::{Destination, Inbound, Outbound, ResponseAddr, Topic};
 use crate::media::{MediaCommand, MediaFact, MediaHandle, SealedFile};
 use crate::protocol::{
-    Action, Command, ErrorBody, ErrorCode, Id, MeetingState, RecordingKind, Reply, Timestamp,
+    Action, Command, DeviceHealth, ErrorBody, ErrorCode, Id, MeetingState, RecordingKind, Reply,
+    Timestamp,
 };
 use crate::rules::{CommandContext, Effect, Engine, Input, Now, Output, SealedSegment};
 use crate::upload::{UploadCommand, UploadFact, UploadHandle};
@@ -342,6 +343,11 @@ impl Core {
                 self.to_uploader(UploadCommand::Delete { recording_id })
             }
             Effect::SaveMeeting { meeting, .. } => {
+                // D2/D3: the content is shown (or recorded as its own stream) while sharing.
+                let sharing = meeting
+                    .as_ref()
+                    .is_some_and(|m| m.sharing && m.state == MeetingState::Active);
+                self.media.send(MediaCommand::SetSharing(sharing));
                 // Only the uploader cares (bandwidth share); without one there is nothing to do.
                 if let Some(uploader) = &self.uploader {
                     let live = meeting.is_some_and(|m| m.state == MeetingState::Active);
@@ -488,9 +494,27 @@ impl Core {
                 error!(%message, "the disk is full; recordings stop and keep what they have");
                 self.feed(Input::DiskFull, None).await;
             }
-            MediaFact::Devices { camera, microphone } => info!(?camera, ?microphone, "devices"),
-            MediaFact::DeviceLost { device, message } => warn!(%device, %message, "device lost"),
-            MediaFact::DeviceBack { device } => info!(%device, "device back"),
+            MediaFact::Devices { camera, microphone } => {
+                info!(?camera, ?microphone, "capture devices");
+                self.status.camera = camera;
+                self.status.microphone = microphone;
+                let missing = missing_devices(camera, microphone);
+                self.feed(Input::DevicesMissing(missing), None).await;
+                self.publish_status().await;
+            }
+            MediaFact::DeviceLost { device, message } => {
+                warn!(%device, %message, "capture device lost; recording goes on without it");
+                let input = Input::DeviceChanged {
+                    device,
+                    back: false,
+                };
+                self.feed(input, None).await;
+            }
+            MediaFact::DeviceBack { device } => {
+                info!(%device, "capture device back");
+                self.feed(Input::DeviceChanged { device, back: true }, None)
+                    .await;
+            }
         }
     }
 
@@ -682,6 +706,18 @@ impl Core {
         self.conversions.wait_all().await;
         info!("recordings stopped and catalogued");
     }
+}
+
+/// Names of the capture devices that are not usable, for the rules' `device_unavailable`.
+fn missing_devices(camera: DeviceHealth, microphone: DeviceHealth) -> Vec<String> {
+    let mut missing = Vec::new();
+    if camera != DeviceHealth::Ok {
+        missing.push("the camera".to_owned());
+    }
+    if microphone != DeviceHealth::Ok {
+        missing.push("the microphone".to_owned());
+    }
+    missing
 }
 
 /// Effects that need every segment of their recording sealed first.

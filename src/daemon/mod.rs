@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::catalog::{Catalog, CatalogError, OrphanFile, SEGMENTS_DIR};
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::control::{self, ControlError, ControlSettings};
 use crate::media::{self, MediaError, MediaSettings};
 use crate::rules::{Engine, Input, RulesConfig};
@@ -201,16 +201,14 @@ fn media_settings(config: &Config) -> MediaSettings {
         height: m.height,
         framerate: m.framerate,
         video_bitrate_kbps: m.video_bitrate_kbps,
-        audio: match m.audio_codec {
-            config::AudioCodec::Opus => media::AudioCodec::Opus,
-            config::AudioCodec::Aac => media::AudioCodec::Aac,
-        },
-        encoder: match m.encoder {
-            config::VideoEncoder::Auto => media::VideoEncoder::Auto,
-            config::VideoEncoder::X264 => media::VideoEncoder::X264,
-            config::VideoEncoder::OpenH264 => media::VideoEncoder::OpenH264,
-        },
-        ..MediaSettings::default()
+        audio: m.audio_codec,
+        encoder: m.encoder,
+        source: m.source,
+        camera: m.camera.clone(),
+        microphone: m.microphone.clone(),
+        content: m.content.clone(),
+        pip: m.pip,
+        multistream: m.multistream,
     }
 }
 

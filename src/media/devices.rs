@@ -406,11 +406,6 @@ pub fn camera_health(path: Option<&Path>, exclude: Option<&Path>, limits: Limits
     }
 }
 
-/// Whether a V4L2 content device is present and usable (same rules as a camera).
-pub fn content_health(path: &Path, limits: Limits) -> DeviceHealth {
-    camera_health(Some(path), None, limits)
-}
-
 /// ALSA PCMs that capture (`arecord -L`).
 fn microphones() -> Vec<Microphone> {
     let Ok(hints) = alsa::device_name::HintIter::new_str(None, "pcm") else {

@@ -42,7 +42,7 @@ pub(crate) use seal::seal_file;
 pub use sources::CONTENT_TEST_ARGB;
 
 /// Where the pictures and sound come from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
     /// `videotestsrc` (a moving ball) and `audiotestsrc` (a sine), both live: for tests and
     /// for a device without a camera. With `content` set, a second `videotestsrc` (one flat

@@ -109,8 +109,8 @@ impl Capture {
         };
         if sharing {
             // Even sizes and a margin of 1/32: the corner picture stays clear of the edge.
-            let (cw, chh) = (w / 4 & !1, h / 4 & !1);
-            let (mx, my) = (w / 32 & !1, h / 32 & !1);
+            let (cw, chh) = ((w / 4) & !1, (h / 4) & !1);
+            let (mx, my) = ((w / 32) & !1, (h / 32) & !1);
             set(&p.content, (0, 0, w, h), 1.0);
             set(&p.camera, (w - cw - mx, h - chh - my, cw, chh), 1.0);
         } else {

@@ -211,6 +211,7 @@ impl Engine {
                 "the meeting creator's cloud storage is full; free space or add storage to record to the cloud, or record locally",
             )); // C8
         }
+        self.check_devices()?;
         self.check_room() // disk budget: cloud segments are written here first
     }
 

@@ -51,6 +51,7 @@ impl Engine {
             }
         }
         self.check_device_licence(now)?; // D1
+        self.check_devices()?;
         self.check_room()?; // disk budget
         self.confirm_mic(Mic::Start { silent, unmute }, out)?; // M1
         self.create(RecordingKind::Local, actor.clone(), actor, now, out);

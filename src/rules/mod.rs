@@ -82,6 +82,7 @@ use std::collections::BTreeSet;
 
 mod cloud;
 mod commands;
+mod devices;
 mod lifecycle;
 mod local;
 mod state;
@@ -177,6 +178,15 @@ pub enum Input {
     },
     /// The microphone's capture switch as media last read it.
     MicMuted(bool),
+    /// The capture devices that are missing now (e.g. "the camera /dev/video0"); empty when
+    /// all are there. Starts are refused while any is missing.
+    DevicesMissing(Vec<String>),
+    /// A device vanished mid-recording (`back: false`) or returned (`back: true`): the
+    /// recording goes on; the host team is told.
+    DeviceChanged {
+        device: String,
+        back: bool,
+    },
     ConversionFinished {
         recording_id: Id,
         result: Result<String, String>,
@@ -257,6 +267,8 @@ pub struct Engine {
     meter: Meter,
     /// Disk budget: the last `Input::Storage`; `None` until the daemon reports one.
     room_bytes: Option<u64>,
+    /// Capture devices media reports missing, named for people.
+    missing_devices: Vec<String>,
     /// The last `SetCapture` sent.
     capture: Vec<Id>,
     /// After `Shutdown` media captures nothing more.
@@ -280,6 +292,7 @@ impl Engine {
             recs: Vec::new(),
             meter: Meter::default(),
             room_bytes: None,
+            missing_devices: Vec::new(),
             capture: Vec::new(),
             capture_stopped: false,
             last_doc: None,
@@ -313,6 +326,8 @@ impl Engine {
             Input::DiskFull => self.stop_all(StopReason::DiskFull, now, &mut out),
             Input::Storage { room_bytes } => self.set_room(room_bytes, now, &mut out),
             Input::MicMuted(muted) => self.muted = muted, // M1
+            Input::DevicesMissing(missing) => self.set_missing_devices(missing),
+            Input::DeviceChanged { device, back } => self.device_event(device, back, now, &mut out),
             Input::ConversionFinished {
                 recording_id,
                 result,
