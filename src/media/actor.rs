@@ -268,6 +268,11 @@ impl Actor {
         self.check_devices();
         let mut next_tick = Instant::now() + TICK;
         loop {
+            if Instant::now() >= next_tick {
+                // A busy queue must not starve the tick (and its fsync).
+                self.tick();
+                next_tick = Instant::now() + TICK;
+            }
             let msg = match self.deferred.pop_front() {
                 Some(m) => m,
                 None => match self
@@ -520,6 +525,9 @@ impl Actor {
             tracing::error!(location = %location.display(), "segment name is not a number");
             return;
         };
+        if let Some(r) = &self.running {
+            r.capture.request_aux_keyframe();
+        }
         // Never reuse a number: even a segment that is never sealed keeps its file.
         self.next_seq = seq + 1;
         if let Some(r) = &mut self.running {

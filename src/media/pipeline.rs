@@ -37,6 +37,9 @@ pub(crate) struct Capture {
     splitmux: gst::Element,
     /// With picture-in-picture: the compositor's content and camera pads.
     pip: Option<Pip>,
+    /// Multi-stream: the content stream's parser, through which its encoder is asked for a
+    /// key frame at every new segment (splitmuxsink asks only the main video's).
+    aux_video: Option<gst::Element>,
 }
 
 struct Pip {
@@ -62,17 +65,18 @@ impl Capture {
             .map_err(|e| MediaError::Pipeline(e.to_string()))?;
         let camera = sources::camera_input(settings, ch)?;
         let content = sources::content_input(settings, ch)?;
+        let mut aux_video = None;
         let pip = match content {
             Some(content) if settings.multistream => {
                 add_video_branch(&pipeline, settings, encoder, camera, &splitmux, "video")?;
-                add_video_branch(
+                aux_video = Some(add_video_branch(
                     &pipeline,
                     settings,
                     encoder,
                     content,
                     &splitmux,
                     "video_aux_%u",
-                )?;
+                )?);
                 None
             }
             Some(content) if settings.pip => Some(add_pip_branch(
@@ -90,9 +94,27 @@ impl Capture {
             volume,
             splitmux,
             pip,
+            aux_video,
         };
         capture.set_sharing(state.sharing);
         Ok(capture)
+    }
+
+    /// Multi-stream: a key frame on the content stream now, so a new segment's content
+    /// stream plays from its start however short the segment is.
+    pub fn request_aux_keyframe(&self) {
+        let Some(parser) = &self.aux_video else {
+            return;
+        };
+        let request = gst::Structure::builder("GstForceKeyUnit")
+            .field("all-headers", true)
+            .build();
+        // Upstream from the parser's src pad, as splitmuxsink does for the main stream.
+        if let Some(pad) = parser.static_pad("src") {
+            if !pad.send_event(gst::event::CustomUpstream::new(request)) {
+                tracing::debug!("the content encoder did not take a key frame request");
+            }
+        }
     }
 
     /// D2: the content full frame with the camera in the bottom-right quarter-size corner, or
@@ -279,8 +301,13 @@ fn splitmux_sink(settings: &MediaSettings, start_index: u64) -> Result<gst::Elem
     // MPEG-TS: HLS players take it as is, and a file cut short by a crash is a run of
     // self-contained 188-byte packets that plays up to the cut.
     let muxer = make(SEGMENT_MUXER)?;
+    // Unbuffered: every muxed packet reaches the kernel at once, so a killed process loses
+    // nothing it wrote, and the actor's fsync each second bounds a power cut to about that.
+    let file = make("filesink")?;
+    // file.set_property_from_str("buffer-mode", "unbuffered");
     let sink = make("splitmuxsink")?;
     sink.set_property("muxer", &muxer);
+    sink.set_property("sink", &file);
     sink.set_property("location", location);
     sink.set_property("start-index", start);
     sink.set_property("max-size-time", settings.segment_ms * 1_000_000);
@@ -346,13 +373,15 @@ fn add_video_branch(
     mut chain: Vec<gst::Element>,
     splitmux: &gst::Element,
     pad: &str,
-) -> Result<(), MediaError> {
+) -> Result<gst::Element, MediaError> {
     chain.push(capsfilter(&video_caps(settings))?);
     // The queue puts encoding on its own thread, so a slow frame never stalls capture.
     chain.push(make("queue")?);
     chain.extend(video_encoder(settings, which)?);
-    chain.push(make("h264parse")?);
-    add_chain(pipeline, &chain, splitmux, pad)
+    let parser = make("h264parse")?;
+    chain.push(parser.clone());
+    add_chain(pipeline, &chain, splitmux, pad)?;
+    Ok(parser)
 }
 
 /// Content and camera into a compositor whose output is encoded as the one video stream.
