@@ -37,13 +37,17 @@ inherit cargo cargo-update-recipe-crates pkgconfig systemd useradd
 
 # The H.264 encoder and the AAC path are PACKAGECONFIGs: media.encoder = "auto" takes
 # x264enc when present, else openh264enc; media.audio_codec = "aac" needs avenc_aac.
-PACKAGECONFIG ??= "${ROOMREC_H264_ENCODERS}"
+# The daemon records AAC by default (HLS players need it), so "aac" is on by default; it
+# needs LICENSE_FLAGS_ACCEPTED += "commercial", like x264.
+PACKAGECONFIG ??= "${ROOMREC_H264_ENCODERS} aac"
 # x264enc, from gst-plugins-ugly (LICENSE_FLAGS commercial, as is x264).
 PACKAGECONFIG[x264] = ",,,gstreamer1.0-plugins-ugly-x264"
 # openh264enc, from gst-plugins-bad with openh264 (meta-multimedia).
 PACKAGECONFIG[openh264] = ",,,gstreamer1.0-plugins-bad-openh264"
 # avenc_aac, from gstreamer1.0-libav (LICENSE_FLAGS commercial).
 PACKAGECONFIG[aac] = ",,,gstreamer1.0-libav"
+# VA-API hardware encoding (Intel/AMD): media.encoder = "auto" uses it when present.
+PACKAGECONFIG[vaapi] = ",,,gstreamer1.0-vaapi"
 
 # videoconvert is its own plugin up to GStreamer 1.22 (scarthgap) and part of
 # "videoconvertscale" from 1.24 on (styhead and later).
@@ -83,17 +87,25 @@ CONFFILES:${PN} = "${sysconfdir}/roomrec/roomrec.toml"
 RDEPENDS:${PN} += "\
     ${ROOMREC_GST_VIDEOCONVERT} \
     gstreamer1.0 \
+    gstreamer1.0-plugins-bad-inter \
+    gstreamer1.0-plugins-bad-mpegtsdemux \
+    gstreamer1.0-plugins-bad-mpegtsmux \
     gstreamer1.0-plugins-bad-opusparse \
     gstreamer1.0-plugins-bad-videoparsersbad \
     gstreamer1.0-plugins-base-alsa \
     gstreamer1.0-plugins-base-audioconvert \
     gstreamer1.0-plugins-base-audioresample \
     gstreamer1.0-plugins-base-audiotestsrc \
+    gstreamer1.0-plugins-base-compositor \
     gstreamer1.0-plugins-base-opus \
+    gstreamer1.0-plugins-base-videorate \
+    gstreamer1.0-plugins-base-videoscale \
     gstreamer1.0-plugins-base-videotestsrc \
     gstreamer1.0-plugins-base-volume \
     gstreamer1.0-plugins-good-audioparsers \
     gstreamer1.0-plugins-good-isomp4 \
+    gstreamer1.0-plugins-good-jpeg \
+    gstreamer1.0-plugins-good-level \
     gstreamer1.0-plugins-good-matroska \
     gstreamer1.0-plugins-good-multifile \
     gstreamer1.0-plugins-good-video4linux2 \
