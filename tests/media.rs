@@ -3,6 +3,9 @@
 //! Media is checked with the Discoverer (codec, size, duration, audio), never by file size.
 //! Run with `cargo test --test media -- --test-threads=1` (each test runs a live pipeline).
 
+mod common;
+
+use common::media::{capture, finish, id, sealed, small, FACT_TIMEOUT};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -13,53 +16,6 @@ use roomrec::protocol::Id;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-
-/// Generous bounds: they only catch a hung pipeline, never a slow machine.
-const FACT_TIMEOUT: Duration = Duration::from_secs(60);
-const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn id(s: &str) -> Id {
-    Id::parse(s).unwrap()
-}
-
-fn small(dir: &Path) -> MediaSettings {
-    MediaSettings {
-        segments_dir: dir.join("segments"),
-        width: 320,
-        height: 240,
-        framerate: 15,
-        video_bitrate_kbps: 300,
-        ..MediaSettings::default()
-    }
-}
-
-fn capture(recordings: &[&str]) -> MediaCommand {
-    MediaCommand::SetCapture {
-        recordings: recordings.iter().map(|r| id(r)).collect(),
-    }
-}
-
-/// Shut media down (bounded) and collect every fact it reported.
-async fn finish(handle: media::MediaHandle, mut rx: mpsc::Receiver<MediaFact>) -> Vec<MediaFact> {
-    tokio::time::timeout(SHUTDOWN_TIMEOUT, handle.shutdown())
-        .await
-        .expect("media shut down in time");
-    let mut facts = Vec::new();
-    while let Ok(f) = rx.try_recv() {
-        facts.push(f);
-    }
-    facts
-}
-
-fn sealed(facts: &[MediaFact]) -> Vec<SealedFile> {
-    facts
-        .iter()
-        .filter_map(|f| match f {
-            MediaFact::Sealed(s) => Some(s.clone()),
-            _ => None,
-        })
-        .collect()
-}
 
 fn sha256_of(path: &Path) -> String {
     hex::encode(Sha256::digest(std::fs::read(path).unwrap()))

@@ -5,59 +5,20 @@
 //! Pictures are checked by decoding frames and measuring colours; streams with the Discoverer.
 //! Run with `cargo test --test media_sources -- --test-threads=1`.
 
+mod common;
+
+use common::media::{capture, finish, sealed, small, FACT_TIMEOUT};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use roomrec::media::{
-    self, MediaCommand, MediaError, MediaFact, MediaSettings, SealedFile, Source, VideoEncoder,
+    self, MediaCommand, MediaError, MediaFact, MediaSettings, Source, VideoEncoder,
 };
-use roomrec::protocol::{DeviceHealth, Id};
+use roomrec::protocol::DeviceHealth;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-
-/// Generous bounds: they only catch a hung pipeline, never a slow machine.
-const FACT_TIMEOUT: Duration = Duration::from_secs(60);
-const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn small(dir: &Path) -> MediaSettings {
-    MediaSettings {
-        segments_dir: dir.join("segments"),
-        width: 320,
-        height: 240,
-        framerate: 15,
-        video_bitrate_kbps: 300,
-        ..MediaSettings::default()
-    }
-}
-
-fn capture(recordings: &[&str]) -> MediaCommand {
-    MediaCommand::SetCapture {
-        recordings: recordings.iter().map(|r| Id::parse(r).unwrap()).collect(),
-    }
-}
-
-async fn finish(handle: media::MediaHandle, mut rx: mpsc::Receiver<MediaFact>) -> Vec<MediaFact> {
-    tokio::time::timeout(SHUTDOWN_TIMEOUT, handle.shutdown())
-        .await
-        .expect("media shut down in time");
-    let mut facts = Vec::new();
-    while let Ok(f) = rx.try_recv() {
-        facts.push(f);
-    }
-    facts
-}
-
-fn sealed(facts: &[MediaFact]) -> Vec<SealedFile> {
-    facts
-        .iter()
-        .filter_map(|f| match f {
-            MediaFact::Sealed(s) => Some(s.clone()),
-            _ => None,
-        })
-        .collect()
-}
 
 fn no_failures(facts: &[MediaFact]) {
     let bad: Vec<_> = facts

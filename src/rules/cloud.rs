@@ -6,8 +6,8 @@
 use super::state::{err, DeviceLicence};
 use super::{Effect, Engine, Now, Output};
 use crate::protocol::{
-    Account, ErrorBody, ErrorCode, Event, EventType, Id, RecordingInfo, RecordingKind,
-    RecordingState, StopReason,
+    Account, ErrorBody, ErrorCode, EventType, Id, RecordingInfo, RecordingKind, RecordingState,
+    StopReason,
 };
 
 const GIB: u64 = 1 << 30;
@@ -72,11 +72,8 @@ impl Engine {
         self.cloud_available(now)?;
         self.pending.push(actor.clone());
         if self.pending.len() == 1 {
-            let mut ev = Event::new(EventType::CloudRecordRequested, now.wall, self.team());
-            ev.meeting_id = self.active().map(|m| m.meeting_id.clone());
-            ev.participant = Some(actor.clone());
-            ev.actor = Some(actor.clone());
-            out.push(Output::Event(ev));
+            let to = self.team();
+            out.push(self.request_event(EventType::CloudRecordRequested, to, actor, actor, now));
         }
         Ok(())
     }

@@ -7,7 +7,7 @@ use super::cloud::Mic;
 use super::state::err;
 use super::{Engine, Now, Output};
 use crate::protocol::{
-    ErrorBody, ErrorCode, Event, EventType, Id, LocalPolicy, RecordingKind, StopReason,
+    ErrorBody, ErrorCode, EventType, Id, LocalPolicy, RecordingKind, StopReason,
 };
 
 impl Engine {
@@ -61,15 +61,8 @@ impl Engine {
     /// L3: every refused start asks the host again; the host may have missed the last one.
     fn relay_local_request(&self, actor: &Id, now: Now, out: &mut Vec<Output>) {
         let Some(m) = self.active() else { return };
-        let mut ev = Event::new(
-            EventType::LocalRecordRequested,
-            now.wall,
-            vec![m.host.clone()],
-        );
-        ev.meeting_id = Some(m.meeting_id.clone());
-        ev.participant = Some(actor.clone());
-        ev.actor = Some(actor.clone());
-        out.push(Output::Event(ev));
+        let to = vec![m.host.clone()];
+        out.push(self.request_event(EventType::LocalRecordRequested, to, actor, actor, now));
     }
 
     /// L1: the host sets the policy; recordings it no longer permits stop (L2).
@@ -100,15 +93,14 @@ impl Engine {
         if self.policy == LocalPolicy::HostOnly {
             self.policy = LocalPolicy::Selected;
         }
-        let mut ev = Event::new(
+        let to = vec![participant.clone()];
+        out.push(self.request_event(
             EventType::LocalRecordingAllowed,
-            now.wall,
-            vec![participant.clone()],
-        );
-        ev.meeting_id = self.active().map(|m| m.meeting_id.clone());
-        ev.participant = Some(participant.clone());
-        ev.actor = Some(actor.clone());
-        out.push(Output::Event(ev));
+            to,
+            actor,
+            participant,
+            now,
+        ));
         Ok(())
     }
 

@@ -151,6 +151,22 @@ impl Engine {
         to.into_iter().collect()
     }
 
+    /// A notice about the current meeting: `actor` did something about `participant`.
+    pub(super) fn request_event(
+        &self,
+        kind: EventType,
+        to: Vec<Id>,
+        actor: &Id,
+        participant: &Id,
+        now: Now,
+    ) -> Output {
+        let mut ev = Event::new(kind, now.wall, to);
+        ev.meeting_id = self.active().map(|m| m.meeting_id.clone());
+        ev.participant = Some(participant.clone());
+        ev.actor = Some(actor.clone());
+        Output::Event(ev)
+    }
+
     pub(super) fn rec_event(&self, kind: EventType, i: usize, to: Vec<Id>, now: Now) -> Event {
         let info = &self.recs[i].info;
         let mut ev = Event::new(kind, now.wall, to);
