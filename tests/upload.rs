@@ -926,3 +926,87 @@ impl Bench {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Faults s3s-fs cannot show by itself, through a misbehaving proxy in front of it
+
+async fn rig_behind(fault: common::faulty::Fault) -> (Rig, common::faulty::FaultyLink) {
+    let s3 = S3Server::start();
+    let link = common::faulty::FaultyLink::start(s3.port, fault).await;
+    let endpoint = link.endpoint();
+    let rig = Rig::with(s3, |s| s.store.endpoint = endpoint);
+    (rig, link)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_5xx_storm_is_reported_keeps_the_queue_and_ends_in_uploads() {
+    let (mut rig, link) = rig_behind(common::faulty::Fault::Http503).await;
+    rig.seal_fixture(1, 0);
+    rig.seal_fixture(2, 1);
+    let error = rig.wait_error("503").await;
+    assert!(error.contains("retrying"), "{error}");
+    assert_eq!(
+        rig.catalog.upload_backlog().expect("backlog").0,
+        2,
+        "the queue kept both"
+    );
+    link.set(common::faulty::Fault::Pass);
+    rig.wait_uploaded(1).await;
+    rig.wait_uploaded(2).await;
+    let keys = rig.s3.keys();
+    assert!(
+        keys.contains(&rig.key(1)) && keys.contains(&rig.key(2)),
+        "{keys:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_stops_answering_is_reported_and_uploads_resume() {
+    let (mut rig, link) = rig_behind(common::faulty::Fault::Silent).await;
+    rig.seal_fixture(1, 0);
+    let error = rig
+        .wait_for("an error for the silent store", |f| {
+            matches!(
+                f,
+                UploadFact::Health {
+                    last_error: Some(_),
+                    ..
+                }
+            )
+        })
+        .await;
+    assert!(
+        matches!(error, UploadFact::Health { pending: 1, .. }),
+        "{error:?}"
+    );
+    link.set(common::faulty::Fault::Pass);
+    rig.wait_uploaded(1).await;
+    assert!(rig.s3.keys().contains(&rig.key(1)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flapping_link_still_delivers_every_segment_once_and_whole() {
+    let (mut rig, link) = rig_behind(common::faulty::Fault::DropEveryOther).await;
+    let sealed: Vec<SegmentRecord> = (1..=4)
+        .map(|seq| rig.seal_fixture(seq, (seq % 2) as usize))
+        .collect();
+    for seg in &sealed {
+        rig.wait_uploaded(seg.seq).await;
+    }
+    for seg in &sealed {
+        let body = std::fs::read(rig.s3.object_path(&rig.key(seg.seq))).expect("object stored");
+        assert_eq!(
+            hex::encode(sha2::Sha256::digest(&body)),
+            seg.sha256,
+            "segment {} whole",
+            seg.seq
+        );
+    }
+    let objects = rig.s3.keys().iter().filter(|k| k.ends_with(".ts")).count();
+    assert_eq!(objects, 4, "each segment stored once: {:?}", rig.s3.keys());
+    assert!(
+        link.accepted() >= 2,
+        "the link really dropped connections: {}",
+        link.accepted()
+    );
+}

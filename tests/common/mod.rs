@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod device;
+pub mod faulty;
 pub mod media;
 pub mod s3;
 pub mod tls;
