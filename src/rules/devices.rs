@@ -19,13 +19,16 @@ impl Engine {
     pub(super) fn check_devices(&self) -> Result<(), ErrorBody> {
         match self.missing_devices.as_slice() {
             [] => Ok(()),
-            missing => Err(err(
-                ErrorCode::DeviceUnavailable,
-                format!(
-                    "cannot record: {} missing; check that it is connected and allowed to the service (the device recovers by itself when it appears)",
-                    missing.join(" and ")
-                ),
-            )),
+            missing => {
+                let verb = if missing.len() == 1 { "is" } else { "are" };
+                Err(err(
+                    ErrorCode::DeviceUnavailable,
+                    format!(
+                        "cannot record: {} {verb} missing; check that it is connected and allowed to the service (recording becomes possible by itself when it appears)",
+                        missing.join(" and ")
+                    ),
+                ))
+            }
         }
     }
 

@@ -21,7 +21,9 @@ wait_file() {
 }
 
 # roomrecd_config FILE STORAGE [EXTRA_TOML]: the daemon's config for the test source (small
-# frames, 1 s segments), its broker the host's through the guestfwd.
+# frames, 1 s segments), its broker the host's through the guestfwd. For real devices:
+# MEDIA_SOURCE=v4l2, MEDIA_WIDTH/MEDIA_HEIGHT/MEDIA_FPS (default 320x240@15) and MEDIA_TOML
+# (lines inside [media], e.g. camera = "/dev/video0"); EXTRA_TOML goes after [log].
 roomrecd_config() {
   cat > "$1" <<TOML
 device_id = "$DEVICE"
@@ -35,12 +37,13 @@ reconnect_max_s = 2
 dir = "$2"
 
 [media]
-source = "test"
+source = "${MEDIA_SOURCE:-test}"
 segment_seconds = 1
-width = 320
-height = 240
-framerate = 15
+width = ${MEDIA_WIDTH:-320}
+height = ${MEDIA_HEIGHT:-240}
+framerate = ${MEDIA_FPS:-15}
 video_bitrate_kbps = 300
+${MEDIA_TOML:-}
 
 [log]
 level = "info,roomrec=debug"
@@ -74,4 +77,43 @@ stop_roomrecd() {
   wait "$ROOMRECD_PID" || rc=$?
   [ $rc -eq 0 ] || fail "roomrecd exited with $rc after SIGTERM"
   log "roomrecd stopped cleanly"
+}
+
+# --- real devices (vivid, snd-aloop) -------------------------------------------------------
+
+# load_vivid [MODPROBE_ARGS...]: modprobe vivid and wait (bounded) for /dev/video0.
+load_vivid() {
+  modprobe vivid "$@" || fail "modprobe vivid $*"
+  for _ in $(seq 20); do [ -e /dev/video0 ] && break; sleep 0.5; done
+  [ -e /dev/video0 ] || fail "vivid made no /dev/video0"
+  log "vivid loaded ($*): $(cd /dev && echo video*)"
+}
+
+# webcam_setup DEV: vivid's webcam input at 320x180 YUYV, 30 fps (its default is 5 fps).
+webcam_setup() {
+  v4l2-ctl -d "$1" --set-fmt-video=width=320,height=180,pixelformat=YUYV --set-parm=30 >/dev/null \
+    || fail "v4l2-ctl could not set 320x180 YUYV at 30 fps on $1"
+  log "$1: $(v4l2-ctl -d "$1" --get-fmt-video --get-parm | grep -E 'Width/Height|Frames per second' | tr -s ' \t\n' ' ')"
+}
+
+# start_tone: snd-aloop loaded and a 440 Hz tone played into hw:Loopback,0,0 (TONE_PID) for up
+# to 280 s, so that roomrecd's microphone hw:Loopback,1,0 hears it (the loopback is silent
+# otherwise).
+start_tone() {
+  modprobe snd-aloop || fail "modprobe snd-aloop"
+  for _ in $(seq 20); do [ -e /proc/asound/Loopback ] && break; sleep 0.5; done
+  [ -e /proc/asound/Loopback ] || fail "snd-aloop made no Loopback card"
+  timeout 280 gst-launch-1.0 -q audiotestsrc wave=sine freq=440 volume=0.5 is-live=true \
+    ! audio/x-raw,format=S16LE,rate=48000,channels=2 ! alsasink device=hw:Loopback,0,0 \
+    >"$R/tone.log" 2>&1 &
+  TONE_PID=$!
+  sleep 1
+  kill -0 "$TONE_PID" 2>/dev/null || fail "the tone player died: $(cat "$R/tone.log")"
+  log "tone playing into hw:Loopback,0,0 (pid $TONE_PID)"
+}
+
+# stop_tone: ends the tone player.
+stop_tone() {
+  kill "$TONE_PID" 2>/dev/null || true
+  wait "$TONE_PID" 2>/dev/null || true
 }

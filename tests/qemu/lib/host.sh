@@ -18,11 +18,18 @@ ctl() {
     --timeout "${CTL_TIMEOUT:-15}" "$@"
 }
 
+# guest_alive: fails at once when the guest script has already ended (its exit code is in
+# guest.rc), instead of waiting for something that cannot come any more.
+guest_alive() {
+  [ ! -e "$R/guest.rc" ] || fail "the guest script ended (exit $(cat "$R/guest.rc")): see guest.log"
+}
+
 # wait_online SECONDS: until the device's retained status says online (roomrecd connected
 # through the guestfwd). Clear a stale retained status first with clear_status.
 wait_online() {
   local deadline=$((SECONDS + $1))
   while [ $SECONDS -lt $deadline ]; do
+    guest_alive
     if grep -q '"online":true' <<<"$(CTL_TIMEOUT=3 ctl --json status 2>/dev/null)"; then return 0; fi
     sleep 1
   done
@@ -36,13 +43,14 @@ clear_status() {
 
 # wait_for SECONDS DESCRIPTION COMMAND...: polls COMMAND every half second.
 wait_for() {
-  local deadline=$((SECONDS + $1)) what=$2
+  local secs=$1 deadline=$((SECONDS + $1)) what=$2
   shift 2
   while [ $SECONDS -lt $deadline ]; do
     if "$@"; then return 0; fi
+    guest_alive
     sleep 0.5
   done
-  fail "timed out after $1 s waiting for $what"
+  fail "timed out after $secs s waiting for $what"
 }
 
 # guest_done: tells the guest script that the host side is finished (it waits for this).

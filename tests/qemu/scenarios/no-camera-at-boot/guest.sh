@@ -1,5 +1,18 @@
 # shellcheck shell=bash
-# TODO stub: not run (scenario file says STATUS=todo); see the scenario file for what this
-# scenario must assert once roomrecd's source = "v4l2" exists. Fails if run by hand.
-echo "TODO: scenario no-camera-at-boot is not implemented yet" >&2
-exit 1
+# Guest side of `no-camera-at-boot`: snd-aloop with a tone, roomrecd on v4l2 with camera =
+# /dev/video0 while vivid is not loaded; when the host writes $R/load-camera, modprobe vivid
+# (rate set) and $R/camera-loaded.
+. "$ROOMREC_QEMU_DIR/lib/guest.sh"
+[ ! -e /dev/video0 ] || fail "/dev/video0 exists before vivid is loaded"
+start_tone
+MEDIA_SOURCE=v4l2 MEDIA_WIDTH=320 MEDIA_HEIGHT=180 MEDIA_TOML='camera = "/dev/video0"
+microphone = "hw:Loopback,1,0"' roomrecd_config "$R/roomrec.toml" "$R/storage"
+start_roomrecd "$R/roomrec.toml"
+wait_file "$R/load-camera" 200
+load_vivid
+v4l2-ctl -d /dev/video0 --set-parm=30 >/dev/null 2>&1 || log "v4l2-ctl --set-parm refused (roomrecd already has the node)"
+touch "$R/camera-loaded"
+wait_file "$R/host.done" 220
+kill -0 "$ROOMRECD_PID" 2>/dev/null || fail "roomrecd died during the scenario"
+stop_roomrecd
+stop_tone

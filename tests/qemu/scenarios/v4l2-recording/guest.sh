@@ -1,5 +1,14 @@
 # shellcheck shell=bash
-# TODO stub: not run (scenario file says STATUS=todo); see the scenario file for what this
-# scenario must assert once roomrecd's source = "v4l2" exists. Fails if run by hand.
-echo "TODO: scenario v4l2-recording is not implemented yet" >&2
-exit 1
+# Guest side of `v4l2-recording`: vivid (webcam at 320x180, 30 fps) and snd-aloop with a tone,
+# roomrecd on source = "v4l2" until the host side is done; then a clean SIGTERM stop.
+. "$ROOMREC_QEMU_DIR/lib/guest.sh"
+load_vivid
+webcam_setup /dev/video0
+start_tone
+MEDIA_SOURCE=v4l2 MEDIA_WIDTH=320 MEDIA_HEIGHT=180 MEDIA_TOML='camera = "/dev/video0"
+microphone = "hw:Loopback,1,0"' roomrecd_config "$R/roomrec.toml" "$R/storage"
+start_roomrecd "$R/roomrec.toml"
+wait_file "$R/host.done" 270
+kill -0 "$ROOMRECD_PID" 2>/dev/null || fail "roomrecd died during the scenario"
+stop_roomrecd
+stop_tone
