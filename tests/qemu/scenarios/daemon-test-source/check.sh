@@ -18,8 +18,12 @@ window=$(cat "$R/window.txt")
 case "$mp4" in "$st/local/"*) ;; *) nok "the MP4 is not under the save folder: $mp4" ;; esac
 ok "recording $rid: recorded_ms $rec_ms, host-side window $window s, MP4 $mp4"
 
-# The picture and the sound; at least 11 s (the recording ran >= 12.5 s).
-check_av "$mp4" 320 240 11 60 && ok "MP4: H.264 320x240, frames decode, audio not silent, >= 11 s" \
+# The picture and the sound. Under TCG, and more so on a loaded machine, the guest's pipeline
+# falls behind the wall clock (docs/qemu.md), so the floor is content: >= 6 s of a >= 12.5 s
+# recording; the exact check is that the MP4 holds every catalogued segment (below). A
+# scenario that sources this body may set another size.
+w=${MP4_WIDTH:-320} h=${MP4_HEIGHT:-240} min_s=${MP4_MIN_S:-6}
+check_av "$mp4" "$w" "$h" "$min_s" 60 && ok "MP4: H.264 ${w}x${h}, frames decode, audio not silent, >= ${min_s} s" \
   || nok "the MP4 is not right"
 
 # The duration is right: the MP4 holds the recording window (segment cuts are 1 s apart, so
@@ -43,5 +47,6 @@ awk -v r="$rec_ms" -v w="$window" 'BEGIN {exit !(r / 1000 >= w - 2 && r / 1000 <
 awk -v r="$rec_ms" -v s="$seg_ms" 'BEGIN {exit !(r <= s + 1500)}' \
   || log "WARN: recorded_ms $rec_ms exceeds the ${seg_ms} ms of media catalogued for $rid"
 
+if declare -F extra_checks >/dev/null; then extra_checks; fi
 check_catalog "$st"
 exit $bad

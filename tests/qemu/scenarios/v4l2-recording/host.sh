@@ -1,37 +1,10 @@
 # shellcheck shell=bash
-# Host side of `v4l2-recording`: the status shows camera and microphone ok; licence, meeting,
-# a local recording of at least 12 s, meeting end; waits for the MP4 the daemon converts.
-. "$ROOMREC_QEMU_DIR/lib/host.sh"
-wait_online 120
-ok "roomrecd in the guest is online through the guestfwd broker"
-devices_ok() { ctl --json status > "$R/status-before.json" \
-  && grep -q '"camera":"ok"' "$R/status-before.json" && grep -q '"microphone":"ok"' "$R/status-before.json"; }
-wait_for 30 "status: camera and microphone ok" devices_ok
-ok "status: camera ok, microphone ok"
-ctl watch --for 280 >"$R/watch.log" 2>&1 &
-
-ctl licence set --valid-until 2099-01-01T00:00:00Z
-ctl meeting set "$ROOMREC_REPO/demo/meeting.json"
-meeting_applied() { grep -q '"meeting_id":"m-demo"' <<<"$(ctl --json status)"; }
-wait_for 30 "the meeting to be applied" meeting_applied
-
-t_start=$EPOCHREALTIME
-reply=$(ctl --json send start --as alice kind=local) || fail "start was refused: $reply"
-echo "$reply" > "$R/start-reply.json"
-rid=$(json_get "$reply" 'd["state"]["local"][0]["recording_id"]')
-ok "local recording $rid started"
-started=$SECONDS
-
-recorded_ms() { ctl --json status | python3 -c 'import json,sys; d=json.load(sys.stdin); print(max([l["recorded_ms"] for l in d["state"]["local"]] or [0]))'; }
-long_enough() { [ $((SECONDS - started)) -ge 13 ] && [ "$(recorded_ms)" -ge 12500 ]; }
-wait_for 120 "12.5 s of recording" long_enough
-ok "recorded $(recorded_ms) ms in $((SECONDS - started)) s of wall time"
-
-ctl meeting set "$ROOMREC_REPO/demo/meeting-ended.json"
-# The recording's window as seen from outside: from sending start to publishing the end.
-awk -v a="$t_start" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.3f\n", b - a}' > "$R/window.txt"
-ok "meeting ended after a recording window of $(cat "$R/window.txt") s"
-ready() { ctl --json send list_recordings --as admin:ci > "$R/recordings.json" && grep -q '"state":"ready"' "$R/recordings.json"; }
-wait_for 200 "the recording to be converted (state ready)" ready
-ok "conversion finished: $(json_get "$(cat "$R/recordings.json")" 'd["recordings"][0]["location"]')"
-guest_done
+# Host side of `v4l2-recording`: the status shows camera and microphone ok, then the same
+# local recording round as `daemon-test-source` (licence, meeting, >= 12 s, meeting end).
+after_online() {
+  devices_ok() { ctl --json status > "$R/status-before.json" \
+    && grep -q '"camera":"ok"' "$R/status-before.json" && grep -q '"microphone":"ok"' "$R/status-before.json"; }
+  wait_for 30 "status: camera and microphone ok" devices_ok
+  ok "status: camera ok, microphone ok"
+}
+. "$ROOMREC_QEMU_DIR/scenarios/daemon-test-source/host.sh"
