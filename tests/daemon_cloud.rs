@@ -26,12 +26,9 @@ fn manifest(s3: &S3Server, prefix: &str) -> Value {
     serde_json::from_slice(&bytes).unwrap_or(Value::Null)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn e1_e2_cloud_recording_is_uploaded_completed_shared_and_deleted() {
-    let broker = Broker::start();
-    let s3 = S3Server::start();
-    let device = Device::start(&broker, &upload_section(&s3));
-    let mut c = Client::connect(&broker).await;
+/// Records a cloud recording of >= 3 s, ends the meeting and waits for `recording_ready`.
+/// Returns the recording id and its folder in the bucket.
+async fn record_until_ready(c: &mut Client) -> (String, String) {
     c.licence("2099-01-01T00:00:00Z").await;
     c.meeting(meeting(1)).await;
     c.wait_state("meeting applied", |s| s["meeting_version"] == 1)
@@ -63,6 +60,16 @@ async fn e1_e2_cloud_recording_is_uploaded_completed_shared_and_deleted() {
         location.ends_with(&format!("{prefix}index.m3u8")),
         "{location}"
     );
+    (rid, prefix)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e1_e2_cloud_recording_is_uploaded_completed_shared_and_deleted() {
+    let broker = Broker::start();
+    let s3 = S3Server::start();
+    let device = Device::start(&broker, &upload_section(&s3));
+    let mut c = Client::connect(&broker).await;
+    let (rid, prefix) = record_until_ready(&mut c).await;
 
     // Every catalogued segment of the recording is in the bucket, byte for byte.
     let catalog = Catalog::open(&device.storage().join("catalog.sqlite3")).unwrap();
@@ -119,6 +126,60 @@ async fn e1_e2_cloud_recording_is_uploaded_completed_shared_and_deleted() {
     assert!(
         !device.log().contains(SECRET_KEY),
         "the secret never reaches the log"
+    );
+}
+
+/// E2's share and delete are promised by the `ok` reply; a restart while the store is away
+/// must not lose them (nor leave the deleted recording's objects in the bucket for good).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn share_and_delete_sent_while_the_store_is_down_are_done_after_a_restart() {
+    let broker = Broker::start();
+    let mut s3 = S3Server::start();
+    let mut device = Device::start(&broker, &upload_section(&s3));
+    let mut c = Client::connect(&broker).await;
+    let (rid, prefix) = record_until_ready(&mut c).await;
+    let objects = |s3: &S3Server| s3.keys().iter().filter(|k| k.starts_with(&prefix)).count();
+    assert!(
+        objects(&s3) >= 4,
+        "segments, playlist, manifest: {:?}",
+        s3.keys()
+    );
+
+    s3.kill();
+    let r = c
+        .cmd(json!({"actor": "u-1", "action": "share", "recording_id": rid, "shared": true}))
+        .await;
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(device.stop(), Some(0));
+    s3.restart();
+    c.restart(&mut device).await;
+    assert!(
+        wait_until(Duration::from_secs(30), || manifest(&s3, &prefix)["shared"]
+            == true),
+        "the share queued before the restart rewrote the manifest: {}",
+        manifest(&s3, &prefix)
+    );
+
+    s3.kill();
+    let r = c
+        .cmd(json!({"actor": "u-1", "action": "delete", "recording_id": rid}))
+        .await;
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(device.stop(), Some(0));
+    s3.restart();
+    c.restart(&mut device).await;
+    assert!(
+        wait_until(Duration::from_secs(30), || objects(&s3) == 0),
+        "the delete queued before the restart removed every object: {:?}",
+        s3.keys()
+    );
+    let catalog = Catalog::open(&device.storage().join("catalog.sqlite3")).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || catalog
+            .pending_ops()
+            .map(|ops| ops.is_empty())
+            .unwrap_or(false)),
+        "done work leaves the catalog"
     );
 }
 

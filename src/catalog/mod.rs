@@ -14,6 +14,7 @@
 //! row that `seal_segment` or `apply` returned `Ok` for survives a power cut.
 
 mod error;
+mod ops;
 mod reconcile;
 mod retention;
 mod schema;
@@ -31,6 +32,7 @@ use crate::protocol::{
 };
 
 pub use error::CatalogError;
+pub use ops::{PendingOp, PendingWork};
 pub use reconcile::{FileProblem, OrphanFile, ReconcileReport, SegmentProblem, SEGMENTS_DIR};
 pub use schema::SCHEMA_VERSION;
 pub use uploads::{UploadJob, UploadState};
@@ -880,7 +882,7 @@ fn to_u64(what: &'static str, value: i64) -> Result<u64, CatalogError> {
     u64::try_from(value).map_err(|_| bad_row(what, value.to_string(), "negative"))
 }
 
-fn parse_id(what: &'static str, value: String) -> Result<Id, CatalogError> {
+pub(super) fn parse_id(what: &'static str, value: String) -> Result<Id, CatalogError> {
     Id::parse(&value).map_err(|detail| bad_row(what, value, detail))
 }
 
@@ -901,7 +903,11 @@ fn parse_meeting(json: &str) -> Result<Meeting, CatalogError> {
         .map_err(|e| bad_row("meeting snapshot", json.to_owned(), e.to_string()))
 }
 
-fn bad_row(what: &'static str, value: String, detail: impl Into<String>) -> CatalogError {
+pub(super) fn bad_row(
+    what: &'static str,
+    value: String,
+    detail: impl Into<String>,
+) -> CatalogError {
     CatalogError::BadRow {
         what,
         value,

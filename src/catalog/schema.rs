@@ -15,7 +15,7 @@ use super::CatalogError;
 pub(crate) const APPLICATION_ID: i64 = 0x726d_7263;
 
 /// Migration `i` takes the catalog from `user_version` i to i + 1.
-pub(crate) const MIGRATIONS: &[&str] = &[V1];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this code writes and understands.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -123,6 +123,20 @@ CREATE TABLE outbox (
     retain      INTEGER NOT NULL CHECK (retain IN (0, 1)),
     created_at  INTEGER NOT NULL
 );
+"#;
+
+/// Version 2: share and delete work on cloud recordings, kept until the store has done it, so
+/// a restart between the command and the store's answer neither loses it nor orphans objects.
+const V2: &str = r#"
+CREATE TABLE recording_ops (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    recording_id TEXT NOT NULL,
+    kind         TEXT NOT NULL CHECK (kind IN ('share', 'delete')),
+    shared       INTEGER CHECK (shared IN (0, 1)),   -- share: the new flag
+    keys         TEXT,                               -- delete: JSON array of object keys
+    queued_at    INTEGER NOT NULL
+);
+CREATE INDEX recording_ops_by_recording ON recording_ops (recording_id);
 "#;
 
 /// Brings the database at `path` (for messages) up to [`SCHEMA_VERSION`].

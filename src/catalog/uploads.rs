@@ -219,17 +219,6 @@ impl Catalog {
         )?)
     }
 
-    /// Removes the recording's upload jobs, whatever their state (E2 delete: nothing of it
-    /// may be sent any more). Returns how many.
-    pub fn forget_uploads_of(&mut self, recording_id: &Id) -> Result<usize, CatalogError> {
-        let n = self.conn.execute(
-            "DELETE FROM uploads WHERE recording_id = ?1",
-            [recording_id.as_str()],
-        )?;
-        info!(recording = %recording_id, jobs = n, "upload jobs forgotten");
-        Ok(n)
-    }
-
     /// Segments of `recording_id` whose file no other live or kept recording needs (every
     /// other tag is `deleted` or `discarded`) and that are not released yet: the local copies
     /// E2's delete may remove.

@@ -29,7 +29,7 @@ use super::limiter::Limiter;
 use super::manifest::{self, ManifestSegment};
 use super::store::{FileToSend, Store};
 use super::{UploadCommand, UploadFact, UploadSettings, LIVE_FLOOR_BYTES_PER_S};
-use crate::catalog::{Catalog, UploadJob, UploadState};
+use crate::catalog::{Catalog, PendingWork, UploadJob, UploadState};
 use crate::protocol::{Id, RecordingInfo, Timestamp};
 
 /// The longest a job's own backoff grows; also the clock-step guard of `claim_upload`.
@@ -186,7 +186,9 @@ struct Completion {
     last_change: Instant,
 }
 
-/// Manifest, share and delete work: retried until done.
+/// Manifest, share and delete work: retried until done. Share and delete are also kept in the
+/// catalog (`row`) until done, so a restart resumes them; manifests are found again from the
+/// recordings waiting for completion.
 #[derive(Clone, Debug)]
 enum RecordingOp {
     Manifest {
@@ -194,11 +196,13 @@ enum RecordingOp {
         jobs: Vec<UploadJob>,
     },
     Share {
+        row: i64,
         info: RecordingInfo,
         jobs: Vec<UploadJob>,
         shared: bool,
     },
     Delete {
+        row: i64,
         recording_id: Id,
         keys: Vec<String>,
     },
@@ -267,6 +271,7 @@ impl Actor {
         mut rx: mpsc::UnboundedReceiver<UploadCommand>,
         cancel: CancellationToken,
     ) {
+        self.resume_ops().await;
         loop {
             self.start_work().await;
             self.measure();
@@ -345,14 +350,26 @@ impl Actor {
         }
         let id = recording_id.clone();
         let found = self
-            .db(move |c| Ok((c.recording(&id)?, c.upload_jobs_of(&id)?)))
+            .db(move |c| match c.recording(&id)? {
+                Some(info) => Ok(Some((
+                    c.queue_share(&id, shared)?,
+                    info,
+                    c.upload_jobs_of(&id)?,
+                ))),
+                None => Ok(None),
+            })
             .await;
         match found {
-            Some((Some(mut info), jobs)) => {
+            Some(Some((row, mut info, jobs))) => {
                 info.shared = shared;
-                self.queue_op(RecordingOp::Share { info, jobs, shared });
+                self.queue_op(RecordingOp::Share {
+                    row,
+                    info,
+                    jobs,
+                    shared,
+                });
             }
-            Some((None, _)) => warn!(recording = %recording_id, "share: no such recording"),
+            Some(None) => warn!(recording = %recording_id, "share: no such recording"),
             None => {}
         }
     }
@@ -373,16 +390,61 @@ impl Actor {
         }
         let id = recording_id.clone();
         let prefix = self.settings.key_prefix.clone();
-        let keys = self
+        let queued = self
             .db(move |c| {
                 let jobs = c.upload_jobs_of(&id)?;
                 let info = c.recording(&id)?;
-                c.forget_uploads_of(&id)?;
-                Ok(object_keys(&prefix, info.as_ref(), &jobs))
+                let keys = object_keys(&prefix, info.as_ref(), &jobs);
+                Ok((c.queue_delete(&id, &keys)?, keys))
             })
             .await;
-        if let Some(keys) = keys {
-            self.queue_op(RecordingOp::Delete { recording_id, keys });
+        if let Some((row, keys)) = queued {
+            self.queue_op(RecordingOp::Delete {
+                row,
+                recording_id,
+                keys,
+            });
+        }
+    }
+
+    /// Share and delete work a restart cut short, back in the queue.
+    async fn resume_ops(&mut self) {
+        let Some(pending) = self
+            .db(|c| {
+                let mut found = Vec::new();
+                for op in c.pending_ops()? {
+                    let info = c.recording(&op.recording_id)?;
+                    let jobs = c.upload_jobs_of(&op.recording_id)?;
+                    found.push((op, info, jobs));
+                }
+                Ok(found)
+            })
+            .await
+        else {
+            return;
+        };
+        for (op, info, jobs) in pending {
+            info!(recording = %op.recording_id, work = ?op.work, "resuming unfinished recording work");
+            match (op.work, info) {
+                (PendingWork::Share { shared }, Some(mut info)) => {
+                    info.shared = shared;
+                    self.queue_op(RecordingOp::Share {
+                        row: op.row,
+                        info,
+                        jobs,
+                        shared,
+                    });
+                }
+                (PendingWork::Share { .. }, None) => {
+                    let row = op.row;
+                    let _ = self.db(move |c| c.op_done(row)).await;
+                }
+                (PendingWork::Delete { keys }, _) => self.queue_op(RecordingOp::Delete {
+                    row: op.row,
+                    recording_id: op.recording_id,
+                    keys,
+                }),
+            }
         }
     }
 
@@ -551,10 +613,17 @@ impl Actor {
             Some(false) => {
                 // Deleted while it was on its way: remove what just arrived.
                 info!(segment = seq, recording = %recording_id, "uploaded after its recording was deleted; removing it");
-                self.queue_op(RecordingOp::Delete {
-                    recording_id,
-                    keys: vec![key],
-                });
+                let (id, keys) = (recording_id.clone(), vec![key]);
+                let queued = self
+                    .db(move |c| Ok((c.queue_delete(&id, &keys)?, keys)))
+                    .await;
+                if let Some((row, keys)) = queued {
+                    self.queue_op(RecordingOp::Delete {
+                        row,
+                        recording_id,
+                        keys,
+                    });
+                }
             }
             None => {}
         }
@@ -594,9 +663,10 @@ impl Actor {
                 .await;
             }
             Ok(Outcome::Shared) => {
-                let RecordingOp::Share { shared, .. } = op else {
+                let RecordingOp::Share { row, shared, .. } = op else {
                     return;
                 };
+                let _ = self.db(move |c| c.op_done(row)).await;
                 self.fact(UploadFact::Shared {
                     recording_id,
                     shared,
@@ -605,6 +675,9 @@ impl Actor {
             }
             Ok(Outcome::Deleted { objects }) => {
                 let files = self.remove_local_copies(&recording_id).await;
+                if let RecordingOp::Delete { row, .. } = op {
+                    let _ = self.db(move |c| c.op_done(row)).await;
+                }
                 info!(recording = %recording_id, objects, files, "cloud recording deleted");
                 self.fact(UploadFact::Deleted {
                     recording_id,
@@ -890,7 +963,9 @@ async fn run_op(store: &Store, prefix: &str, op: &RecordingOp) -> Result<Outcome
                 location: store.object_url(&playlist_key),
             })
         }
-        RecordingOp::Share { info, jobs, shared } => {
+        RecordingOp::Share {
+            info, jobs, shared, ..
+        } => {
             let dir =
                 manifest::recording_dir(prefix, &info.owner, &info.meeting_id, &info.recording_id);
             let json = manifest::manifest_json(info, &manifest_segments(jobs), *shared);
