@@ -34,8 +34,11 @@ use crate::protocol::{DeviceHealth, Id};
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// `shutdown` waits a little longer than the actor's own bound, then gives up on it.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
+/// How often the open segment is flushed to the disk. With the half-second GOP (see
+/// `pipeline::video_encoder`) a power cut loses at most about 1 s beyond the file on disk.
+const TICK: Duration = Duration::from_millis(500);
 /// How often lost devices are retried, device health is checked and the hardware mute read.
-const TICK: Duration = Duration::from_secs(1);
+const DEVICE_CHECK: Duration = Duration::from_secs(1);
 
 pub(crate) enum Msg {
     Command(MediaCommand),
@@ -127,6 +130,7 @@ pub fn spawn(
         running: None,
         generation: 0,
         health: None,
+        devices_checked: Instant::now(),
     };
     let on_panic = actor.facts.clone();
     thread::Builder::new()
@@ -261,6 +265,7 @@ struct Actor {
     generation: u64,
     /// The device health last reported (V4L2 only).
     health: Option<(DeviceHealth, DeviceHealth)>,
+    devices_checked: Instant,
 }
 
 impl Actor {
@@ -687,12 +692,14 @@ impl Actor {
         self.check_devices();
     }
 
-    /// Every [`TICK`]: retry lost devices, report health changes, follow the hardware mute.
+    /// Every [`TICK`]: flush the open segment; every [`DEVICE_CHECK`]: retry lost devices,
+    /// report health changes, follow the hardware mute.
     fn tick(&mut self) {
         self.sync_open_segment();
-        if self.settings.source != Source::V4l2 {
+        if self.settings.source != Source::V4l2 || self.devices_checked.elapsed() < DEVICE_CHECK {
             return;
         }
+        self.devices_checked = Instant::now();
         if let Some(inputs) = self.inputs_mut() {
             inputs.retry();
         }
@@ -701,7 +708,8 @@ impl Actor {
     }
 
     /// RPO: flush the segment being written to the disk every tick, so power loss costs at
-    /// most about a second beyond it (kill -9 costs less: written data is in the page cache).
+    /// most a tick plus a GOP beyond it (kill -9 only the GOP: written data is in the page
+    /// cache).
     /// A restart adopts the cut file: MPEG-TS plays up to its last whole packet.
     fn sync_open_segment(&self) {
         let Some(open) = self.running.as_ref().and_then(|r| r.open.as_ref()) else {

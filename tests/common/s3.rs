@@ -8,7 +8,7 @@
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use roomrec::config::{Secret, UploadConfig, UploadCredentials};
@@ -60,12 +60,20 @@ impl S3Server {
     }
 
     fn launch(&mut self) -> bool {
-        let log = std::fs::File::create(self.dir.path().join("s3s-fs.log")).expect("log file");
+        // Appended across restarts; at debug level s3s-fs logs every object it stores, which
+        // `stores_per_key` counts.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("s3s-fs.log"))
+            .expect("log file");
         let child = Command::new(s3s_fs_bin())
+            .env("RUST_LOG", "s3s_fs=debug,s3s=warn")
             .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
             .arg(self.data())
-            .stdout(Stdio::null())
+            // s3s-fs logs to stdout.
+            .stdout(log.try_clone().expect("log file"))
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run s3s-fs ({e}); {INSTALL_HINT}"));
@@ -113,6 +121,22 @@ impl S3Server {
         collect(&root, &root, &mut keys);
         keys.sort();
         keys
+    }
+
+    /// How many times s3s-fs has stored each object (a completed PUT), by key, from its log.
+    pub fn stores_per_key(&self) -> std::collections::BTreeMap<String, u32> {
+        let log = std::fs::read_to_string(self.dir.path().join("s3s-fs.log")).unwrap_or_default();
+        let root = format!("{}/", self.data().join(BUCKET).display());
+        let mut counts = std::collections::BTreeMap::new();
+        for line in log.lines() {
+            let Some(rest) = line.split("write file, path: ").nth(1) else {
+                continue;
+            };
+            let path = rest.split(", size:").next().unwrap_or(rest);
+            let key = path.strip_prefix(&root).unwrap_or(path).to_owned();
+            *counts.entry(key).or_insert(0) += 1;
+        }
+        counts
     }
 
     /// `[upload]` settings for this server with the right keys.
