@@ -741,7 +741,8 @@ impl Actor {
                     .or(self.link_estimate)
                     .unwrap_or(LIVE_FLOOR_BYTES_PER_S * 4);
                 let share = base.saturating_mul(u64::from(self.settings.live_share_percent)) / 100;
-                Some(share.max(LIVE_FLOOR_BYTES_PER_S))
+                // The floor keeps a backlog moving on a slow link, but never above the cap.
+                Some(share.max(LIVE_FLOOR_BYTES_PER_S).min(base))
             }
         };
         info!(live = self.live, rate = ?rate, "upload rate set");

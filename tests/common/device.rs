@@ -11,6 +11,8 @@ use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use roomrec::catalog::Catalog;
+
 use super::Broker;
 
 pub const DEVICE: &str = "room-t";
@@ -378,4 +380,49 @@ pub fn meeting(version: u64) -> Value {
             "cloud_used_bytes": 0
         }
     })
+}
+
+/// A device recording locally (host u-1) for at least 3 s, and the client that started it.
+pub async fn recording_local(broker: &Broker, device_extra: &str) -> (Device, Client) {
+    let device = Device::start(broker, device_extra);
+    let mut c = Client::connect(broker).await;
+    c.licence("2099-01-01T00:00:00Z").await;
+    c.meeting(meeting(1)).await;
+    c.wait_state("meeting applied", |s| s["meeting_version"] == 1)
+        .await;
+    let r = c
+        .cmd(json!({"actor": "u-1", "action": "start", "kind": "local"}))
+        .await;
+    assert_eq!(r["ok"], true, "{r}");
+    c.wait_state("3 s recorded", |s| {
+        s["local"][0]["recorded_ms"].as_u64().unwrap_or(0) >= 3000
+    })
+    .await;
+    (device, c)
+}
+
+/// Every catalogued segment exists, plays, and has the recorded SHA-256.
+pub fn assert_segments_play(device: &Device) -> usize {
+    let catalog = Catalog::open(&device.storage().join("catalog.sqlite3")).expect("catalog");
+    catalog.integrity_check().expect("integrity_check ok");
+    let recordings = catalog.recordings(None).unwrap();
+    let mut count = 0;
+    for r in &recordings {
+        for seg in catalog.segments_of(&r.recording_id).unwrap() {
+            let path = device.storage().join(&seg.path);
+            let info =
+                roomrec::media::probe(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(info.video.is_some(), "{}: {info:?}", path.display());
+            let bytes = std::fs::read(&path).unwrap();
+            use sha2::Digest;
+            assert_eq!(
+                hex::encode(sha2::Sha256::digest(&bytes)),
+                seg.sha256,
+                "{}",
+                path.display()
+            );
+            count += 1;
+        }
+    }
+    count
 }
