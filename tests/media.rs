@@ -331,3 +331,127 @@ async fn a_segment_cut_short_by_a_crash_still_plays_and_converts() {
     let converted = media::convert(&[torn], &mp4, &CancellationToken::new()).expect("converts");
     assert!(converted.duration_ms > 0);
 }
+
+/// Video frames in a file, counted by demuxing it (`qtdemux` for MP4, `tsdemux` for TS).
+fn video_frames(path: &Path, demuxer: &str) -> u64 {
+    use gstreamer as gst;
+    use gstreamer::prelude::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let launch = format!(
+        "filesrc location={} ! {demuxer} ! video/x-h264 ! fakesink name=sink sync=false",
+        path.display()
+    );
+    let pipeline = gst::parse::launch(&launch)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let count = Arc::new(AtomicU64::new(0));
+    let counted = count.clone();
+    let sink = pipeline.by_name("sink").unwrap();
+    sink.static_pad("sink")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            counted.fetch_add(1, Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        });
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let bus = pipeline.bus().unwrap();
+    let msg = bus
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(60),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .expect("demuxing ends");
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert!(
+        matches!(msg.view(), gst::MessageView::Eos(_)),
+        "{}: {msg:?}",
+        path.display()
+    );
+    count.load(Ordering::Relaxed)
+}
+
+/// The head of a real segment: its tables and its first video frame, without any audio packet
+/// (the PMT still lists the audio stream, as roomrec's muxer wrote it): what a capture stopped
+/// just after a cut leaves as its last segment.
+fn first_frame_only(segment: &Path, out: &Path) {
+    let data = std::fs::read(segment).unwrap();
+    let pid = |p: &[u8]| (u16::from(p[1] & 0x1f) << 8) | u16::from(p[2]);
+    let pes_stream = |p: &[u8]| {
+        let at = if p[3] & 0x20 != 0 {
+            5 + usize::from(p[4])
+        } else {
+            4
+        };
+        (p[1] & 0x40 != 0 && p.get(at..at + 3) == Some(&[0, 0, 1][..]))
+            .then(|| p.get(at + 3).copied())
+            .flatten()
+    };
+    let (mut video, mut audio, mut frames) = (None, None, 0);
+    let mut head = Vec::new();
+    for p in data.chunks_exact(188) {
+        match pes_stream(p) {
+            Some(0xE0..=0xEF) => {
+                video = Some(pid(p));
+                frames += 1;
+            }
+            Some(0xC0..=0xDF) => audio = Some(pid(p)),
+            _ => {}
+        }
+        if frames > 1 {
+            break;
+        }
+        if audio != Some(pid(p)) {
+            head.extend_from_slice(p);
+        }
+    }
+    assert!(video.is_some() && frames > 1, "{}", segment.display());
+    std::fs::write(out, head).unwrap();
+}
+
+/// Defect found in QEMU (camera-removed): the last segment of a capture stopped just after a
+/// cut held two frames and no audio (4 TS packets); the Discoverer and splitmuxsrc could not type it and the
+/// whole conversion failed. It is media: the MP4 must hold every frame, its frames included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tiny_last_segment_without_audio_still_converts_with_every_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, rx) = mpsc::channel(64);
+    // A small, plain picture, so that one keyframe fits in a few TS packets as in QEMU.
+    let settings = MediaSettings {
+        width: 160,
+        height: 120,
+        video_bitrate_kbps: 100,
+        ..small(dir.path())
+    };
+    let handle = media::spawn(settings, 0, tx).unwrap();
+    handle.send(capture(&["A"]));
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let all = sealed(&finish(handle, rx).await);
+    let (mut segments, _) = segments_of(&all, "A");
+    let last = segments.last().expect("segments were sealed").clone();
+    let tiny = dir.path().join("segments").join("99999999.ts");
+    first_frame_only(&last, &tiny);
+    let tiny_bytes = std::fs::metadata(&tiny).unwrap().len();
+    assert!(
+        tiny_bytes < 16 * 188,
+        "the tiny segment has {tiny_bytes} bytes"
+    );
+    let before: u64 = segments.iter().map(|s| video_frames(s, "tsdemux")).sum();
+    segments.push(tiny.clone());
+    let out = dir.path().join("A.mp4");
+    let info = media::convert(&segments, &out, &CancellationToken::new()).expect("converts");
+    assert!(info.video.is_some() && info.audio.is_some(), "{info:?}");
+    assert_eq!(
+        video_frames(&out, "qtdemux"),
+        before + 1,
+        "the MP4 holds every frame of the segments and the one of the tiny segment"
+    );
+    // No padded copies are left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

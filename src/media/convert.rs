@@ -4,8 +4,20 @@
 //! its temp file, the playability check and the atomic rename. Must not touch: the capture
 //! pipeline, SQLite, MQTT, the rules. Paused time needs no work here: it has no segments.
 //!
-//! The MP4 is written as `.<name>.part` next to `out`, fsynced, probed, renamed onto `out` and
+//! The MP4 is written as `.<name>.part` next to `out`, fsynced, checked, renamed onto `out` and
 //! the folder fsynced: `out` either does not exist or is a complete, playable file.
+//!
+//! The check: the MP4 plays, has video, holds every video frame of the segments (sample count
+//! against the segments' video packets), and lasts as long as they do. splitmuxsrc starts
+//! each part where tsdemux says the previous one ended, which is measured from the part's first
+//! PCR (the muxer sends it ~125 ms ahead of the first frame), so every join may add a little
+//! time: the upper bound grows with the number of joins, the frame count stays exact.
+//!
+//! A segment of a frame or two (capture stopped just after a cut: no audio yet, 4 TS packets)
+//! is too short for the MPEG-TS typefinder, and splitmuxsrc fails the whole remux on a part it
+//! cannot type. Such a segment is read from a copy padded with null packets (PID 0x1FFF, which
+//! demuxers skip by definition) in a hidden folder next to the output; sealed files are never
+//! modified.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -20,8 +32,24 @@ use super::{MediaError, MediaInfo};
 
 /// How often a running conversion looks at its cancel token.
 const POLL: gst::ClockTime = gst::ClockTime::from_mseconds(100);
-/// The MP4 may differ from the sum of its segments by rounding only.
+/// The MP4 may differ from the sum of its segments by rounding, plus [`JOIN_SLACK_MS`] a join.
 const DURATION_TOLERANCE_MS: u64 = 1_000;
+/// What one join between segments may add (see the module header): above the muxer's PCR lead.
+const JOIN_SLACK_MS: u64 = 250;
+/// Segments with fewer packets are padded for the typefinder (4 failed, 8 passed here).
+const TYPEFIND_MIN_PACKETS: usize = 16;
+const TS_PACKET: usize = 188;
+/// A TS null packet: PID 0x1FFF, payload only, stuffing bytes.
+const NULL_PACKET_HEAD: [u8; 4] = [0x47, 0x1F, 0xFF, 0x10];
+
+/// What the segments hold, for the check.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Expected {
+    duration_ms: u64,
+    /// `None` when a segment is not MPEG-TS (its frames are not counted then).
+    video_frames: Option<u64>,
+    joins: u64,
+}
 
 /// Remux `segments` (in order) into the MP4 `out` and return what it plays. Blocking: run it
 /// under `spawn_blocking`. Cancelled: the temp file is removed and `Cancelled` returned.
@@ -34,30 +62,97 @@ pub fn convert(
     if segments.is_empty() {
         return Err(MediaError::Settings("no segments to convert".into()));
     }
-    let expected_ms = total_duration(segments)?;
-    let tmp = temp_path(out)?;
-    let result = convert_via(segments, &tmp, out, expected_ms, cancel);
+    let expected = expected(segments)?;
+    let tmp = temp_path(out, ".part")?;
+    let parts_dir = temp_path(out, ".parts")?;
+    let result = remux_inputs(segments, &parts_dir)
+        .and_then(|inputs| convert_via(&inputs, &tmp, out, expected, cancel));
     if result.is_err() {
         remove_if_present(&tmp);
+    }
+    if let Err(e) = std::fs::remove_dir_all(&parts_dir) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(path = %parts_dir.display(), error = %e, "cannot remove padded copies");
+        }
     }
     result
 }
 
-/// The segments' total, probing each: a segment that does not play is named before any work.
-fn total_duration(segments: &[PathBuf]) -> Result<u64, MediaError> {
-    segments
-        .iter()
-        .map(|s| super::probe(s).map(|i| i.duration_ms))
-        .sum()
+/// What the segments hold. TS segments are read packet by packet (exact, and works for a
+/// segment of two frames, which the Discoverer cannot type); anything else is probed. A
+/// segment that does not play is named before any work.
+fn expected(segments: &[PathBuf]) -> Result<Expected, MediaError> {
+    let mut total = Expected {
+        video_frames: Some(0),
+        joins: segments.len().saturating_sub(1) as u64,
+        ..Expected::default()
+    };
+    for segment in segments {
+        let ts = super::tsscan::ts_content(segment)?;
+        match ts.duration_ms {
+            Some(ms) => {
+                total.duration_ms += ms;
+                total.video_frames = total.video_frames.map(|n| n + ts.video_frames);
+            }
+            None => {
+                total.duration_ms += super::probe(segment)?.duration_ms;
+                total.video_frames = None;
+            }
+        }
+    }
+    Ok(total)
 }
 
-fn temp_path(out: &Path) -> Result<PathBuf, MediaError> {
+/// The files splitmuxsrc reads: the segments, except that one too short to be typed is
+/// replaced by a padded copy in `parts_dir`.
+fn remux_inputs(segments: &[PathBuf], parts_dir: &Path) -> Result<Vec<PathBuf>, MediaError> {
+    let min_bytes = (TYPEFIND_MIN_PACKETS * TS_PACKET) as u64;
+    segments
+        .iter()
+        .map(|segment| {
+            let bytes = std::fs::metadata(segment)
+                .map_err(|e| MediaError::io(segment, e))?
+                .len();
+            if bytes >= min_bytes || !is_ts(segment) {
+                return Ok(segment.clone());
+            }
+            padded_copy(segment, parts_dir)
+        })
+        .collect()
+}
+
+fn is_ts(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "ts")
+}
+
+/// A copy of `segment` (cut to whole packets) followed by null packets up to the typefinder's
+/// minimum.
+fn padded_copy(segment: &Path, parts_dir: &Path) -> Result<PathBuf, MediaError> {
+    let mut data = std::fs::read(segment).map_err(|e| MediaError::io(segment, e))?;
+    data.truncate(data.len() / TS_PACKET * TS_PACKET);
+    let mut null = NULL_PACKET_HEAD.to_vec();
+    null.resize(TS_PACKET, 0xFF);
+    while data.len() < TYPEFIND_MIN_PACKETS * TS_PACKET {
+        data.extend_from_slice(&null);
+    }
+    std::fs::create_dir_all(parts_dir).map_err(|e| MediaError::io(parts_dir, e))?;
+    let name = segment.file_name().ok_or_else(|| {
+        MediaError::Settings(format!("segment {} names no file", segment.display()))
+    })?;
+    let copy = parts_dir.join(name);
+    std::fs::write(&copy, data).map_err(|e| MediaError::io(&copy, e))?;
+    tracing::info!(segment = %segment.display(), "short segment read from a padded copy");
+    Ok(copy)
+}
+
+/// `.<name><suffix>` next to `out`.
+fn temp_path(out: &Path, suffix: &str) -> Result<PathBuf, MediaError> {
     let name = out.file_name().ok_or_else(|| {
         MediaError::Settings(format!("output {} must name a file", out.display()))
     })?;
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(name);
-    tmp_name.push(".part");
+    tmp_name.push(suffix);
     Ok(out.with_file_name(tmp_name))
 }
 
@@ -74,15 +169,15 @@ fn convert_via(
     segments: &[PathBuf],
     tmp: &Path,
     out: &Path,
-    expected_ms: u64,
+    expected: Expected,
     cancel: &CancellationToken,
 ) -> Result<MediaInfo, MediaError> {
     // Remuxing reads and writes at disk speed; the bound only catches a stuck pipeline.
-    let limit = Duration::from_secs(120) + Duration::from_millis(expected_ms / 10);
+    let limit = Duration::from_secs(120) + Duration::from_millis(expected.duration_ms / 10);
     remux(segments, tmp, cancel, limit)?;
     let file = std::fs::File::open(tmp).map_err(|e| MediaError::io(tmp, e))?;
     file.sync_all().map_err(|e| MediaError::io(tmp, e))?;
-    let info = check(tmp, expected_ms)?;
+    let info = check(tmp, expected)?;
     if cancel.is_cancelled() {
         return Err(MediaError::Cancelled);
     }
@@ -92,19 +187,37 @@ fn convert_via(
     Ok(info)
 }
 
-/// The MP4 must play, hold video, and last as long as its segments (within a second).
-fn check(path: &Path, expected_ms: u64) -> Result<MediaInfo, MediaError> {
+/// The MP4 must play, hold video, hold every video frame of its segments, and last as long
+/// as they do (see the module header for the bounds).
+fn check(path: &Path, expected: Expected) -> Result<MediaInfo, MediaError> {
     let info = super::probe(path)?;
     if info.video.is_none() {
         return Err(MediaError::Check("the MP4 has no video stream".into()));
     }
-    if info.duration_ms.abs_diff(expected_ms) > DURATION_TOLERANCE_MS {
+    if let Some(frames) = expected.video_frames {
+        let got = super::mp4scan::video_samples(path)?;
+        if got.is_none_or(|n| n < frames) {
+            return Err(MediaError::Check(format!(
+                "the MP4 holds {} video frames but its segments {frames}",
+                got.map_or("no".into(), |n| n.to_string())
+            )));
+        }
+    }
+    if !duration_fits(info.duration_ms, expected) {
         return Err(MediaError::Check(format!(
-            "the MP4 plays {} ms but its segments hold {} ms",
-            info.duration_ms, expected_ms
+            "the MP4 plays {} ms but its {} segments hold {} ms",
+            info.duration_ms,
+            expected.joins + 1,
+            expected.duration_ms
         )));
     }
     Ok(info)
+}
+
+fn duration_fits(mp4_ms: u64, expected: Expected) -> bool {
+    let low = expected.duration_ms.saturating_sub(DURATION_TOLERANCE_MS);
+    let high = expected.duration_ms + DURATION_TOLERANCE_MS + expected.joins * JOIN_SLACK_MS;
+    (low..=high).contains(&mp4_ms)
 }
 
 /// Run the remux pipeline to EOS, an error, cancellation or `limit`.
@@ -241,8 +354,47 @@ mod tests {
 
     #[test]
     fn temp_file_is_hidden_next_to_the_output() {
-        let t = temp_path(Path::new("/save/rec-1.mp4")).unwrap();
+        let t = temp_path(Path::new("/save/rec-1.mp4"), ".part").unwrap();
         assert_eq!(t, Path::new("/save/.rec-1.mp4.part"));
+    }
+
+    #[test]
+    fn joins_widen_the_upper_bound_only() {
+        let e = Expected {
+            duration_ms: 41_000,
+            video_frames: None,
+            joins: 41,
+        };
+        // The camera-removed recording: 41 joins of ~55 ms each.
+        assert!(duration_fits(43_333, e));
+        assert!(
+            !duration_fits(39_900, e),
+            "a missing second is never excused"
+        );
+        assert!(!duration_fits(41_000 + 1_000 + 41 * 250 + 1, e));
+        let one = Expected { joins: 0, ..e };
+        assert!(!duration_fits(42_001, one));
+    }
+
+    #[test]
+    fn a_short_segment_is_padded_to_whole_null_packets() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = dir.path().join("00000042.ts");
+        let mut data = vec![0x47u8; 4 * TS_PACKET];
+        data.extend_from_slice(&[0x47, 1, 2]); // a torn tail is dropped
+        std::fs::write(&seg, &data).unwrap();
+        let parts = dir.path().join(".x.mp4.parts");
+        let inputs = remux_inputs(std::slice::from_ref(&seg), &parts).unwrap();
+        assert_eq!(inputs, vec![parts.join("00000042.ts")]);
+        let copy = std::fs::read(&inputs[0]).unwrap();
+        assert_eq!(copy.len(), TYPEFIND_MIN_PACKETS * TS_PACKET);
+        assert_eq!(copy[..4 * TS_PACKET], data[..4 * TS_PACKET]);
+        assert_eq!(copy[4 * TS_PACKET..4 * TS_PACKET + 4], NULL_PACKET_HEAD);
+        assert_eq!(
+            std::fs::read(&seg).unwrap(),
+            data,
+            "the sealed file is untouched"
+        );
     }
 
     #[test]

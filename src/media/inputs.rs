@@ -194,7 +194,7 @@ impl DeviceInputs {
             .find(|i| i.generation == generation && i.pipeline.is_some())?;
         if let Some(p) = input.pipeline.take() {
             // Null releases the device node, so the same path can come back.
-            let _ = p.set_state(gst::State::Null);
+            release(&p, &input.device);
         }
         if input.lost {
             tracing::debug!(device = %input.device, %message, "device still not usable");
@@ -258,7 +258,7 @@ impl DeviceInputs {
     pub fn stop(&mut self) {
         for input in &mut self.inputs {
             if let Some(p) = input.pipeline.take() {
-                let _ = p.set_state(gst::State::Null);
+                release(&p, &input.device);
             }
         }
     }
@@ -268,6 +268,58 @@ impl Drop for DeviceInputs {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Stop a device pipeline and make sure the process let go of an unplugged device's node.
+///
+/// Why the second part: on an unplug every ioctl fails with ENODEV, and GStreamer 1.22's
+/// v4l2 buffer pool then survives the pipeline's NULL state together with its own dup of the
+/// device fd (seen in QEMU: after NULL, `/dev/video0 (deleted)` still open, no buffer mapped).
+/// A node held open keeps the driver busy (`rmmod` refused) and makes the replugged camera
+/// appear under another name, so it never comes back. The fd of a deleted node is useless;
+/// it is pointed at /dev/null with `dup2`, which closes the device file while the number stays
+/// valid for whoever still owns it (a later close or ioctl by GStreamer then hits /dev/null).
+fn release(pipeline: &gst::Pipeline, device: &str) {
+    if let Err(e) = pipeline.set_state(gst::State::Null) {
+        tracing::warn!(device, error = %e, "device pipeline did not stop cleanly");
+    }
+    let deleted = fds_on(&format!("{device} (deleted)"));
+    if deleted.is_empty() {
+        tracing::debug!(device, "device node released");
+        return;
+    }
+    let released = deleted.iter().filter(|fd| detach(**fd)).count();
+    tracing::warn!(
+        device,
+        held = deleted.len(),
+        released,
+        "the unplugged device's node was still open after its pipeline stopped; detached"
+    );
+}
+
+/// This process's file descriptors whose target reads exactly `target`.
+pub(crate) fn fds_on(target: &str) -> Vec<i32> {
+    let Ok(fds) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    fds.flatten()
+        .filter(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t.to_string_lossy() == target))
+        .filter_map(|fd| fd.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// Point `fd` at /dev/null (closing what it referred to); `true` on success.
+fn detach(fd: i32) -> bool {
+    let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    else {
+        return false;
+    };
+    use std::os::fd::AsRawFd;
+    // SAFETY: dup2 on two open descriptors; `fd` stays open (now /dev/null) for its owner.
+    unsafe { libc::dup2(null.as_raw_fd(), fd) >= 0 }
 }
 
 fn path_str(p: &Path) -> String {

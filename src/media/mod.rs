@@ -21,6 +21,7 @@ mod actor;
 mod convert;
 mod devices;
 mod inputs;
+mod mp4scan;
 mod pipeline;
 mod probe;
 mod seal;

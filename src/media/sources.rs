@@ -149,6 +149,10 @@ pub(crate) fn camera_pipeline(
 ) -> Result<gst::Pipeline, MediaError> {
     let src = make("v4l2src")?;
     src.set_property("device", choice.path.to_string_lossy().as_ref());
+    // mmap rather than exported dmabufs: frames are converted right after, so nothing gains
+    // from dmabuf, and it is the mode every capture driver (UVC included) supports. (It does
+    // not, alone, release the node after an unplug: see `inputs::release`.)
+    src.set_property_from_str("io-mode", "mmap");
     let mut chain = vec![src, capsfilter(&choice.caps())?];
     if choice.is_mjpeg() {
         chain.push(make("jpegdec")?);

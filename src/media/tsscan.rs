@@ -30,8 +30,37 @@ pub(crate) fn ts_duration_ms(path: &Path) -> Result<Option<u64>, MediaError> {
     Ok(duration_of(&data))
 }
 
+/// What the conversion needs of one segment: its duration and how many video frames it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TsContent {
+    /// As [`ts_duration_ms`]; `None` when no packet carries a timestamp.
+    pub duration_ms: Option<u64>,
+    /// Video PES packets: one frame each as roomrec muxes them.
+    pub video_frames: u64,
+}
+
+/// Duration and video frame count of a TS file, reading it once.
+pub(crate) fn ts_content(path: &Path) -> Result<TsContent, MediaError> {
+    let mut file = std::fs::File::open(path).map_err(|e| MediaError::io(path, e))?;
+    let mut data = Vec::new();
+    file.read_to_end(&mut data)
+        .map_err(|e| MediaError::io(path, e))?;
+    let (video, _) = timestamps(&data);
+    Ok(TsContent {
+        duration_ms: duration_of(&data),
+        video_frames: video.len() as u64,
+    })
+}
+
 /// The PTS values found, video first if there is any video.
 fn duration_of(data: &[u8]) -> Option<u64> {
+    let (video, other) = timestamps(data);
+    let pts = if video.is_empty() { other } else { video };
+    span_ms(pts)
+}
+
+/// The PTS of every video PES and of every other PES, in file order.
+fn timestamps(data: &[u8]) -> (Vec<u64>, Vec<u64>) {
     let mut video = Vec::new();
     let mut other = Vec::new();
     // A file cut short mid-packet (a crash) still counts up to its last whole packet.
@@ -46,8 +75,7 @@ fn duration_of(data: &[u8]) -> Option<u64> {
             }
         }
     }
-    let pts = if video.is_empty() { other } else { video };
-    span_ms(pts)
+    (video, other)
 }
 
 /// The stream id and PTS of a packet that starts a PES packet with a PTS.

@@ -14,6 +14,7 @@ microphone = "hw:Loopback,1,0"' roomrecd_config "$R/roomrec.toml" "$R/storage"
 start_roomrecd "$R/roomrec.toml"
 
 wait_file "$R/remove-camera" 200
+ls -l /proc/"$ROOMRECD_PID"/fd > "$R/fds-before-removal.txt" 2>&1 || true
 how=""
 if out=$(rmmod vivid 2>&1); then
   how="rmmod vivid succeeded at once"
@@ -31,6 +32,8 @@ else
       case $l in /dev/video*|/dev/v4l*) echo "fd ${f##*/} -> $l"; n=$((n + 1)) ;; esac
     done
     [ $n -gt 0 ] || echo "(none)"
+    echo "roomrecd's mappings of V4L2 buffers:"
+    grep -E '/dev/video|/dev/v4l' /proc/"$ROOMRECD_PID"/maps | awk '{print $6, $7}' | sort | uniq -c || echo "(none)"
     echo "roomrecd's threads in the kernel:"
     for t in /proc/"$ROOMRECD_PID"/task/*; do echo "$(cat "$t/comm") $(cat "$t/wchan" 2>/dev/null)"; done | sort | uniq -c
   } > "$R/holders-after-unbind.txt" 2>&1
