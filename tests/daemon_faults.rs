@@ -303,3 +303,113 @@ async fn sigterm_during_conversion_leaves_it_to_finalize() {
     }
     panic!("SIGTERM never landed during a conversion in 5 attempts");
 }
+
+/// The disk filling up under a recording, on a real (16 MiB tmpfs) filesystem that also holds
+/// the catalog: six seconds in, another writer takes almost all of it. The recording stops
+/// with `disk_full` keeping what it sealed, the daemon keeps serving, refuses `start` with
+/// `disk_full`, and takes recordings again once the space is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_disk_filling_up_mid_recording_stops_it_cleanly_and_keeps_what_was_sealed() {
+    let broker = Broker::start();
+    let port = broker.port;
+    let mut device = Device::prepare(|dir| {
+        config_text(port, dir, "").replace("[media]", "min_free_bytes = \"256 KiB\"\n\n[media]")
+    });
+    let storage = device.storage();
+    std::fs::create_dir_all(&storage).expect("storage folder");
+    let filler = storage.join("filler");
+    // A private tmpfs over the storage folder (a user and mount namespace: no root needed,
+    // nothing mounted outside the daemon's view), and the writer that fills it after 6 s.
+    let script = format!(
+        "mount -t tmpfs -o size=16m tmpfs '{s}' || exit 97; \
+         (sleep 6; head -c 15900k /dev/zero > '{f}'; while [ ! -e '{s}/.release' ]; do sleep 0.2; done; rm -f '{f}') & \
+         exec \"$@\"",
+        s = storage.display(),
+        f = filler.display()
+    );
+    device.wrapper = [
+        "unshare",
+        "--user",
+        "--map-root-user",
+        "--mount",
+        "sh",
+        "-c",
+        &script,
+        "sh",
+    ]
+    .map(String::from)
+    .to_vec();
+    device.spawn();
+    let mut c = Client::connect(&broker).await;
+    meeting_applied(&mut c).await;
+    let local = start(&mut c, "u-1", "local").await;
+    let stopped = c.wait_event("recording_stopped").await;
+    assert_eq!(stopped["recording_id"], local.as_str(), "{stopped}");
+    assert_eq!(stopped["reason"], "disk_full", "{stopped}");
+    assert!(
+        device.is_running(),
+        "the daemon keeps running on a full disk"
+    );
+
+    let r = c
+        .cmd(json!({"actor": "u-1", "action": "start", "kind": "local"}))
+        .await;
+    assert_eq!(r["error"]["code"], "disk_full", "{r}");
+    let status = c.cmd(json!({"actor": "u-1", "action": "status"})).await;
+    assert_eq!(status["ok"], true, "{status}");
+    // What was sealed before the disk filled is catalogued, intact and playable. (The
+    // catalog is read through the daemon's namespace: the tmpfs is only visible there.)
+    let listed = c
+        .cmd(json!({"actor": "admin:ops", "action": "list_recordings"}))
+        .await;
+    let rec = listed["recordings"]
+        .as_array()
+        .and_then(|l| {
+            l.iter()
+                .find(|r| r["recording_id"] == local.as_str())
+                .cloned()
+        })
+        .expect("the stopped recording is listed");
+    assert!(
+        rec["recorded_ms"].as_u64().unwrap_or(0) >= 3_000,
+        "what was recorded before the disk filled is kept: {rec}"
+    );
+
+    // The other writer lets go (a marker file in the tmpfs tells it; the test cannot see the
+    // tmpfs, but the daemon's storage path inside it is the same).
+    release_space(&device, &storage);
+    let again = loop_until_ok(
+        &mut c,
+        json!({"actor": "u-1", "action": "start", "kind": "local"}),
+    )
+    .await;
+    assert_eq!(again["ok"], true, "{again}");
+    assert_eq!(device.stop(), Some(0));
+}
+
+/// Creates the marker that makes the filler remove its file, from inside the daemon's mount
+/// namespace (through /proc/<pid>/root, which shows the daemon's view of the filesystem).
+fn release_space(device: &Device, storage: &Path) {
+    let marker = Path::new("/proc")
+        .join(device.pid().to_string())
+        .join("root")
+        .join(storage.strip_prefix("/").unwrap_or(storage))
+        .join(".release");
+    std::fs::write(&marker, b"").expect("release marker in the daemon's storage");
+}
+
+/// Sends `command` (a fresh id each time) until it succeeds, for up to 30 s: free space is
+/// noticed by the daemon's next storage check.
+async fn loop_until_ok(c: &mut Client, command: Value) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..30 {
+        let mut command = command.clone();
+        command.as_object_mut().map(|o| o.remove("id"));
+        last = c.cmd(command).await;
+        if last["ok"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    last
+}

@@ -25,6 +25,9 @@ pub struct Device {
     pub config: PathBuf,
     /// Extra environment for the daemon (e.g. NOTIFY_SOCKET).
     pub env: Vec<(String, String)>,
+    /// A command that execs the daemon, given as its last arguments (e.g. `unshare ... sh -c
+    /// '...; exec "$@"' sh`); empty to run it directly.
+    pub wrapper: Vec<String>,
 }
 
 impl Device {
@@ -52,6 +55,7 @@ impl Device {
             dir,
             config,
             env: Vec::new(),
+            wrapper: Vec::new(),
         }
     }
 
@@ -61,7 +65,16 @@ impl Device {
             .append(true)
             .open(self.log_path())
             .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_roomrecd"))
+        let bin = env!("CARGO_BIN_EXE_roomrecd");
+        let mut command = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let child = command
             .arg("--config")
             .arg(&self.config)
             .env("GST_DEBUG", "1")
