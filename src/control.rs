@@ -2,7 +2,10 @@
 //!
 //! Owns: the broker connection (TLS, credentials, last will, reconnect with backoff), the
 //! subscriptions, decoding of inbound payloads into typed `Inbound` messages, and publishing
-//! `Outbound` messages, including MQTT 5 response topics with their correlation data.
+//! `Outbound` messages, including MQTT 5 response topics with their correlation data. Commands
+//! and snapshots are handed on with their `Envelope` (exact topic, payload bytes and
+//! `roomrec-sig` properties) so the core can check signatures (`crate::auth`) on what was
+//! really received.
 //! Must not touch: the rules, the catalog, media. It never decides anything: bad payloads are
 //! decoded into errors and handed on, so that the one reply per command comes from the core.
 //!
@@ -25,6 +28,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::auth::SIGNATURE_PROPERTY;
 use crate::protocol::{Command, DecodeError, Licence, MeetingSnapshot, MAX_PAYLOAD_BYTES};
 use crate::retry::Backoff;
 
@@ -64,14 +68,28 @@ pub struct ResponseAddr {
     pub correlation: Option<Bytes>,
 }
 
+/// A message as it arrived, for signature checks (`crate::auth`): the signature covers the
+/// exact topic and payload bytes, so they are handed on untouched.
+#[derive(Clone, Debug, Default)]
+pub struct Envelope {
+    pub topic: String,
+    pub payload: Bytes,
+    /// Every `roomrec-sig` user property, in order (more than one is refused by auth).
+    pub signatures: Vec<String>,
+}
+
 /// What the broker delivered, decoded.
 #[derive(Debug)]
 pub enum Inbound {
-    Meeting(Result<MeetingSnapshot, String>),
+    Meeting {
+        snapshot: Result<MeetingSnapshot, String>,
+        envelope: Envelope,
+    },
     Licence(Result<Option<Licence>, String>),
     Command {
         command: Result<Command, DecodeError>,
         respond_to: Option<ResponseAddr>,
+        envelope: Envelope,
     },
     /// A session is up (subscriptions sent): republish retained state and the outbox.
     Connected,
@@ -249,7 +267,7 @@ impl Session {
             Event::Incoming(Packet::ConnAck(_)) => self.on_connected().await,
             Event::Incoming(Packet::Publish(p)) => {
                 let topic = String::from_utf8_lossy(&p.topic).into_owned();
-                self.on_publish(&topic, &p.payload, p.properties).await;
+                self.on_publish(topic, p.payload, p.properties).await;
             }
             Event::Incoming(Packet::PubAck(ack)) => {
                 if let Some(id) = self.in_flight.remove(&ack.pkid) {
@@ -319,19 +337,46 @@ impl Session {
         }
     }
 
-    async fn on_publish(&mut self, topic: &str, payload: &[u8], props: Option<PublishProperties>) {
+    async fn on_publish(
+        &mut self,
+        topic: String,
+        payload: Bytes,
+        props: Option<PublishProperties>,
+    ) {
         let Some(suffix) = topic
             .strip_prefix(&self.settings.prefix)
             .and_then(|t| t.strip_prefix('/'))
         else {
             return;
         };
+        let signatures: Vec<String> = props
+            .as_ref()
+            .map(|p| {
+                p.user_properties
+                    .iter()
+                    .filter(|(name, _)| name == SIGNATURE_PROPERTY)
+                    .map(|(_, value)| value.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
         let msg = match suffix {
-            "meeting" => Inbound::Meeting(MeetingSnapshot::decode(payload)),
-            "licence" => Inbound::Licence(Licence::decode(payload)),
+            "meeting" => Inbound::Meeting {
+                snapshot: MeetingSnapshot::decode(&payload),
+                envelope: Envelope {
+                    topic,
+                    payload,
+                    signatures,
+                },
+            },
+            "licence" => Inbound::Licence(Licence::decode(&payload)),
             "cmd" => Inbound::Command {
-                command: Command::decode(payload),
+                command: Command::decode(&payload),
                 respond_to: props.and_then(response_addr),
+                envelope: Envelope {
+                    topic,
+                    payload,
+                    signatures,
+                },
             },
             _ => return,
         };

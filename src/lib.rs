@@ -2,8 +2,10 @@
 //!
 //! A functional core (`rules`) wrapped by adapters that each own one resource:
 //! `control` (MQTT), `media` (GStreamer), `catalog` (SQLite); `daemon` wires them together.
-//! `protocol` is the wire contract shared by all of them; `config` the validated settings.
+//! `protocol` is the wire contract shared by all of them; `config` the validated settings;
+//! `auth` the signature scheme of admin commands, checked by `daemon` at the edge.
 
+pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod control;

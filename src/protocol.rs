@@ -334,6 +334,7 @@ impl MeetingSnapshot {
                 meeting: None,
             });
         }
+        check_snapshot_ids(&obj)?;
         let meeting: Meeting = serde_json::from_value(Value::Object(obj))
             .map_err(|e| format!("meeting snapshot: {e}"))?;
         Ok(MeetingSnapshot {
@@ -341,6 +342,25 @@ impl MeetingSnapshot {
             meeting: Some(meeting),
         })
     }
+}
+
+/// Names the field of a bad id in a snapshot (serde's own message would only give a column).
+fn check_snapshot_ids(obj: &Map<String, Value>) -> Result<(), String> {
+    for key in ["meeting_id", "creator", "host"] {
+        if let Some(Value::String(s)) = obj.get(key) {
+            Id::parse(s).map_err(|e| format!("field '{key}' {e}"))?;
+        }
+    }
+    for key in ["cohosts", "participants"] {
+        if let Some(Value::Array(items)) = obj.get(key) {
+            for (i, item) in items.iter().enumerate() {
+                if let Value::String(s) = item {
+                    Id::parse(s).map_err(|e| format!("field '{key}' item {i} {e}"))?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The device's Rooms licence from `<p>/licence` (D1).

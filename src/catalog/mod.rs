@@ -378,6 +378,35 @@ impl Catalog {
     }
 
     // -----------------------------------------------------------------------------------------
+    // Signed commands
+
+    /// Records the nonce of a verified signed command; `false` if `key_id` used it before
+    /// (a replay). One statement, so two deliveries can never both claim it.
+    pub fn claim_nonce(
+        &mut self,
+        key_id: &str,
+        nonce: &str,
+        signed_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, CatalogError> {
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO signed_nonces (key_id, nonce, signed_at, seen_at) VALUES (?1, ?2, ?3, ?4)",
+            rusqlite::params![key_id, nonce, signed_at.0, now.0],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Forgets nonces first seen before `older_than`. Returns how many were removed.
+    pub fn prune_nonces(&mut self, older_than: Timestamp) -> Result<usize, CatalogError> {
+        let n = self.conn.execute(
+            "DELETE FROM signed_nonces WHERE seen_at < ?1",
+            [older_than.0],
+        )?;
+        debug!(removed = n, "signed-command nonces pruned");
+        Ok(n)
+    }
+
+    // -----------------------------------------------------------------------------------------
     // Housekeeping
 
     /// Forgets replies to commands handled before `older_than`, keeping the dedupe log bounded.

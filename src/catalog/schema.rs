@@ -15,7 +15,7 @@ use super::CatalogError;
 pub(crate) const APPLICATION_ID: i64 = 0x726d_7263;
 
 /// Migration `i` takes the catalog from `user_version` i to i + 1.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this code writes and understands.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -137,6 +137,19 @@ CREATE TABLE recording_ops (
     queued_at    INTEGER NOT NULL
 );
 CREATE INDEX recording_ops_by_recording ON recording_ops (recording_id);
+"#;
+
+/// Version 3: the nonces of signed admin commands (`crate::auth`), so a command replayed
+/// after a daemon restart is still refused. Scoped by key, so admins never collide.
+const V3: &str = r#"
+CREATE TABLE signed_nonces (
+    key_id      TEXT NOT NULL,
+    nonce       TEXT NOT NULL,
+    signed_at   INTEGER NOT NULL,
+    seen_at     INTEGER NOT NULL,
+    PRIMARY KEY (key_id, nonce)
+) WITHOUT ROWID;
+CREATE INDEX signed_nonces_by_time ON signed_nonces (seen_at);
 "#;
 
 /// Brings the database at `path` (for messages) up to [`SCHEMA_VERSION`].

@@ -123,6 +123,11 @@ impl<'a> Doc<'a> {
         Some(self.base.join(text))
     }
 
+    /// A table of dynamic keys (e.g. `auth.admin_keys`, whose keys are names, not settings).
+    pub fn opt_table(&mut self, key: &str, hint: &str) -> Option<&'a Table> {
+        self.typed(key, "a table", hint, Value::as_table)
+    }
+
     pub fn boolean(&mut self, key: &str, default: bool) -> bool {
         self.typed(key, "a boolean", "true or false", Value::as_bool)
             .unwrap_or(default)

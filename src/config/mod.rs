@@ -119,7 +119,11 @@ pub struct Config {
     /// `None` without an `[upload]` table: cloud recording is then unavailable.
     pub upload: Option<UploadConfig>,
     pub log: LogConfig,
+    /// `[auth]`: signed admin commands and snapshots; the default refuses admin commands.
+    pub auth: AuthConfig,
 }
+
+pub use crate::auth::AuthConfig;
 
 /// `[mqtt]`: the broker connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -344,16 +348,27 @@ pub const KEYS: &[&str] = &[
     "log.level",
 ];
 
+/// The keys of `[auth]`. Kept apart from [`KEYS`] so the generic key-table tests stay as they
+/// are; `parse` accepts both and the example file documents both.
+pub const AUTH_KEYS: &[&str] = &[
+    "auth.admin_keys",
+    "auth.meeting_keys",
+    "auth.window_s",
+    "auth.allow_unsigned_admin",
+    "auth.require_signed_meeting",
+];
+
 /// `storage.min_free_bytes` when absent: 512 MiB.
 pub const DEFAULT_MIN_FREE_BYTES: u64 = 512 * 1024 * 1024;
 
 /// The tables of the file.
-pub const SECTIONS: &[&str] = &["mqtt", "storage", "media", "upload", "log"];
+pub const SECTIONS: &[&str] = &["mqtt", "storage", "media", "upload", "log", "auth"];
 
 fn parse(text: &str, base: &Path) -> Result<Config, ConfigError> {
     let root: toml::Table = toml::from_str(text).map_err(|e| syntax_error(text, &e))?;
     let mut doc = Doc::new(&root, base);
-    doc.report_unknown(KEYS, SECTIONS);
+    let known: Vec<&str> = KEYS.iter().chain(AUTH_KEYS).copied().collect();
+    doc.report_unknown(&known, SECTIONS);
     let config = read_config(&mut doc);
     let problems = doc.into_problems();
     match config {
@@ -393,6 +408,7 @@ fn read_config(doc: &mut Doc) -> Option<Config> {
     let media = read_media(doc);
     let upload = doc.has("upload").then(|| read_upload(doc));
     let log = read_log(doc);
+    let auth = read_auth(doc);
     Some(Config {
         device_id: device_id?,
         mqtt: mqtt?,
@@ -403,7 +419,82 @@ fn read_config(doc: &mut Doc) -> Option<Config> {
             Some(section) => Some(section?),
         },
         log: log?,
+        auth: auth?,
     })
+}
+
+fn read_auth(doc: &mut Doc) -> Option<AuthConfig> {
+    let admin_keys = read_keys(
+        doc,
+        "auth.admin_keys",
+        "an admin name (the <name> of admin:<name>)",
+    );
+    let meeting_keys = read_keys(doc, "auth.meeting_keys", "a key id of your choice");
+    let window = doc.seconds("auth.window_s", 300, 30..=3600);
+    let allow_unsigned_admin = doc.boolean("auth.allow_unsigned_admin", false);
+    let require_signed_meeting = doc.boolean("auth.require_signed_meeting", false);
+    if let (Some(keys), true) = (&meeting_keys, require_signed_meeting) {
+        if keys.is_empty() {
+            doc.problem(
+                "auth.require_signed_meeting",
+                "needs at least one key in auth.meeting_keys, or every snapshot would be refused",
+            );
+        }
+    }
+    if let (Some(keys), true) = (&admin_keys, allow_unsigned_admin) {
+        if !keys.is_empty() {
+            // Mixing both would let anyone on the broker bypass the keys by not signing.
+            doc.problem(
+                "auth.allow_unsigned_admin",
+                "cannot be true while auth.admin_keys has keys: unsigned commands would bypass them; remove one of the two",
+            );
+        }
+    }
+    Some(AuthConfig {
+        admin_keys: admin_keys?,
+        meeting_keys: meeting_keys?,
+        window,
+        allow_unsigned_admin,
+        require_signed_meeting,
+    })
+}
+
+/// A `name = "base64 public key"` table; every entry is checked, each problem naming its entry.
+fn read_keys(
+    doc: &mut Doc,
+    key: &str,
+    name_hint: &str,
+) -> Option<std::collections::BTreeMap<String, crate::auth::PublicKey>> {
+    let hint = "a table of name = \"<base64 Ed25519 public key from roomrecctl key gen>\"";
+    let mut keys = std::collections::BTreeMap::new();
+    let Some(table) = doc.opt_table(key, hint) else {
+        // Absent is fine (no keys); a wrong type was recorded by `opt_table`.
+        return (!doc.has(key)).then_some(keys);
+    };
+    let mut ok = true;
+    for (name, value) in table {
+        let entry = format!("{key}.{name}");
+        if let Err(e) = crate::protocol::Id::parse(name) {
+            doc.problem(&entry, format!("the name {e}; it must be {name_hint}"));
+            ok = false;
+            continue;
+        }
+        let Some(text) = value.as_str() else {
+            doc.problem(&entry, format!("expected a string; use {hint}"));
+            ok = false;
+            continue;
+        };
+        match crate::auth::PublicKey::parse(text) {
+            Ok(k) => {
+                keys.insert(name.clone(), k);
+            }
+            Err(e) => {
+                doc.problem(&entry, format!("the key {e}"));
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(keys)
 }
 
 fn read_mqtt(doc: &mut Doc, device_id: Option<&str>) -> Option<MqttConfig> {

@@ -13,7 +13,10 @@ use serde_json::{json, Map, Value};
 use tokio::time::Instant;
 
 use super::broker::Session;
-use super::{render, seconds, Context, CtlCommand, CtlError, LicenceCommand, MeetingCommand};
+use super::{
+    render, seconds, Context, CtlCommand, CtlError, KeyCommand, LicenceCommand, MeetingCommand,
+};
+use crate::auth::{add_claims, SecretKey, SIGNATURE_PROPERTY};
 use crate::protocol::{Command, Licence, MeetingSnapshot, Timestamp, MAX_PAYLOAD_BYTES};
 
 /// Retained messages for one SUBSCRIBE arrive back to back; once `status` is in, `state` (if
@@ -43,7 +46,63 @@ pub(crate) async fn dispatch(
         CtlCommand::Licence {
             action: LicenceCommand::Set { valid_until, kind },
         } => licence_set(ctx, &valid_until, &kind, out).await,
+        CtlCommand::Key {
+            action: KeyCommand::Gen { out: file, force },
+        } => key_gen(ctx, &file, force, out),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// key
+
+fn key_gen(ctx: &Context, file: &Path, force: bool, out: &mut dyn Write) -> Result<(), CtlError> {
+    let key = SecretKey::generate().map_err(|e| CtlError::Usage(e.to_string()))?;
+    write_private(file, key.to_file().as_bytes(), force)?;
+    let public = key.public().to_base64();
+    if ctx.json {
+        let doc = json!({"ok": true, "key_file": file.display().to_string(), "public_key": public});
+        return emit(out, &doc.to_string());
+    }
+    emit(
+        out,
+        &format!(
+            "wrote the private key to {}; keep it secret\npublic key: {public}\n\
+             on the device, in [auth.admin_keys] (or [auth.meeting_keys]):\n  <name> = \"{public}\"",
+            file.display()
+        ),
+    )
+}
+
+/// Creates `file` readable by its owner only, before any secret is written to it.
+fn write_private(file: &Path, bytes: &[u8], force: bool) -> Result<(), CtlError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).mode(0o600);
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let fail = |e: std::io::Error| {
+        let hint = if e.kind() == std::io::ErrorKind::AlreadyExists {
+            "; use --force to replace it"
+        } else {
+            ""
+        };
+        CtlError::Usage(format!("cannot write {}: {e}{hint}", file.display()))
+    };
+    let mut f = options.open(file).map_err(fail)?;
+    f.write_all(bytes).map_err(fail)?;
+    f.sync_all().map_err(fail)
+}
+
+/// The MQTT 5 properties carrying the signature of `payload` on `topic`, if we sign.
+fn signature_properties(ctx: &Context, topic: &str, payload: &[u8]) -> Option<PublishProperties> {
+    let key = ctx.signer.as_ref()?;
+    Some(PublishProperties {
+        user_properties: vec![(SIGNATURE_PROPERTY.to_owned(), key.sign(topic, payload))],
+        ..PublishProperties::default()
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -183,7 +242,10 @@ async fn send(
     fields: &[String],
     out: &mut dyn Write,
 ) -> Result<(), CtlError> {
-    let command = build_command(action, actor, id, fields)?;
+    let mut command = build_command(action, actor, id, fields)?;
+    if ctx.signer.is_some() {
+        add_claims(&mut command, Timestamp::now()).map_err(|e| CtlError::Usage(e.to_string()))?;
+    }
     let id = command
         .get("id")
         .and_then(Value::as_str)
@@ -208,13 +270,15 @@ async fn send(
     session
         .subscribe(&[response_topic.clone(), reply_topic.clone()])
         .await?;
+    let cmd_topic = ctx.topic("cmd");
+    let signed = signature_properties(ctx, &cmd_topic, &payload).unwrap_or_default();
     let properties = PublishProperties {
         response_topic: Some(response_topic.clone()),
         correlation_data: Some(correlation.clone().into()),
-        ..PublishProperties::default()
+        ..signed
     };
     session
-        .publish(&ctx.topic("cmd"), payload, false, Some(properties))
+        .publish(&cmd_topic, payload, false, Some(properties))
         .await?;
 
     let deadline = Instant::now() + ctx.timeout;
@@ -359,7 +423,8 @@ async fn meeting_set(ctx: &Context, file: &Path, out: &mut dyn Write) -> Result<
         CtlError::Usage(format!("{name} is not a valid meeting snapshot: {reason}"))
     })?;
     let topic = ctx.topic("meeting");
-    publish_retained(ctx, &topic, payload).await?;
+    let properties = signature_properties(ctx, &topic, &payload);
+    publish_retained(ctx, &topic, payload, properties).await?;
     let version = snapshot.version;
     let meeting_id = snapshot.meeting.as_ref().map(|m| m.meeting_id.to_string());
     if ctx.json {
@@ -393,8 +458,15 @@ async fn meeting_set(ctx: &Context, file: &Path, out: &mut dyn Write) -> Result<
 
 async fn meeting_clear(ctx: &Context, out: &mut dyn Write) -> Result<(), CtlError> {
     let topic = ctx.topic("meeting");
+    if ctx.signer.is_some() {
+        return Err(CtlError::Usage(
+            "an empty snapshot cannot be signed (it has no version); publish a signed \
+             {\"version\": N, \"meeting_id\": null} with `meeting set` instead"
+                .into(),
+        ));
+    }
     // An empty retained message deletes the retained snapshot and means "no meeting".
-    publish_retained(ctx, &topic, Vec::new()).await?;
+    publish_retained(ctx, &topic, Vec::new(), None).await?;
     if ctx.json {
         return emit(
             out,
@@ -421,7 +493,7 @@ async fn licence_set(
     // The daemon's decoder, so what we publish is what it will read.
     Licence::decode(&payload).map_err(CtlError::Usage)?;
     let topic = ctx.topic("licence");
-    publish_retained(ctx, &topic, payload).await?;
+    publish_retained(ctx, &topic, payload, None).await?;
     if ctx.json {
         let doc = json!({"ok": true, "topic": topic, "retained": true,
                          "kind": kind, "valid_until": until.to_rfc3339()});
@@ -441,9 +513,14 @@ async fn licence_set(
     )
 }
 
-async fn publish_retained(ctx: &Context, topic: &str, payload: Vec<u8>) -> Result<(), CtlError> {
+async fn publish_retained(
+    ctx: &Context,
+    topic: &str,
+    payload: Vec<u8>,
+    properties: Option<PublishProperties>,
+) -> Result<(), CtlError> {
     let mut session = Session::connect(&ctx.connect).await?;
-    let result = session.publish(topic, payload, true, None).await;
+    let result = session.publish(topic, payload, true, properties).await;
     session.close().await;
     result
 }

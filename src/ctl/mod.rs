@@ -76,6 +76,10 @@ pub struct GlobalArgs {
     /// Topic prefix, for a device configured with its own mqtt.topic_prefix.
     #[arg(long, global = true, value_name = "P")]
     pub prefix: Option<String>,
+    /// Ed25519 signing key (from `roomrecctl key gen`): signs commands (required for admin:<name>
+    /// actors) and meeting snapshots. The device checks it against its auth.admin_keys.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
     /// Machine output: one JSON document per line on stdout.
     #[arg(long, global = true)]
     pub json: bool,
@@ -125,6 +129,25 @@ pub enum CtlCommand {
     Licence {
         #[command(subcommand)]
         action: LicenceCommand,
+    },
+    /// Manage Ed25519 signing keys for admin commands.
+    Key {
+        #[command(subcommand)]
+        action: KeyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Write a new private key to FILE (mode 0600) and print the public key for the device's
+    /// config (auth.admin_keys).
+    Gen {
+        /// Where to write the private key; an existing file is kept unless --force.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Overwrite FILE if it exists.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -223,6 +246,8 @@ pub(crate) struct Context {
     pub target: String,
     pub json: bool,
     pub timeout: Duration,
+    /// From --key-file: signs what is sent.
+    pub signer: Option<crate::auth::SecretKey>,
 }
 
 impl Context {
@@ -282,7 +307,21 @@ impl Context {
                 (format!("roomrec/v1/{id}"), format!("device {id}"))
             }
         };
+        let signer =
+            match &g.key_file {
+                None => None,
+                Some(path) => {
+                    let bytes = read_file(path, "--key-file")?;
+                    let text = String::from_utf8(bytes).map_err(|_| {
+                        CtlError::Usage(format!("--key-file {} is not UTF-8 text", path.display()))
+                    })?;
+                    Some(crate::auth::SecretKey::parse_file(&text).map_err(|e| {
+                        CtlError::Usage(format!("--key-file {}: {e}", path.display()))
+                    })?)
+                }
+            };
         Ok(Context {
+            signer,
             connect: broker::ConnectSpec {
                 url,
                 tls,

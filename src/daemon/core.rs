@@ -21,13 +21,14 @@ use super::housekeeping;
 use super::notify::Notifier;
 use super::status::StatusBoard;
 use super::store::Store;
+use crate::auth::{Refusal, Verifier};
 use crate::catalog::{Op, SegmentRecord};
 use crate::config::StorageConfig;
-use crate::control::{Destination, Inbound, Outbound, ResponseAddr, Topic};
+use crate::control::{Destination, Envelope, Inbound, Outbound, ResponseAddr, Topic};
 use crate::media::{MediaCommand, MediaFact, MediaHandle, SealedFile};
 use crate::protocol::{
-    Action, Command, DeviceHealth, ErrorBody, ErrorCode, Id, MeetingState, RecordingKind, Reply,
-    Timestamp,
+    Action, Actor, Command, DeviceHealth, ErrorBody, ErrorCode, Id, MeetingState, RecordingKind,
+    Reply, Timestamp,
 };
 use crate::rules::{CommandContext, Effect, Engine, Input, Now, Output, SealedSegment};
 use crate::upload::{UploadCommand, UploadFact, UploadHandle};
@@ -65,6 +66,8 @@ impl Default for Clock {
 
 pub struct Core {
     pub engine: Engine,
+    /// Signature checks of admin commands and snapshots, at the edge before the engine.
+    pub auth: Verifier,
     pub store: Store,
     pub media: MediaHandle,
     /// `None` without an `[upload]` section (cloud recording is then unavailable).
@@ -123,9 +126,22 @@ impl Core {
 
     async fn on_inbound(&mut self, msg: Inbound) {
         match msg {
-            Inbound::Meeting(Ok(snapshot)) => self.feed(Input::Meeting(snapshot), None).await,
-            Inbound::Meeting(Err(reason)) => {
-                warn!(%reason, "ignored a meeting snapshot that could not be read")
+            Inbound::Meeting { snapshot, envelope } => {
+                let checked = self.auth.check_meeting(
+                    &envelope.topic,
+                    &envelope.payload,
+                    &envelope.signatures,
+                );
+                match (checked, snapshot) {
+                    (Err(refusal), _) => {
+                        warn!(reason = refusal.reason(), detail = %refusal,
+                            "ignored a meeting snapshot: auth.require_signed_meeting is on")
+                    }
+                    (Ok(()), Ok(snapshot)) => self.feed(Input::Meeting(snapshot), None).await,
+                    (Ok(()), Err(reason)) => {
+                        warn!(%reason, "ignored a meeting snapshot that could not be read")
+                    }
+                }
             }
             Inbound::Licence(Ok(licence)) => self.feed(Input::Licence(licence), None).await,
             Inbound::Licence(Err(reason)) => {
@@ -134,10 +150,25 @@ impl Core {
             Inbound::Command {
                 command: Ok(cmd),
                 respond_to,
-            } => self.on_command(cmd, respond_to).await,
+                envelope,
+            } => {
+                if let Actor::Admin(name) = &cmd.actor {
+                    if let Err(error) = self.authenticate(name, &envelope).await {
+                        warn!(command = %cmd.id, actor = %cmd.actor, action = cmd.action.name(),
+                            reason = ?error.reason, detail = %error.message, "refused an admin command");
+                        // Not stored in the command log: an unsigned message must not be able
+                        // to fix the answer to an id a real admin command may use later.
+                        let reply = Reply::err(Some(cmd.id.to_string()), error);
+                        self.send_reply(&reply, respond_to, None).await;
+                        return;
+                    }
+                }
+                self.on_command(cmd, respond_to).await
+            }
             Inbound::Command {
                 command: Err(e),
                 respond_to,
+                envelope: _,
             } => {
                 warn!(command = e.id.as_deref().unwrap_or("-"), reason = %e.message, "refused a malformed command");
                 let reply = Reply::err(e.id, ErrorBody::new(ErrorCode::BadRequest, e.message));
@@ -153,6 +184,59 @@ impl Core {
                 if let Err(e) = self.store.call(move |c| c.ack_outbox(id)).await {
                     warn!(outbox = id, error = %e, "could not clear a delivered outbox message");
                 }
+            }
+        }
+    }
+
+    /// Checks an admin command's signature, freshness and nonce (`crate::auth`). Done before
+    /// de-duplication, so an exact replay is refused as such rather than answered; a sender
+    /// that retries signs again (new nonce, same id) and gets the first answer.
+    async fn authenticate(&mut self, admin: &str, envelope: &Envelope) -> Result<(), ErrorBody> {
+        let now = Timestamp::now();
+        let forbidden = |r: Refusal| {
+            let mut body = ErrorBody::new(ErrorCode::Forbidden, r.to_string());
+            body.reason = Some(r.reason().to_owned());
+            body
+        };
+        let verified = self
+            .auth
+            .check_admin(
+                admin,
+                &envelope.topic,
+                &envelope.payload,
+                &envelope.signatures,
+                now,
+            )
+            .map_err(forbidden)?;
+        let Some(v) = verified else {
+            warn!(
+                admin,
+                "accepted an unsigned admin command (auth.allow_unsigned_admin)"
+            );
+            return Ok(());
+        };
+        let (key_id, nonce, signed_at) = (v.key_id.clone(), v.nonce.clone(), v.signed_at);
+        let claimed = self
+            .store
+            .call(move |c| c.claim_nonce(&key_id, &nonce, signed_at, now))
+            .await;
+        match claimed {
+            Ok(Ok(true)) => Ok(()),
+            Ok(Ok(false)) => Err(forbidden(Refusal::Replayed(v.nonce))),
+            // Fail closed: without the nonce memory a replay could not be told apart.
+            Ok(Err(e)) => {
+                error!(error = %e, "cannot record a signed command's nonce; refusing it");
+                Err(ErrorBody::new(
+                    ErrorCode::Internal,
+                    "the device cannot check this signed command for replay (catalog error); try again",
+                ))
+            }
+            Err(e) => {
+                error!(error = %e, "catalog unavailable; refusing a signed command");
+                Err(ErrorBody::new(
+                    ErrorCode::Internal,
+                    "the device cannot check this signed command for replay (catalog unavailable); try again",
+                ))
             }
         }
     }
@@ -641,6 +725,9 @@ impl Core {
             // The dedupe log only has to outlive MQTT redelivery and sender retries.
             let cutoff = Timestamp(Timestamp::now().0 - 7 * 24 * 3600 * 1000);
             let _ = self.store.call(move |c| c.prune_commands(cutoff)).await;
+            // Nonces are kept far longer than the signing window, so a clock that jumps
+            // (a wrong clock corrected by NTP) cannot reopen the window for a captured command.
+            let _ = self.store.call(move |c| c.prune_nonces(cutoff)).await;
         }
     }
 

@@ -105,8 +105,10 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
     let (outbound_tx, outbound_rx) = mpsc::channel(256);
     let (conv_tx, conv_rx) = mpsc::channel(16);
 
+    log_auth(&config.auth);
     let mut core = core::Core {
         engine: Engine::new(rules_config(&config), next_recording),
+        auth: crate::auth::Verifier::new(config.auth.clone()),
         store,
         media,
         uploader,
@@ -180,6 +182,28 @@ fn prepare_dirs(dirs: &[&Path]) -> Result<(), DaemonError> {
         })?;
     }
     Ok(())
+}
+
+/// Says once at start how admin commands are authenticated (key names only, never keys).
+fn log_auth(auth: &crate::auth::AuthConfig) {
+    let admins: Vec<&str> = auth.admin_keys.keys().map(String::as_str).collect();
+    if auth.allow_unsigned_admin {
+        warn!("auth.allow_unsigned_admin is on: anyone who may publish on the cmd topic can act as an admin");
+    } else if admins.is_empty() {
+        info!("no admin keys configured (auth.admin_keys): admin commands will be refused");
+    } else {
+        info!(
+            ?admins,
+            window_s = auth.window.as_secs(),
+            "admin commands must be signed"
+        );
+    }
+    if auth.require_signed_meeting {
+        info!(
+            keys = auth.meeting_keys.len(),
+            "meeting snapshots must be signed"
+        );
+    }
 }
 
 fn rules_config(config: &Config) -> RulesConfig {

@@ -149,7 +149,26 @@ fn unsafe_kill(pid: u32, signal: &str) {
         .status();
 }
 
+/// The fixture admin key: `Client::cmd` signs `admin:*` commands with it, and `config_text`
+/// configures its public half as `auth.admin_keys.ops`, so tests run with signed admin
+/// commands, as a new install requires. A test-only key: its seed is public.
+pub fn admin_key() -> roomrec::auth::SecretKey {
+    roomrec::auth::SecretKey::parse_file("BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=")
+        .expect("fixture key")
+}
+
+/// The `[auth]` section `config_text` adds: admin `ops` signs with `admin_key()`.
+pub fn admin_auth() -> String {
+    format!("[auth.admin_keys]\nops = \"{}\"\n", admin_key().public())
+}
+
+/// The daemon's config with the fixture admin key, then `extra`.
 pub fn config_text(port: u16, dir: &Path, extra: &str) -> String {
+    config_without_auth(port, dir, &format!("{}\n{extra}", admin_auth()))
+}
+
+/// The daemon's config without any `[auth]` section (no admin keys), then `extra`.
+pub fn config_without_auth(port: u16, dir: &Path, extra: &str) -> String {
     format!(
         r#"device_id = "{DEVICE}"
 
@@ -250,6 +269,30 @@ impl Client {
         }
     }
 
+    /// Publishes with MQTT 5 user properties (e.g. `roomrec-sig`).
+    pub async fn publish_props(
+        &self,
+        suffix: &str,
+        payload: impl Into<Vec<u8>>,
+        retain: bool,
+        user_properties: Vec<(String, String)>,
+    ) {
+        let props = PublishProperties {
+            user_properties,
+            ..Default::default()
+        };
+        self.client
+            .publish_with_properties(
+                format!("{PREFIX}/{suffix}"),
+                QoS::AtLeastOnce,
+                retain,
+                payload.into(),
+                props,
+            )
+            .await
+            .expect("publish");
+    }
+
     pub async fn publish(&self, suffix: &str, payload: impl Into<Vec<u8>>, retain: bool) {
         self.client
             .publish(
@@ -271,15 +314,29 @@ impl Client {
         self.publish("meeting", snapshot.to_string(), true).await;
     }
 
-    /// Sends a command (adding an `id` if it has none) and waits for its reply.
+    /// Sends a command (adding an `id` if it has none) and waits for its reply. Commands of
+    /// an `admin:` actor are signed with the fixture key (`admin_key`).
     pub async fn cmd(&mut self, mut command: Value) -> Value {
+        self.add_id(&mut command);
+        let id = command["id"].clone();
+        let admin = command["actor"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("admin:"));
+        if admin {
+            let (payload, sig) = sign_command(&admin_key(), command);
+            self.publish_props("cmd", payload, false, sig).await;
+        } else {
+            self.publish("cmd", command.to_string(), false).await;
+        }
+        self.wait_reply(&id).await
+    }
+
+    /// Adds an `id` to a command that has none.
+    pub fn add_id(&mut self, command: &mut Value) {
         if command.get("id").is_none() {
             self.next_id += 1;
             command["id"] = json!(format!("t-{}-{}", fastrand::u32(..), self.next_id));
         }
-        let id = command["id"].clone();
-        self.publish("cmd", command.to_string(), false).await;
-        self.wait_reply(&id).await
     }
 
     pub async fn wait_reply(&mut self, id: &Value) -> Value {
@@ -373,6 +430,23 @@ impl Client {
             .await
             .expect("publish");
     }
+}
+
+/// `command` with fresh `signed_at` and `nonce`, as bytes, and its `roomrec-sig` property for
+/// the fixture device's `cmd` topic.
+pub fn sign_command(
+    key: &roomrec::auth::SecretKey,
+    mut command: Value,
+) -> (Vec<u8>, Vec<(String, String)>) {
+    if let Some(obj) = command.as_object_mut() {
+        roomrec::auth::add_claims(obj, roomrec::protocol::Timestamp::now()).expect("claims");
+    }
+    let payload = command.to_string().into_bytes();
+    let sig = key.sign(&format!("{PREFIX}/cmd"), &payload);
+    (
+        payload,
+        vec![(roomrec::auth::SIGNATURE_PROPERTY.to_owned(), sig)],
+    )
 }
 
 /// A meeting snapshot: host u-1, co-host u-2, members u-3, u-4; creator u-1.

@@ -45,6 +45,9 @@ framerate = ${MEDIA_FPS:-15}
 video_bitrate_kbps = 300
 ${MEDIA_TOML:-}
 
+[auth.admin_keys]
+ci = "$(cat "$R/admin.pub")"
+
 [log]
 level = "info,roomrec=debug"
 

@@ -14,8 +14,11 @@ ok() { log "ok: $*"; }
 # roomrecctl against the private broker; every call is bounded (CTL_TIMEOUT seconds for the
 # device's answer, default 15).
 ctl() {
+  local sign=()
+  # Admin commands are signed with the run's key (tests/qemu/run makes it).
+  case " $* " in *" admin:"*) sign=(--key-file "$R/admin.key") ;; esac
   timeout -k 2 60 "$ROOMREC_BIN/roomrecctl" --broker "$ROOMREC_BROKER_URL" --device "$DEVICE" \
-    --timeout "${CTL_TIMEOUT:-15}" "$@"
+    --timeout "${CTL_TIMEOUT:-15}" "${sign[@]}" "$@"
 }
 
 # guest_alive: fails at once when the guest script has already ended (its exit code is in
