@@ -16,7 +16,8 @@ pub enum Fault {
     Http503 = 1,
     /// Connections are accepted and never answered (a store that stops answering).
     Silent = 2,
-    /// Every other connection is closed at once (a flapping link).
+    /// Every other connection is closed at once, starting with the first, and the others after
+    /// half a second (a flapping link).
     DropEveryOther = 3,
 }
 
@@ -74,7 +75,15 @@ async fn serve(mut client: TcpStream, upstream: u16, fault: u8, accepted: u64) {
     match fault {
         1 => answer_503(&mut client).await,
         2 => tokio::time::sleep(Duration::from_secs(600)).await,
-        3 if accepted % 2 == 0 => drop(client),
+        // The first connection is dropped, so the flapping is never skipped by one kept-alive
+        // connection; the ones that pass are cut after half a second, mid-transfer or not.
+        3 if accepted % 2 == 1 => drop(client),
+        3 => {
+            if let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)).await {
+                let copy = tokio::io::copy_bidirectional(&mut client, &mut up);
+                let _ = tokio::time::timeout(Duration::from_millis(500), copy).await;
+            }
+        }
         _ => {
             if let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)).await {
                 let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
