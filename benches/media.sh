@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds="${1:-60}"
-w=1280 h=720 fps=30 kbps=2500 gop=$((fps * 2))
+w=1280 h=720 fps=30 kbps=2500 gop=$((fps / 2))  # as roomrecd: a 0.5 s GOP (the RPO)
 work="$(mktemp -d /tmp/roomrec-media-bench.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 

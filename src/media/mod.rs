@@ -57,7 +57,7 @@ pub enum Source {
 /// The audio codec of the segments.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum AudioCodec {
-    /// `avenc_aac` + `aacparse` (gst-libav, -bad): what HLS players decode in MPEG-TS.
+    /// `voaacenc` (or `avenc_aac`) + `aacparse` (-bad, -good): what HLS players decode in MPEG-TS.
     #[default]
     Aac,
     /// `opusenc` (gst-plugins-base): smaller, plays in GStreamer, ffmpeg and the MP4, but

@@ -36,16 +36,19 @@ S = "${UNPACKDIR}/${BPN}"
 inherit cargo cargo-update-recipe-crates pkgconfig systemd useradd
 
 # The H.264 encoder and the AAC path are PACKAGECONFIGs: media.encoder = "auto" takes
-# x264enc when present, else openh264enc; media.audio_codec = "aac" needs avenc_aac.
-# The daemon records AAC by default (HLS players need it), so "aac" is on by default; it
-# needs LICENSE_FLAGS_ACCEPTED += "commercial", like x264.
+# x264enc when present, else openh264enc; media.audio_codec = "aac" takes voaacenc when
+# present, else avenc_aac. The daemon records AAC by default (HLS players need it), so "aac"
+# (voaacenc: Apache-2.0, no commercial flag, and ~40 MB less memory than libav) is on by
+# default; "libav-aac" is the fallback (LICENSE_FLAGS commercial, like x264).
 PACKAGECONFIG ??= "${ROOMREC_H264_ENCODERS} aac"
 # x264enc, from gst-plugins-ugly (LICENSE_FLAGS commercial, as is x264).
 PACKAGECONFIG[x264] = ",,,gstreamer1.0-plugins-ugly-x264"
 # openh264enc, from gst-plugins-bad with openh264 (meta-multimedia).
 PACKAGECONFIG[openh264] = ",,,gstreamer1.0-plugins-bad-openh264"
+# voaacenc, from gst-plugins-bad with vo-aacenc (meta-multimedia).
+PACKAGECONFIG[aac] = ",,,gstreamer1.0-plugins-bad-voaacenc"
 # avenc_aac, from gstreamer1.0-libav (LICENSE_FLAGS commercial).
-PACKAGECONFIG[aac] = ",,,gstreamer1.0-libav"
+PACKAGECONFIG[libav-aac] = ",,,gstreamer1.0-libav"
 # VA-API hardware encoding (Intel/AMD): media.encoder = "auto" uses it when present.
 PACKAGECONFIG[vaapi] = ",,,gstreamer1.0-vaapi"
 
