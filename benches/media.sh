@@ -54,7 +54,7 @@ run gst timeout -k 10 -s INT "$seconds" gst-launch-1.0 -e \
   ! x264enc tune=zerolatency speed-preset=veryfast key-int-max=$gop bitrate=$kbps \
   ! h264parse ! s.video \
   audiotestsrc is-live=true wave=sine ! audioconvert ! audioresample ! volume ! queue \
-  ! avenc_aac ! aacparse ! s.audio_0 \
+  ! voaacenc ! aacparse ! s.audio_0 \
   splitmuxsink name=s muxer=mpegtsmux "location=$work/gst/%08d.ts" \
   max-size-time=2000000000 send-keyframe-requests=true
 
