@@ -35,6 +35,9 @@ use crate::retry::Backoff;
 /// Where the CA bundle lives when TLS is on and no `mqtt.ca_file` is configured.
 const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 const RESPONSE_TOPIC_MAX: usize = 256;
+/// Messages from the core held here while rumqttc's request queue is full; past this many,
+/// control stops taking more from the core until the broker has acknowledged some.
+const PENDING_MAX: usize = 256;
 
 #[derive(Clone, Debug)]
 pub struct ControlSettings {
@@ -152,17 +155,24 @@ impl Outbound {
 pub async fn run(
     settings: ControlSettings,
     inbound: mpsc::Sender<Inbound>,
-    mut outbound: mpsc::Receiver<Outbound>,
+    outbound: mpsc::Receiver<Outbound>,
     farewell: Vec<u8>,
     cancel: CancellationToken,
 ) -> Result<(), ControlError> {
     let options = mqtt_options(&settings, &farewell)?;
     let (client, mut eventloop) = AsyncClient::new(options.clone(), 64);
-    let mut session = Session::new(settings, client, inbound);
+    let mut session = Session::new(settings, client, inbound, outbound);
+    // Never wait on rumqttc's request queue without polling its event loop (only polling
+    // drains it), nor on the core while the core may be waiting on control: under a burst of
+    // commands either wait used to stop the session for good (found by the flood test).
     loop {
+        session.flush();
         tokio::select! {
             biased;
             _ = cancel.cancelled() => break,
+            Some(msg) = session.outbound.recv(), if session.pending.len() < PENDING_MAX => {
+                session.pending.push_back(msg);
+            }
             event = eventloop.poll() => match event {
                 Ok(event) => session.on_event(event).await,
                 Err(e) => {
@@ -176,7 +186,6 @@ pub async fn run(
                     eventloop = fresh;
                 }
             },
-            Some(msg) = outbound.recv() => session.publish(msg).await,
         }
     }
     session.farewell(&mut eventloop, farewell).await;
@@ -236,6 +245,9 @@ struct Session {
     settings: ControlSettings,
     client: AsyncClient,
     inbound: mpsc::Sender<Inbound>,
+    outbound: mpsc::Receiver<Outbound>,
+    /// Taken from the core, not yet handed to rumqttc (its request queue was full).
+    pending: VecDeque<Outbound>,
     connected: bool,
     /// Why the last connection attempt failed, to log each distinct reason once.
     last_failure: Option<String>,
@@ -248,12 +260,19 @@ struct Session {
 }
 
 impl Session {
-    fn new(settings: ControlSettings, client: AsyncClient, inbound: mpsc::Sender<Inbound>) -> Self {
+    fn new(
+        settings: ControlSettings,
+        client: AsyncClient,
+        inbound: mpsc::Sender<Inbound>,
+        outbound: mpsc::Receiver<Outbound>,
+    ) -> Self {
         let backoff = Backoff::new(Duration::from_millis(200), settings.reconnect_max);
         Session {
             settings,
             client,
             inbound,
+            outbound,
+            pending: VecDeque::new(),
             connected: false,
             last_failure: None,
             backoff,
@@ -293,7 +312,8 @@ impl Session {
         self.in_flight.clear();
         for suffix in ["meeting", "licence", "cmd"] {
             let topic = format!("{}/{suffix}", self.settings.prefix);
-            if let Err(e) = self.client.subscribe(topic.clone(), QoS::AtLeastOnce).await {
+            // A fresh client's request queue is empty: `try_` never finds it full here.
+            if let Err(e) = self.client.try_subscribe(topic.clone(), QoS::AtLeastOnce) {
                 warn!(%topic, error = %e, "could not request a subscription");
             }
         }
@@ -383,17 +403,42 @@ impl Session {
         self.forward(msg).await;
     }
 
-    async fn forward(&self, msg: Inbound) {
-        // The core only stops after control; a closed channel means shutdown is under way.
-        let _ = self.inbound.send(msg).await;
+    /// Hands `msg` to the core. While the core's queue is full, keeps taking the core's own
+    /// messages: the core may be waiting for room in ours, and neither would ever go on.
+    async fn forward(&mut self, msg: Inbound) {
+        let inbound = self.inbound.clone();
+        let send = inbound.send(msg);
+        tokio::pin!(send);
+        loop {
+            tokio::select! {
+                biased;
+                // The core only stops after control; a closed channel means shutdown.
+                _ = &mut send => return,
+                Some(out) = self.outbound.recv() => self.pending.push_back(out),
+            }
+        }
     }
 
-    async fn publish(&mut self, msg: Outbound) {
+    /// Hands pending messages to rumqttc until its request queue is full; the rest wait for
+    /// the event loop to make room (PUBACKs), never blocking this task.
+    fn flush(&mut self) {
+        while let Some(msg) = self.pending.pop_front() {
+            if let Err(msg) = self.publish(msg) {
+                self.pending.push_front(msg);
+                return;
+            }
+        }
+    }
+
+    /// Queues one publish with rumqttc; gives the message back when its queue is full.
+    fn publish(&mut self, msg: Outbound) -> Result<(), Outbound> {
         if !self.connected {
             // Dropped, not queued: the core republishes retained state and the outbox on the
             // next connect, and must never block on a broker outage.
-            return;
+            return Ok(());
         }
+        let outbox_id = msg.outbox_id;
+        let kept = msg.clone();
         let (topic, props) = match msg.to {
             Destination::Device(t) => (format!("{}/{}", self.settings.prefix, t.suffix()), None),
             Destination::Response(addr) => (
@@ -404,29 +449,29 @@ impl Session {
                 }),
             ),
         };
+        if topic.contains(['+', '#']) {
+            warn!(%topic, "not a topic name; dropped");
+            return Ok(());
+        }
         let result = match props {
-            Some(p) => {
-                self.client
-                    .publish_with_properties(
-                        topic.clone(),
-                        QoS::AtLeastOnce,
-                        msg.retain,
-                        msg.payload,
-                        p,
-                    )
-                    .await
-            }
-            None => {
-                self.client
-                    .publish(topic.clone(), QoS::AtLeastOnce, msg.retain, msg.payload)
-                    .await
-            }
+            Some(p) => self.client.try_publish_with_properties(
+                topic,
+                QoS::AtLeastOnce,
+                msg.retain,
+                msg.payload,
+                p,
+            ),
+            None => self
+                .client
+                .try_publish(topic, QoS::AtLeastOnce, msg.retain, msg.payload),
         };
         match result {
-            Ok(()) => self.requested.push_back(msg.outbox_id),
-            Err(e) => {
-                warn!(%topic, error = %e, "could not queue a publish; it stays in the outbox")
+            Ok(()) => {
+                self.requested.push_back(outbox_id);
+                Ok(())
             }
+            // The topic is valid, so the queue is full: try again once the loop made room.
+            Err(_) => Err(kept),
         }
     }
 
@@ -435,11 +480,11 @@ impl Session {
             return;
         }
         let topic = format!("{}/{}", self.settings.prefix, Topic::Status.suffix());
+        // `try_`: a full request queue must not hold up shutdown; the last will covers it.
         let _ = self
             .client
-            .publish(topic, QoS::AtLeastOnce, true, farewell)
-            .await;
-        let _ = self.client.disconnect().await;
+            .try_publish(topic, QoS::AtLeastOnce, true, farewell);
+        let _ = self.client.try_disconnect();
         // Drive the event loop until the disconnect is written, bounded so shutdown never hangs.
         let drain = async {
             loop {

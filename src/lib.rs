@@ -11,6 +11,9 @@ pub mod config;
 pub mod control;
 pub mod ctl;
 pub mod daemon;
+/// Entry points for the fuzz targets in `fuzz/`; not an API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod media;
 pub mod protocol;
 pub mod retry;

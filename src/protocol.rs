@@ -17,6 +17,8 @@ use time::OffsetDateTime;
 pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
 /// Ids are short printable tokens; the limit keeps them safe in topics, file names and logs.
 pub const MAX_ID_LEN: usize = 128;
+/// The largest meeting snapshot `version` accepted (2^63 - 1, what the catalog can store).
+pub const MAX_VERSION: u64 = i64::MAX as u64;
 
 // ---------------------------------------------------------------------------------------------
 // Ids and time
@@ -79,18 +81,31 @@ impl Timestamp {
         Timestamp(i64::try_from(ms).unwrap_or(i64::MAX))
     }
 
+    /// Parses an RFC 3339 time. Refused: one whose UTC time falls outside the years 0000–9999
+    /// (an offset can push `9999-12-31T23:59:59-23:59` past them), since it could not be
+    /// written back as RFC 3339 and would be saved as 1970.
     pub fn parse(s: &str) -> Result<Timestamp, String> {
         let t = OffsetDateTime::parse(s, &Rfc3339)
             .map_err(|_| format!("{s:?} is not an RFC 3339 time like 2027-01-01T00:00:00Z"))?;
-        Ok(Timestamp((t.unix_timestamp_nanos() / 1_000_000) as i64))
+        let ts = Timestamp((t.unix_timestamp_nanos() / 1_000_000) as i64);
+        match ts.format() {
+            Some(_) => Ok(ts),
+            None => Err(format!(
+                "{s:?} is outside the years 0000 to 9999 in UTC; use a time like 2027-01-01T00:00:00Z"
+            )),
+        }
     }
 
     pub fn to_rfc3339(self) -> String {
+        self.format()
+            .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
+    }
+
+    fn format(self) -> Option<String> {
         let nanos = i128::from(self.0) * 1_000_000;
         OffsetDateTime::from_unix_timestamp_nanos(nanos)
             .ok()
             .and_then(|t| t.format(&Rfc3339).ok())
-            .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
     }
 }
 
@@ -279,7 +294,12 @@ pub struct Account {
     #[serde(default)]
     pub licence_expires_at: Option<Timestamp>,
     /// Absent: taken from the tier table (C8); `null`: unlimited; a number: that many bytes.
-    #[serde(default, deserialize_with = "double_option")]
+    /// Left out when absent, so a saved snapshot reads back as absent rather than unlimited.
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cloud_quota_bytes: Option<Option<u64>>,
     #[serde(default)]
     pub cloud_used_bytes: u64,
@@ -323,9 +343,15 @@ impl MeetingSnapshot {
             });
         }
         let obj = parse_object(payload)?;
+        // The catalog keeps versions as SQLite integers (signed 64-bit): a larger one would
+        // be applied but never saved, and would make every later snapshot look stale.
         let version = match obj.get("version") {
-            Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64(),
-            Some(_) => return Err("field 'version' must be a non-negative integer".into()),
+            Some(Value::Number(n)) if n.as_u64().is_some_and(|v| v <= MAX_VERSION) => n.as_u64(),
+            Some(_) => {
+                return Err(format!(
+                    "field 'version' must be an integer from 0 to {MAX_VERSION}"
+                ))
+            }
             None => return Err("field 'version' is missing; snapshots must carry one".into()),
         };
         if matches!(obj.get("meeting_id"), None | Some(Value::Null)) {
@@ -1057,6 +1083,81 @@ mod tests {
         assert!(MeetingSnapshot::decode(br#"{"meeting_id":"m"}"#)
             .unwrap_err()
             .contains("version"));
+    }
+
+    /// Found by fuzzing (snapshot target): a version above 2^63 - 1 was applied but could not
+    /// be saved, so the whole batch (the recordings it stopped) was lost and every later
+    /// snapshot was stale.
+    #[test]
+    fn a_version_the_catalog_cannot_store_is_refused() {
+        let at = |v: &str| MeetingSnapshot::decode(format!(r#"{{"version":{v}}}"#).as_bytes());
+        assert_eq!(
+            at("9223372036854775807").unwrap().version,
+            Some(MAX_VERSION)
+        );
+        for v in [
+            "9223372036854775808",
+            "18446744073709551615",
+            "1e30",
+            "-1",
+            "1.5",
+        ] {
+            let e = at(v).expect_err(v);
+            assert!(
+                e.contains("field 'version' must be an integer from 0 to"),
+                "{v}: {e}"
+            );
+        }
+    }
+
+    /// Found by fuzzing (snapshot target): a meeting without `cloud_quota_bytes` (quota from
+    /// the tier table) was saved to the catalog as `null`, which reads back as unlimited.
+    #[test]
+    fn a_meeting_reads_back_with_the_same_quota_it_was_saved_with() {
+        let snap = |quota: &str| {
+            let json = format!(
+                r#"{{"version":1,"meeting_id":"m","state":"active","creator":"u","host":"u",
+                    "account":{{"tier":"free"{quota}}}}}"#
+            );
+            MeetingSnapshot::decode(json.as_bytes())
+                .unwrap()
+                .meeting
+                .unwrap()
+        };
+        for (quota, want) in [
+            ("", None),
+            (r#","cloud_quota_bytes":null"#, Some(None)),
+            (r#","cloud_quota_bytes":7"#, Some(Some(7))),
+        ] {
+            let m = snap(quota);
+            assert_eq!(m.account.cloud_quota_bytes, want, "{quota}");
+            let saved = serde_json::to_string(&m).unwrap();
+            let back: Meeting = serde_json::from_str(&saved).unwrap();
+            assert_eq!(back, m, "{saved}");
+        }
+    }
+
+    /// Found by the snapshot target's catalog round trip: a time whose offset puts it past
+    /// 9999 in UTC was accepted, then saved as 1970 (an expired licence after a reload).
+    #[test]
+    fn times_that_cannot_be_written_back_are_refused() {
+        for s in ["9999-12-31T23:59:59-23:59", "0000-01-01T00:00:00+00:01"] {
+            let e = Timestamp::parse(s).expect_err(s);
+            assert!(e.contains("outside the years 0000 to 9999"), "{s}: {e}");
+        }
+        for s in [
+            "9999-12-31T23:59:59Z",
+            "0000-01-01T00:00:00Z",
+            "2027-01-01T01:00:00+01:00",
+        ] {
+            let t = Timestamp::parse(s).expect(s);
+            assert_eq!(Timestamp::parse(&t.to_rfc3339()), Ok(t), "{s}");
+        }
+        let snap = br#"{"version":9,"meeting_id":"m-1","state":"active","creator":"u-1",
+            "host":"u-1","account":{"licence_expires_at":"9999-12-31T23:59:59-23:59"}}"#;
+        assert!(MeetingSnapshot::decode(snap)
+            .unwrap_err()
+            .contains("outside the years"));
     }
 
     #[test]
