@@ -387,6 +387,11 @@ impl Tally {
                         .as_str()
                         .is_some_and(|m| !m.is_empty()));
                 }
+                // A signature refusal (unsigned or badly signed admin command) does not claim
+                // the id, so a forged message cannot fix the answer a real one will get.
+                if seen.json["error"]["reason"].is_string() {
+                    return;
+                }
                 match self.first.get(&id) {
                     Some(first) => {
                         self.repeats += 1;

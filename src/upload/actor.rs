@@ -741,8 +741,10 @@ impl Actor {
                     .or(self.link_estimate)
                     .unwrap_or(LIVE_FLOOR_BYTES_PER_S * 4);
                 let share = base.saturating_mul(u64::from(self.settings.live_share_percent)) / 100;
-                // The floor keeps a backlog moving on a slow link, but never above the cap.
-                Some(share.max(LIVE_FLOOR_BYTES_PER_S).min(base))
+                // The floor keeps a backlog moving however low the link estimate fell (say,
+                // measured while the store was down), but never above a configured cap.
+                let cap = self.settings.rate_cap.unwrap_or(u64::MAX);
+                Some(share.max(LIVE_FLOOR_BYTES_PER_S).min(cap))
             }
         };
         info!(live = self.live, rate = ?rate, "upload rate set");
