@@ -9,6 +9,7 @@ pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod control;
+pub mod crypt;
 pub mod ctl;
 pub mod daemon;
 /// Entry points for the fuzz targets in `fuzz/`; not an API.

@@ -155,6 +155,16 @@ const INVALID: &[(&str, &[&str])] = &[
         &["-1", r#""x""#, "false", r#""99999999999 TiB""#],
     ),
     ("storage.retention_hours", &["-1", "8761", r#""24""#, "1.5"]),
+    ("storage.encrypt_segments", &[r#""yes""#, "1"]),
+    (
+        "storage.segment_key_file",
+        &[
+            r#""""#,
+            r#""/nonexistent/segment.key""#,
+            "1",
+            r#""/etc/hostname""#,
+        ],
+    ),
     ("media.source", &[r#""camera""#, r#""""#, r#""V4L2""#, "1"]),
     ("media.segment_seconds", &["0", "61", r#""2""#, "2.0"]),
     ("media.width", &["0", "1281", "5000", r#""1280""#]),
@@ -770,4 +780,39 @@ fn credentials_in_a_url_are_not_repeated() {
         assert_eq!(keys(&found), [key]);
         assert!(!found[0].message.contains("hunter2"), "{found:?}");
     }
+}
+
+#[test]
+fn a_private_segment_key_file_turns_encryption_on_and_never_shows() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("segment.key");
+    std::fs::write(&key, format!("{}\n", "ab".repeat(32))).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o400)).unwrap();
+    let config = valid(&edit(
+        BASE,
+        &[
+            ("storage.encrypt_segments", Some(Value::Boolean(true))),
+            ("storage.segment_key_file", path_value(&key)),
+        ],
+    ));
+    assert!(config.storage.encrypt_segments);
+    assert_eq!(
+        config.storage.segment_key,
+        Some(roomrec::crypt::SegmentKey::from_bytes([0xab; 32]))
+    );
+    assert!(!format!("{config:?}").contains(&"ab".repeat(8)));
+    // Off by default; on without a key file is one problem naming the switch.
+    assert!(!valid(BASE).storage.encrypt_segments);
+    let found = problems(&set("storage.encrypt_segments", "true"));
+    assert_eq!(keys(&found), ["storage.encrypt_segments"], "{found:#?}");
+    assert!(found[0].message.contains("segment_key_file"), "{found:#?}");
+    // A key file open to the group is refused even with encryption off.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o440)).unwrap();
+    let found = problems(&edit(
+        BASE,
+        &[("storage.segment_key_file", path_value(&key))],
+    ));
+    assert_eq!(keys(&found), ["storage.segment_key_file"], "{found:#?}");
+    assert!(found[0].message.contains("chmod 0400"), "{found:#?}");
 }

@@ -111,7 +111,11 @@ impl Catalog {
             .collect::<Result<Vec<(i64, String, i64)>, _>>()?;
         let mut problems = Vec::new();
         for (seq, path, bytes) in rows {
-            let expected = to_u64("segment bytes", bytes)?;
+            let mut expected = to_u64("segment bytes", bytes)?;
+            // The row keeps the media's size; an encrypted file is longer by a known amount.
+            if crate::crypt::is_encrypted(&path) {
+                expected = crate::crypt::encrypted_len(expected);
+            }
             if let Some(problem) = file_problem(&storage_dir.join(&path), expected) {
                 let seq = to_u64("segment seq", seq)?;
                 problems.push(SegmentProblem { seq, path, problem });

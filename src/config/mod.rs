@@ -176,6 +176,13 @@ pub struct StorageConfig {
     /// Hours an uploaded (or converted) segment stays on disk before it may be evicted;
     /// default 24, 0–8760 (a year).
     pub retention_hours: u32,
+    /// Encrypt each segment once sealed (`encrypt_segments`, default false; needs a key).
+    pub encrypt_segments: bool,
+    /// The key read from `segment_key_file` (checked private and 32 bytes at load). Kept
+    /// even with encryption off, so segments encrypted earlier can still be read.
+    pub segment_key: Option<crate::crypt::SegmentKey>,
+    /// Where the key was read from, for messages.
+    pub segment_key_file: Option<PathBuf>,
 }
 
 impl StorageConfig {
@@ -320,6 +327,8 @@ pub const KEYS: &[&str] = &[
     "storage.max_bytes",
     "storage.min_free_bytes",
     "storage.retention_hours",
+    "storage.encrypt_segments",
+    "storage.segment_key_file",
     "media.source",
     "media.segment_seconds",
     "media.width",
@@ -611,12 +620,35 @@ fn read_storage(doc: &mut Doc) -> Option<StorageConfig> {
         .opt_bytes("storage.min_free_bytes", 0)
         .unwrap_or(DEFAULT_MIN_FREE_BYTES);
     let retention_hours = doc.uint("storage.retention_hours", 24, 0..=8760, "hours");
+    let encrypt = doc.boolean("storage.encrypt_segments", false);
+    let key_file = doc.opt_path("storage.segment_key_file");
+    // A named key file is checked even with encryption off, so turning it on later cannot
+    // be the moment a wrong file shows up.
+    let key = key_file.as_ref().and_then(|path| {
+        doc.check(
+            "storage.segment_key_file",
+            crate::crypt::SegmentKey::load(path),
+        )
+    });
+    if encrypt && !doc.has("storage.segment_key_file") {
+        doc.problem(
+            "storage.encrypt_segments",
+            "needs storage.segment_key_file (a private file with a 32-byte key: roomrecctl key segment)",
+        );
+        return None;
+    }
+    if key_file.is_some() && key.is_none() {
+        return None;
+    }
     Some(StorageConfig {
         dir: dir?,
         save_dir: save_dir?,
         max_bytes,
         min_free_bytes,
         retention_hours,
+        encrypt_segments: encrypt,
+        segment_key: key,
+        segment_key_file: key_file,
     })
 }
 

@@ -49,7 +49,35 @@ pub(crate) async fn dispatch(
         CtlCommand::Key {
             action: KeyCommand::Gen { out: file, force },
         } => key_gen(ctx, &file, force, out),
+        CtlCommand::Key {
+            action: KeyCommand::Segment { out: file, force },
+        } => segment_key_gen(ctx, &file, force, out),
     }
+}
+
+/// A segment key for `storage.segment_key_file`; never printed.
+fn segment_key_gen(
+    ctx: &Context,
+    file: &Path,
+    force: bool,
+    out: &mut dyn Write,
+) -> Result<(), CtlError> {
+    let key = crate::crypt::SegmentKey::generate().map_err(|e| CtlError::Usage(e.to_string()))?;
+    let mut text = key.to_hex();
+    text.push('\n');
+    write_private(file, text.as_bytes(), force)?;
+    if ctx.json {
+        let doc = json!({"ok": true, "key_file": file.display().to_string()});
+        return emit(out, &doc.to_string());
+    }
+    emit(
+        out,
+        &format!(
+            "wrote a segment key to {}; install it on the device readable by roomrecd only \
+             (mode 0400) and set storage.segment_key_file and storage.encrypt_segments = true",
+            file.display()
+        ),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------

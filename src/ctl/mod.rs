@@ -149,6 +149,17 @@ pub enum KeyCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Write a new random 32-byte segment key to FILE (64 hex digits, mode 0600), for the
+    /// device's storage.segment_key_file (encryption at rest).
+    Segment {
+        /// Where to write the key; an existing file is kept unless --force (replacing the
+        /// key makes segments encrypted with the old one unreadable).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Overwrite FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,12 +4,18 @@
 //!
 //! Owns: the decision to adopt or only report a leftover file. Must not touch: files it does
 //! not adopt (they stay on disk and in the reconcile report).
+//!
+//! With `storage.encrypt_segments` an adopted segment is encrypted like any sealed one. A
+//! crash during an encryption leaves the plaintext, a complete `.enc`, or both: the plaintext
+//! wins when present (it is re-encrypted); a lone `.enc` is decrypted to a private temp file
+//! to be checked and hashed, and adopted as it is.
 
 use std::path::Path;
 
 use tracing::{info, warn};
 
 use crate::catalog::{Catalog, CatalogError, OrphanFile, SegmentRecord};
+use crate::crypt::{self, SegmentKey};
 use crate::media;
 use crate::protocol::{Id, RecordingInfo, RecordingKind, RecordingState, Timestamp};
 
@@ -29,6 +35,8 @@ pub fn adopt(
     storage: &Path,
     orphans: &[OrphanFile],
     capturing: &[RecordingInfo],
+    encrypt: Option<&SegmentKey>,
+    key: Option<&SegmentKey>,
 ) -> Result<Vec<u64>, CatalogError> {
     let first_new = catalog.next_segment_seq()?;
     let mut candidates: Vec<(u64, &OrphanFile)> = orphans
@@ -36,7 +44,9 @@ pub fn adopt(
         .filter_map(|o| Some((seq_of(&o.path)?, o)))
         .filter(|(seq, _)| *seq >= first_new)
         .collect();
-    candidates.sort_by_key(|(seq, _)| *seq);
+    // Plaintext before `.enc` for the same number, so the plaintext is the one adopted.
+    candidates.sort_by_key(|(seq, o)| (*seq, crypt::is_encrypted(&o.path)));
+    candidates.dedup_by_key(|(seq, _)| *seq);
     let tags: Vec<Id> = capturing.iter().map(|r| r.recording_id.clone()).collect();
     let cloud = capturing
         .iter()
@@ -47,7 +57,11 @@ pub fn adopt(
         return Ok(adopted);
     }
     for (seq, orphan) in candidates {
-        let Some(record) = playable(storage, seq, orphan) else {
+        let record = match crypt::is_encrypted(&orphan.path) {
+            false => playable(storage, seq, orphan).map(|r| encrypted(storage, r, encrypt)),
+            true => key.and_then(|key| playable_encrypted(storage, seq, orphan, key)),
+        };
+        let Some(record) = record else {
             continue;
         };
         catalog.seal_segment(&record, &tags, cloud.as_ref())?;
@@ -57,6 +71,56 @@ pub fn adopt(
         adopted.push(seq);
     }
     Ok(adopted)
+}
+
+/// `record` with its file encrypted when `key` says so; on failure the plaintext is kept
+/// and adopted (as when sealing: media first).
+fn encrypted(storage: &Path, mut record: SegmentRecord, key: Option<&SegmentKey>) -> SegmentRecord {
+    let Some(key) = key else { return record };
+    match crypt::encrypt_file(key, record.seq, &storage.join(&record.path)) {
+        Ok(_) => record.path.push_str(crypt::ENC_SUFFIX),
+        Err(e) => {
+            warn!(segment = record.seq, error = %e, "cannot encrypt an adopted segment; it stays in clear on disk")
+        }
+    }
+    record
+}
+
+/// The record of a lone `.enc` leftover (plaintext already removed, catalog not written):
+/// decrypted into a private folder to be probed and hashed, adopted with its `.enc` path.
+fn playable_encrypted(
+    storage: &Path,
+    seq: u64,
+    orphan: &OrphanFile,
+    key: &SegmentKey,
+) -> Option<SegmentRecord> {
+    let dir = storage.join(format!(".adopt-{seq}"));
+    let plain_name = orphan
+        .path
+        .file_name()?
+        .to_str()?
+        .strip_suffix(crypt::ENC_SUFFIX)?
+        .to_owned();
+    let result = crypt::private_dir(&dir)
+        .and_then(|()| {
+            let plain = dir.join(&plain_name);
+            crypt::decrypt_to_file(key, seq, &storage.join(&orphan.path), &plain)
+        })
+        .map_err(|e| warn!(segment = seq, error = %e, "leftover encrypted segment does not decrypt; kept, not adopted"))
+        .ok()
+        .and_then(|_| {
+            let probe = OrphanFile {
+                path: Path::new(&format!(".adopt-{seq}")).join(&plain_name),
+                bytes: 0,
+            };
+            playable(storage, seq, &probe)
+        });
+    if let Err(e) = std::fs::remove_dir_all(&dir) {
+        warn!(segment = seq, path = %dir.display(), error = %e, "cannot remove a decrypted copy");
+    }
+    let mut record = result?;
+    record.path = orphan.path.to_string_lossy().into_owned();
+    Some(record)
 }
 
 /// The segment's record if the file plays; otherwise it stays only reported.
@@ -86,6 +150,7 @@ fn playable(storage: &Path, seq: u64, orphan: &OrphanFile) -> Option<SegmentReco
     })
 }
 
+/// The number of `00000042.ts` and of its encrypted `00000042.ts.enc`.
 pub fn seq_of(path: &Path) -> Option<u64> {
-    path.file_stem()?.to_str()?.parse().ok()
+    crypt::seq_of(path)
 }

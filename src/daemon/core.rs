@@ -603,9 +603,10 @@ impl Core {
     }
 
     async fn on_sealed(&mut self, file: SealedFile) {
+        let path = self.encrypt_sealed(&file).await;
         let record = SegmentRecord {
             seq: file.seq,
-            path: file.path.clone(),
+            path,
             bytes: file.bytes,
             duration_ms: file.duration_ms,
             sha256: file.sha256.clone(),
@@ -642,6 +643,41 @@ impl Core {
         };
         self.feed(Input::SegmentSealed(sealed), None).await;
         self.refresh_room().await;
+    }
+
+    /// With `storage.encrypt_segments`, replaces the sealed plaintext by its encrypted file
+    /// (durably, before the catalog names it) and returns the path to catalogue. The size and
+    /// SHA-256 catalogued stay the media's own: uploads send the plaintext, quotas count it.
+    /// If encryption fails the plaintext is kept and catalogued: losing media is worse than
+    /// one segment stored in clear, and the error says so.
+    async fn encrypt_sealed(&self, file: &SealedFile) -> String {
+        let key = match (&self.storage.segment_key, self.storage.encrypt_segments) {
+            (Some(key), true) => key.clone(),
+            _ => return file.path.clone(),
+        };
+        let plain = self.storage_dir.join(&file.path);
+        let seq = file.seq;
+        let started = Instant::now();
+        let job =
+            tokio::task::spawn_blocking(move || crate::crypt::encrypt_file(&key, seq, &plain));
+        match job.await {
+            Ok(Ok(_)) => {
+                tracing::debug!(
+                    segment = seq,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "segment encrypted at rest"
+                );
+                format!("{}{}", file.path, crate::crypt::ENC_SUFFIX)
+            }
+            Ok(Err(e)) => {
+                error!(segment = seq, error = %e, "cannot encrypt a sealed segment; it stays in clear on disk");
+                file.path.clone()
+            }
+            Err(e) => {
+                error!(segment = seq, error = %e, "segment encryption task failed; it stays in clear on disk");
+                file.path.clone()
+            }
+        }
     }
 
     async fn on_connected(&mut self) {

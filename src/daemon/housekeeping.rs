@@ -194,6 +194,9 @@ mod tests {
             max_bytes,
             min_free_bytes,
             retention_hours: 24,
+            encrypt_segments: false,
+            segment_key: None,
+            segment_key_file: None,
         }
     }
 

@@ -73,9 +73,24 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
 
     let mut catalog = Catalog::open(&storage.join(CATALOG_FILE))?;
     let capturing = adopt::capturing(&catalog.live_recordings()?);
+    // Before reconciling, so they are not reported as unknown files: never the only copy.
+    crate::crypt::remove_stale_temps(&storage.join(SEGMENTS_DIR));
+    remove_decrypted_leftovers(&storage);
     let report = catalog.reconcile(&storage)?;
     info!(report = ?report, "catalog reconciled with the files on disk");
-    let adopted = adopt::adopt(&mut catalog, &storage, &report.orphan_files, &capturing)?;
+    let key = config.storage.segment_key.as_ref();
+    let encrypt = key.filter(|_| config.storage.encrypt_segments);
+    if encrypt.is_some() {
+        info!("segments are encrypted at rest once sealed");
+    }
+    let adopted = adopt::adopt(
+        &mut catalog,
+        &storage,
+        &report.orphan_files,
+        &capturing,
+        encrypt,
+        key,
+    )?;
     // A file written but not catalogued (and not adopted) must never be overwritten: number
     // new segments past it too.
     let next_seq = first_free_seq(catalog.next_segment_seq()?, &report.orphan_files);
@@ -90,7 +105,10 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
     let upload_cancel = CancellationToken::new();
     let uploader = match &config.upload {
         Some(target) => Some(upload::spawn(
-            UploadSettings::from_config(target),
+            UploadSettings {
+                segment_key: config.storage.segment_key.clone(),
+                ..UploadSettings::from_config(target)
+            },
             &storage.join(CATALOG_FILE),
             &storage,
             upload_tx,
@@ -113,7 +131,12 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
         media,
         uploader,
         to_control: outbound_tx,
-        conversions: conversion::Conversions::new(config.storage.save_dir.clone(), conv_tx),
+        conversions: conversion::Conversions::new(
+            config.storage.save_dir.clone(),
+            storage.clone(),
+            config.storage.segment_key.clone(),
+            conv_tx,
+        ),
         status: status::StatusBoard::new(),
         notifier: Notifier::default(),
         clock: Clock::new(),
@@ -172,6 +195,28 @@ fn first_free_seq(catalog_next: u64, orphans: &[OrphanFile]) -> u64 {
         .filter_map(|o| adopt::seq_of(&o.path))
         .map(|seq| seq + 1)
         .fold(catalog_next, u64::max)
+}
+
+/// Removes the private folders of decrypted copies (conversions, adoption) a crash left:
+/// plaintext that must not outlive the run that made it.
+fn remove_decrypted_leftovers(storage: &Path) {
+    let Ok(entries) = std::fs::read_dir(storage) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with(conversion::PLAIN_DIR_PREFIX) || name.starts_with(".adopt-") {
+            match std::fs::remove_dir_all(entry.path()) {
+                Ok(()) => {
+                    info!(path = %entry.path().display(), "removed decrypted copies left by an interrupted run")
+                }
+                Err(e) => {
+                    warn!(path = %entry.path().display(), error = %e, "cannot remove decrypted copies left by an interrupted run")
+                }
+            }
+        }
+    }
 }
 
 fn prepare_dirs(dirs: &[&Path]) -> Result<(), DaemonError> {

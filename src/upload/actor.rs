@@ -30,6 +30,7 @@ use super::manifest::{self, ManifestSegment};
 use super::store::{FileToSend, Store};
 use super::{UploadCommand, UploadFact, UploadSettings, LIVE_FLOOR_BYTES_PER_S};
 use crate::catalog::{Catalog, PendingWork, UploadJob, UploadState};
+use crate::crypt::SegmentKey;
 use crate::protocol::{Id, RecordingInfo, Timestamp};
 
 /// The longest a job's own backoff grows; also the clock-step guard of `claim_upload`.
@@ -489,10 +490,11 @@ impl Actor {
         let store = self.store.clone();
         let limiter = self.limiter.clone();
         let path = self.storage_dir.join(&job.segment.path);
+        let segment_key = self.settings.segment_key.clone();
         let id = (job.segment.seq, job.recording_id.clone());
         debug!(segment = job.segment.seq, recording = %job.recording_id, key = %key, "upload started");
         let handle = self.work.spawn(async move {
-            let result = send_segment(&store, limiter, &path, &job, &key).await;
+            let result = send_segment(&store, limiter, &path, segment_key, &job, &key).await;
             Done::Upload {
                 job: Box::new(job),
                 key,
@@ -873,11 +875,13 @@ async fn send_segment(
     store: &Store,
     limiter: Arc<Limiter>,
     path: &Path,
+    segment_key: Option<SegmentKey>,
     job: &UploadJob,
     key: &str,
 ) -> Result<String, Failure> {
     let file = hash_file(
         path.to_owned(),
+        (job.segment.seq, segment_key),
         job.segment.bytes,
         job.segment.sha256.clone(),
     )
@@ -900,39 +904,39 @@ async fn send_segment(
     store.put_file(key, &file, limiter).await
 }
 
-/// Reads the file once for MD5 and SHA-256, and refuses it if it is not what was sealed.
-async fn hash_file(path: PathBuf, bytes: u64, sha256: String) -> Result<FileToSend, Failure> {
+/// Reads the file once for MD5 and SHA-256, and refuses it if it is not what was sealed. An
+/// encrypted segment (`*.enc`) is decrypted to memory first (authenticated as segment `seq`,
+/// so a tampered or swapped file is refused before any byte leaves) and sent from there.
+async fn hash_file(
+    path: PathBuf,
+    (seq, segment_key): (u64, Option<SegmentKey>),
+    bytes: u64,
+    sha256: String,
+) -> Result<FileToSend, Failure> {
     let display = path.display().to_string();
     let local = |detail: String| Failure::LocalFile {
         path: display.clone(),
         detail,
     };
-    let hashed = tokio::task::spawn_blocking(move || -> std::io::Result<FileToSend> {
-        use std::io::Read as _;
-        let mut f = std::fs::File::open(&path)?;
-        let mut md5 = md5::Md5::new();
-        let mut sha = sha2::Sha256::new();
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut total = 0u64;
-        loop {
-            let n = f.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            md5.update(&buf[..n]);
-            sha.update(&buf[..n]);
-            total += n as u64;
+    let hashed = tokio::task::spawn_blocking(move || -> Result<FileToSend, String> {
+        if crate::crypt::is_encrypted(&path) {
+            let key = segment_key.ok_or(
+                "the segment is encrypted at rest and no storage.segment_key_file is configured",
+            )?;
+            let data = crate::crypt::decrypt_to_vec(&key, seq, &path).map_err(|e| e.to_string())?;
+            return Ok(FileToSend {
+                bytes: data.len() as u64,
+                md5: md5::Md5::digest(&data).into(),
+                sha256: sha2::Sha256::digest(&data).into(),
+                data: Some(bytes::Bytes::from(data)),
+                path,
+            });
         }
-        Ok(FileToSend {
-            path,
-            bytes: total,
-            md5: md5.finalize().into(),
-            sha256: sha.finalize().into(),
-        })
+        hash_plain(path).map_err(|e| e.to_string())
     })
     .await
     .map_err(|e| local(e.to_string()))?
-    .map_err(|e| local(e.to_string()))?;
+    .map_err(local)?;
     if hashed.bytes != bytes || hex::encode(hashed.sha256) != sha256 {
         return Err(local(format!(
             "it is not the file that was sealed ({} bytes and SHA-256 {} recorded, {} bytes and {} on disk)",
@@ -943,6 +947,31 @@ async fn hash_file(path: PathBuf, bytes: u64, sha256: String) -> Result<FileToSe
         )));
     }
     Ok(hashed)
+}
+
+fn hash_plain(path: PathBuf) -> std::io::Result<FileToSend> {
+    use std::io::Read as _;
+    let mut f = std::fs::File::open(&path)?;
+    let mut md5 = md5::Md5::new();
+    let mut sha = sha2::Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        md5.update(&buf[..n]);
+        sha.update(&buf[..n]);
+        total += n as u64;
+    }
+    Ok(FileToSend {
+        path,
+        data: None,
+        bytes: total,
+        md5: md5.finalize().into(),
+        sha256: sha.finalize().into(),
+    })
 }
 
 async fn run_op(store: &Store, prefix: &str, op: &RecordingOp) -> Result<Outcome, Failure> {

@@ -61,6 +61,10 @@ pub struct UploadSettings {
     /// Added to the wall clock when signing, on top of what the actor learns from the store's
     /// `Date` header after a `RequestTimeTooSkewed`. For tests of skew handling; 0 otherwise.
     pub clock_offset_s: i64,
+    /// The key of segments encrypted at rest (`*.ts.enc`): they are decrypted to memory,
+    /// checked against their sealed SHA-256 and sent as the plaintext TS. `None`: such
+    /// segments cannot be sent (and say so).
+    pub segment_key: Option<crate::crypt::SegmentKey>,
 }
 
 impl UploadSettings {
@@ -75,6 +79,7 @@ impl UploadSettings {
             seal_grace: DEFAULT_SEAL_GRACE,
             stall_timeout: DEFAULT_STALL_TIMEOUT,
             clock_offset_s: 0,
+            segment_key: None,
         }
     }
 

@@ -60,6 +60,9 @@ pub struct StoreObject {
 #[derive(Clone, Debug)]
 pub struct FileToSend {
     pub path: PathBuf,
+    /// The content itself when it was decrypted to memory (an encrypted segment); `None`:
+    /// read from `path`.
+    pub data: Option<Bytes>,
     pub bytes: u64,
     pub md5: [u8; 16],
     pub sha256: [u8; 32],
@@ -195,10 +198,18 @@ impl Store {
         headers.insert("content-type", content_type);
         let url = self.sign(&action, SIGNED_FOR);
         let progress = Arc::new(Progress::new());
-        let source = tokio::fs::File::open(&file.path)
-            .await
-            .map_err(|e| local_failure(&file.path, e))?;
-        let body = reqwest::Body::wrap_stream(file_stream(source, limiter, progress.clone()));
+        let body = match &file.data {
+            // Same pacing as a file: through the limiter chunk by chunk.
+            Some(data) => {
+                reqwest::Body::wrap_stream(memory_stream(data.clone(), limiter, progress.clone()))
+            }
+            None => {
+                let source = tokio::fs::File::open(&file.path)
+                    .await
+                    .map_err(|e| local_failure(&file.path, e))?;
+                reqwest::Body::wrap_stream(file_stream(source, limiter, progress.clone()))
+            }
+        };
         let request = self
             .client
             .put(url)
@@ -603,6 +614,27 @@ impl Progress {
 }
 
 /// The file as a stream of chunks, each paid for at the limiter before it is handed on.
+/// `data` in [`CHUNK`] pieces, each after the limiter allows it.
+fn memory_stream(
+    data: Bytes,
+    limiter: Arc<Limiter>,
+    progress: Arc<Progress>,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    futures_util::stream::try_unfold(data, move |mut rest| {
+        let limiter = limiter.clone();
+        let progress = progress.clone();
+        async move {
+            if rest.is_empty() {
+                return Ok(None);
+            }
+            let piece = rest.split_to(rest.len().min(CHUNK));
+            limiter.take(piece.len()).await;
+            progress.touch();
+            Ok(Some((piece, rest)))
+        }
+    })
+}
+
 fn file_stream(
     file: tokio::fs::File,
     limiter: Arc<Limiter>,
