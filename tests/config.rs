@@ -174,6 +174,16 @@ const INVALID: &[(&str, &[&str])] = &[
     ("media.audio_codec", &[r#""mp3""#, "1"]),
     ("media.encoder", &[r#""nvenc""#, r#""""#]),
     ("media.camera", &[r#""video0""#, r#""""#, "1"]),
+    (
+        "media.camera_card",
+        &[
+            r#""""#,
+            r#""  ""#,
+            "1",
+            r#""a card name longer than 31 bytes""#,
+        ],
+    ),
+    ("media.camera_bus", &[r#""""#, "1", r#""usb\u0007""#]),
     ("media.microphone", &[r#""""#, r#""hw 1""#, "1"]),
     ("media.content", &[r#""video2""#, r#""""#, "1"]),
     ("media.pip", &[r#""yes""#, "1"]),
@@ -235,6 +245,31 @@ const INVALID: &[(&str, &[&str])] = &[
 
 const LONG_ID: &str = "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"";
 const LONG_BUCKET: &str = "\"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"";
+
+#[test]
+fn the_camera_by_card_or_bus_not_with_a_path() {
+    let by_name = valid(&edit(
+        BASE,
+        &[
+            ("media.camera_card", Some(literal(r#""Room Cam""#))),
+            ("media.camera_bus", Some(literal(r#""usb-0000:00:14.0-1""#))),
+        ],
+    ));
+    assert_eq!(by_name.media.camera_card.as_deref(), Some("Room Cam"));
+    assert_eq!(
+        by_name.media.camera_bus.as_deref(),
+        Some("usb-0000:00:14.0-1")
+    );
+    assert_eq!(by_name.media.camera, None);
+    let both = problems(&edit(
+        BASE,
+        &[
+            ("media.camera", Some(literal(r#""/dev/video0""#))),
+            ("media.camera_card", Some(literal(r#""Room Cam""#))),
+        ],
+    ));
+    assert_eq!(keys(&both), ["media.camera"], "{both:?}");
+}
 
 #[test]
 fn every_invalid_value_names_its_key() {

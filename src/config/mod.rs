@@ -210,6 +210,12 @@ pub struct MediaConfig {
     pub encoder: VideoEncoder,
     /// V4L2 device path (absolute); `None` lets media choose. Ignored with `source = "test"`.
     pub camera: Option<PathBuf>,
+    /// V4L2 only, instead of `camera`: the camera whose card name (`v4l2-ctl --info`, "Card
+    /// type") is exactly this, wherever it is plugged in and whatever its node number.
+    pub camera_card: Option<String>,
+    /// V4L2 only, instead of `camera`: the camera on this bus (`v4l2-ctl --info`, "Bus
+    /// info"), e.g. `usb-0000:00:14.0-1` (a USB port); with `camera_card`, both must match.
+    pub camera_bus: Option<String>,
     /// ALSA device name such as `hw:1,0`; `None` lets media choose. Ignored with `"test"`.
     pub microphone: Option<String>,
     /// The content input (D2, D3): a V4L2 device path, e.g. an HDMI grabber. With
@@ -338,6 +344,8 @@ pub const KEYS: &[&str] = &[
     "media.audio_codec",
     "media.encoder",
     "media.camera",
+    "media.camera_card",
+    "media.camera_bus",
     "media.microphone",
     "media.content",
     "media.pip",
@@ -664,6 +672,18 @@ fn read_media(doc: &mut Doc) -> Option<MediaConfig> {
     let camera = doc
         .opt_str("media.camera", values::DEVICE_PATH_HINT)
         .and_then(|s| doc.check("media.camera", values::device_path(s)));
+    let camera_card = doc
+        .opt_str("media.camera_card", values::CAMERA_NAME_HINT)
+        .and_then(|s| doc.check("media.camera_card", values::camera_name(s)));
+    let camera_bus = doc
+        .opt_str("media.camera_bus", values::CAMERA_NAME_HINT)
+        .and_then(|s| doc.check("media.camera_bus", values::camera_name(s)));
+    if camera.is_some() && (camera_card.is_some() || camera_bus.is_some()) {
+        doc.problem(
+            "media.camera",
+            "set either media.camera (a path) or media.camera_card / media.camera_bus, not both",
+        );
+    }
     let microphone = doc
         .opt_str("media.microphone", values::ALSA_HINT)
         .and_then(|s| doc.check("media.microphone", values::alsa_name(s)));
@@ -682,6 +702,8 @@ fn read_media(doc: &mut Doc) -> Option<MediaConfig> {
         audio_codec,
         encoder,
         camera,
+        camera_card,
+        camera_bus,
         microphone,
         content,
         pip,

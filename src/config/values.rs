@@ -223,6 +223,27 @@ pub fn byte_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{s:?} is too large"))
 }
 
+pub const CAMERA_NAME_HINT: &str =
+    "the card name or bus info `v4l2-ctl --info` shows, e.g. \"usb-0000:00:14.0-1\"";
+
+/// A V4L2 card name or bus info: non-empty, at most 31 bytes (the kernel's fields are 32
+/// bytes with the NUL), no control characters.
+pub fn camera_name(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        Err(format!("is empty; use {CAMERA_NAME_HINT}"))
+    } else if s.len() > 31 {
+        Err(format!(
+            "{s:?} is longer than V4L2's 31 bytes, so no camera can match it; use {CAMERA_NAME_HINT}"
+        ))
+    } else if s.chars().any(char::is_control) {
+        Err(format!(
+            "{s:?} holds control characters; use {CAMERA_NAME_HINT}"
+        ))
+    } else {
+        Ok(s.to_string())
+    }
+}
+
 pub fn device_path(s: &str) -> Result<PathBuf, String> {
     match Path::new(s).is_absolute() {
         true => Ok(PathBuf::from(s)),

@@ -274,6 +274,8 @@ fn media_settings(config: &Config) -> MediaSettings {
         encoder: m.encoder,
         source: m.source,
         camera: m.camera.clone(),
+        camera_card: m.camera_card.clone(),
+        camera_bus: m.camera_bus.clone(),
         microphone: m.microphone.clone(),
         content: m.content.clone(),
         pip: m.pip,

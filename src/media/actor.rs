@@ -733,7 +733,12 @@ impl Actor {
             .and_then(|i| i.health(Kind::Camera))
             .unwrap_or_else(|| {
                 let limits = inputs::limits(s);
-                devices::camera_health(s.camera.as_deref(), s.content.as_deref(), limits)
+                devices::camera_health(
+                    s.camera.as_deref(),
+                    inputs::camera_match(s),
+                    s.content.as_deref(),
+                    limits,
+                )
             });
         let microphone = inputs
             .and_then(|i| i.health(Kind::Microphone))

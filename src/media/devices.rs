@@ -9,6 +9,7 @@
 //! what a device reports (the `v4l` crate unwraps non-UTF-8 names, so its calls are guarded).
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use v4l::capability::Flags;
 use v4l::frameinterval::FrameIntervalEnum;
@@ -46,6 +47,9 @@ pub struct Camera {
     pub bus: String,
     /// The sizes and rates of the formats roomrec can use (see [`FORMATS`]).
     pub formats: Vec<CameraFormat>,
+    /// It captures only through the multi-planar API, whose formats roomrec does not list
+    /// (the `v4l` crate enumerates single-planar capture formats), so `formats` is empty.
+    pub multi_planar_only: bool,
 }
 
 /// One size of one pixel format, with the frame rates offered at it.
@@ -121,6 +125,8 @@ pub enum DeviceError {
     CameraMissing { path: PathBuf },
     #[error("no V4L2 camera found (/dev/video*); plug one in or set media.camera")]
     NoCamera,
+    #[error("no camera with {wanted} found (cameras here: {found}); check that it is plugged in and media.camera_card / media.camera_bus against `v4l2-ctl --info`")]
+    NoMatch { wanted: String, found: String },
     #[error("camera {}: cannot be opened ({message}); check permissions (group video) and that no other program holds it", path.display())]
     CameraOpen { path: PathBuf, message: String },
     #[error("camera {}: offers no usable format (wants YUYV, NV12, I420, UYVY or MJPEG of at least {MIN_WIDTH}x{MIN_HEIGHT}); it offers: {offered}", path.display())]
@@ -133,7 +139,9 @@ impl DeviceError {
     /// How `status` shows it.
     pub fn health(&self) -> DeviceHealth {
         match self {
-            DeviceError::CameraMissing { .. } | DeviceError::NoCamera => DeviceHealth::Missing,
+            DeviceError::CameraMissing { .. }
+            | DeviceError::NoCamera
+            | DeviceError::NoMatch { .. } => DeviceHealth::Missing,
             DeviceError::Microphone { message, .. } if message.contains("No such") => {
                 DeviceHealth::Missing
             }
@@ -179,12 +187,14 @@ fn camera(path: &Path) -> Result<Camera, DeviceError> {
         if !capture || m2m {
             return Err("not a video capture device".into());
         }
+        let multi_planar_only = !caps.capabilities.contains(Flags::VIDEO_CAPTURE);
         Ok(Camera {
             path: path_owned,
             card: caps.card,
             driver: caps.driver,
             bus: caps.bus,
             formats: formats(&dev),
+            multi_planar_only,
         })
     });
     match result {
@@ -292,10 +302,42 @@ pub fn m2m_encoder_present() -> bool {
     })
 }
 
+/// Which camera to take when no path is configured: by V4L2 card name and/or bus info (as
+/// `v4l2-ctl --info` shows them), so that the choice survives renumbered nodes and the same
+/// model on another port is told apart. Unset fields match any camera.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CameraMatch<'a> {
+    pub card: Option<&'a str>,
+    pub bus: Option<&'a str>,
+}
+
+impl CameraMatch<'_> {
+    pub fn matches(&self, cam: &Camera) -> bool {
+        self.card.is_none_or(|c| cam.card == c) && self.bus.is_none_or(|b| cam.bus == b)
+    }
+
+    fn is_set(&self) -> bool {
+        self.card.is_some() || self.bus.is_some()
+    }
+
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(c) = self.card {
+            parts.push(format!("card {c:?}"));
+        }
+        if let Some(b) = self.bus {
+            parts.push(format!("bus {b:?}"));
+        }
+        parts.join(" and ")
+    }
+}
+
 /// Choose a camera: `wanted` if configured, else the first capture device with a usable
-/// format (skipping `exclude`, the content device). Then its best format within `limits`.
+/// format that `matching` accepts (skipping `exclude`, the content device). Then its best
+/// format within `limits`.
 pub fn choose_camera(
     wanted: Option<&Path>,
+    matching: CameraMatch<'_>,
     exclude: Option<&Path>,
     limits: Limits,
 ) -> Result<CameraChoice, DeviceError> {
@@ -305,12 +347,33 @@ pub fn choose_camera(
             .map(|f| choice(path, f))
             .ok_or_else(|| no_format(&cam));
     }
+    let found: Vec<Result<Camera, DeviceError>> = v4l::context::enum_devices()
+        .into_iter()
+        .filter(|node| Some(node.path()) != exclude)
+        .map(|node| camera(node.path()))
+        .collect();
+    pick(found, matching, limits)
+}
+
+/// The first camera of `found` (in order) that `matching` accepts and that has a usable
+/// format. Pure, so it is unit-tested.
+fn pick(
+    found: Vec<Result<Camera, DeviceError>>,
+    matching: CameraMatch<'_>,
+    limits: Limits,
+) -> Result<CameraChoice, DeviceError> {
     let mut first_error = None;
-    for node in v4l::context::enum_devices() {
-        if Some(node.path()) == exclude {
-            continue;
-        }
-        match camera(node.path()) {
+    let mut others = Vec::new();
+    for cam in found {
+        match cam {
+            Ok(cam) if !matching.matches(&cam) => {
+                others.push(format!(
+                    "{} card {:?} bus {:?}",
+                    cam.path.display(),
+                    cam.card,
+                    cam.bus
+                ));
+            }
             Ok(cam) => match choose_format(&cam.formats, limits) {
                 Some(f) => return Ok(choice(&cam.path, f)),
                 None => {
@@ -323,7 +386,21 @@ pub fn choose_camera(
             Err(_) => {}
         }
     }
-    Err(first_error.unwrap_or(DeviceError::NoCamera))
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    if matching.is_set() {
+        let found = if others.is_empty() {
+            "none".to_owned()
+        } else {
+            others.join("; ")
+        };
+        return Err(DeviceError::NoMatch {
+            wanted: matching.describe(),
+            found,
+        });
+    }
+    Err(DeviceError::NoCamera)
 }
 
 fn choice(path: &Path, f: (CameraFormat, Option<(u32, u32)>)) -> CameraChoice {
@@ -337,7 +414,11 @@ fn choice(path: &Path, f: (CameraFormat, Option<(u32, u32)>)) -> CameraChoice {
 }
 
 fn no_format(cam: &Camera) -> DeviceError {
-    let offered = if cam.formats.is_empty() {
+    let offered = if cam.formats.is_empty() && cam.multi_planar_only {
+        "only the multi-planar V4L2 API, which roomrec does not read; use a camera (or a driver \
+         setting) with the single-planar capture API"
+            .to_owned()
+    } else if cam.formats.is_empty() {
         "nothing roomrec can use".to_owned()
     } else {
         let all: Vec<String> = cam
@@ -398,11 +479,42 @@ fn best_rate(rates: &[(u32, u32)], framerate: u32) -> Option<(u32, u32)> {
         .copied()
 }
 
-/// How a configured camera path is doing now (not while we stream from it).
-pub fn camera_health(path: Option<&Path>, exclude: Option<&Path>, limits: Limits) -> DeviceHealth {
-    match choose_camera(path, exclude, limits) {
-        Ok(_) => DeviceHealth::Ok,
-        Err(e) => e.health(),
+/// Why the camera and the microphone were last unusable, so that the reason is logged once
+/// each time it changes rather than on every health check (each tick).
+static CAMERA_REASON: Mutex<Option<String>> = Mutex::new(None);
+static MICROPHONE_REASON: Mutex<Option<String>> = Mutex::new(None);
+
+/// Logs `reason` (what to check) as a warning when it differs from the last one; `None` when
+/// the device is usable again.
+fn note_reason(slot: &Mutex<Option<String>>, reason: Option<String>) {
+    let mut last = slot
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if *last != reason {
+        if let Some(r) = &reason {
+            tracing::warn!(reason = %r, "capture device unusable");
+        }
+        *last = reason;
+    }
+}
+
+/// How a configured camera path is doing now (not while we stream from it). Why it is not
+/// usable is logged once per change of reason.
+pub fn camera_health(
+    path: Option<&Path>,
+    matching: CameraMatch<'_>,
+    exclude: Option<&Path>,
+    limits: Limits,
+) -> DeviceHealth {
+    match choose_camera(path, matching, exclude, limits) {
+        Ok(_) => {
+            note_reason(&CAMERA_REASON, None);
+            DeviceHealth::Ok
+        }
+        Err(e) => {
+            note_reason(&CAMERA_REASON, Some(e.to_string()));
+            e.health()
+        }
     }
 }
 
@@ -423,13 +535,19 @@ fn microphones() -> Vec<Microphone> {
 }
 
 /// Open the microphone for capture and close it again: `Ok` when it would record.
+/// Why it does not is logged once per change of reason.
 pub fn check_microphone(name: &str) -> Result<(), DeviceError> {
-    alsa::PCM::new(name, alsa::Direction::Capture, true)
+    let result = alsa::PCM::new(name, alsa::Direction::Capture, true)
         .map(drop)
         .map_err(|e| DeviceError::Microphone {
             name: name.to_owned(),
             message: e.to_string(),
-        })
+        });
+    note_reason(
+        &MICROPHONE_REASON,
+        result.as_ref().err().map(ToString::to_string),
+    );
+    result
 }
 
 /// The mixer (control device) of a PCM name: `hw:1,0` → `hw:1`, `plughw:CARD=X,DEV=1` →
@@ -566,9 +684,108 @@ mod tests {
         assert_eq!(mixer_of("default"), "default");
     }
 
+    fn cam(path: &str, card: &str, bus: &str) -> Camera {
+        Camera {
+            path: path.into(),
+            card: card.into(),
+            driver: "uvcvideo".into(),
+            bus: bus.into(),
+            formats: vec![f("YUYV", 640, 480, &[(30, 1)])],
+            multi_planar_only: false,
+        }
+    }
+
+    #[test]
+    fn chooses_by_card_and_bus() {
+        let found = || {
+            vec![
+                Ok(cam(
+                    "/dev/video0",
+                    "Integrated Camera",
+                    "usb-0000:00:14.0-5",
+                )),
+                Err(DeviceError::CameraOpen {
+                    path: "/dev/video1".into(),
+                    message: "not a video capture device".into(),
+                }),
+                Ok(cam("/dev/video2", "Room Cam", "usb-0000:00:14.0-1")),
+                Ok(cam("/dev/video4", "Room Cam", "usb-0000:00:14.0-2")),
+            ]
+        };
+        let path = |m: CameraMatch<'_>| pick(found(), m, HD30).map(|c| c.path);
+        assert_eq!(path(CameraMatch::default()), Ok("/dev/video0".into()));
+        let card = CameraMatch {
+            card: Some("Room Cam"),
+            bus: None,
+        };
+        assert_eq!(path(card), Ok("/dev/video2".into()));
+        let bus = CameraMatch {
+            card: None,
+            bus: Some("usb-0000:00:14.0-2"),
+        };
+        assert_eq!(path(bus), Ok("/dev/video4".into()));
+        let both = CameraMatch {
+            card: Some("Room Cam"),
+            bus: Some("usb-0000:00:14.0-2"),
+        };
+        assert_eq!(path(both), Ok("/dev/video4".into()));
+        // Exact names only; no match says what is there and is `missing`.
+        let none = CameraMatch {
+            card: Some("Room"),
+            bus: None,
+        };
+        let e = pick(found(), none, HD30).unwrap_err();
+        assert_eq!(e.health(), DeviceHealth::Missing);
+        let text = e.to_string();
+        assert!(text.contains("card \"Room\""), "{text}");
+        assert!(
+            text.contains("/dev/video4 card \"Room Cam\" bus \"usb-0000:00:14.0-2\""),
+            "{text}"
+        );
+        assert!(text.contains("media.camera_card"), "{text}");
+        // A matching camera without a usable format says so rather than "no match".
+        let mut tiny = cam("/dev/video6", "Tiny", "usb-x");
+        tiny.formats = vec![f("YUYV", 80, 60, &[(30, 1)])];
+        let m = CameraMatch {
+            card: Some("Tiny"),
+            bus: None,
+        };
+        let e = pick(vec![Ok(tiny)], m, HD30).unwrap_err();
+        assert!(matches!(e, DeviceError::NoFormat { .. }), "{e}");
+    }
+
+    #[test]
+    fn no_format_says_why() {
+        let mut cam = Camera {
+            path: "/dev/video0".into(),
+            card: "vivid".into(),
+            driver: "vivid".into(),
+            bus: "platform:vivid-000".into(),
+            formats: vec![],
+            multi_planar_only: true,
+        };
+        let e = no_format(&cam);
+        assert_eq!(e.health(), DeviceHealth::Error);
+        assert!(e.to_string().contains("/dev/video0"), "{e}");
+        assert!(e.to_string().contains("multi-planar"), "{e}");
+        cam.multi_planar_only = false;
+        cam.formats = vec![f("YUYV", 80, 60, &[(30, 1)])];
+        let e = no_format(&cam).to_string();
+        assert!(
+            e.contains("YUYV 80x60") && !e.contains("multi-planar"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn a_missing_camera_names_its_path() {
-        let e = choose_camera(Some(Path::new("/dev/video-nope")), None, HD30).unwrap_err();
+        let e = choose_camera(
+            Some(Path::new("/dev/video-nope")),
+            CameraMatch::default(),
+            None,
+            HD30,
+        )
+        .unwrap_err();
         assert_eq!(e.health(), DeviceHealth::Missing);
         assert!(e.to_string().contains("/dev/video-nope"), "{e}");
         // Whatever this machine has, enumeration does not panic.

@@ -64,6 +64,14 @@ pub(crate) fn limits(s: &MediaSettings) -> Limits {
 }
 
 /// The ALSA device used: configured, else `default`.
+/// The configured card name / bus info the camera must have (without a path).
+pub(crate) fn camera_match(s: &MediaSettings) -> devices::CameraMatch<'_> {
+    devices::CameraMatch {
+        card: s.camera_card.as_deref(),
+        bus: s.camera_bus.as_deref(),
+    }
+}
+
 pub(crate) fn microphone_name(s: &MediaSettings) -> &str {
     s.microphone.as_deref().unwrap_or("default")
 }
@@ -80,6 +88,7 @@ impl DeviceInputs {
         let limits = limits(settings);
         let camera = devices::choose_camera(
             settings.camera.as_deref(),
+            camera_match(settings),
             settings.content.as_deref(),
             limits,
         )?;
@@ -158,9 +167,13 @@ impl DeviceInputs {
         let s = &self.settings;
         let ch = &self.channels;
         let camera = |path: &str, channel: &str, name: &str| {
-            let choice: CameraChoice =
-                devices::choose_camera(Some(Path::new(path)), None, limits(s))
-                    .map_err(|e| MediaError::Pipeline(e.to_string()))?;
+            let choice: CameraChoice = devices::choose_camera(
+                Some(Path::new(path)),
+                devices::CameraMatch::default(),
+                None,
+                limits(s),
+            )
+            .map_err(|e| MediaError::Pipeline(e.to_string()))?;
             tracing::info!(device = path, format = %choice.caps(), "camera format chosen");
             sources::camera_pipeline(&choice, s, channel, name)
         };

@@ -94,8 +94,13 @@ pub struct MediaSettings {
     pub video_bitrate_kbps: u32,
     pub audio: AudioCodec,
     pub encoder: VideoEncoder,
-    /// `V4l2` only: the camera's device path; `None` takes the first usable capture device.
+    /// `V4l2` only: the camera's device path; `None` takes the first usable capture device
+    /// (that matches `camera_card` and `camera_bus` when set).
     pub camera: Option<PathBuf>,
+    /// `V4l2` only, without `camera`: the camera with this V4L2 card name.
+    pub camera_card: Option<String>,
+    /// `V4l2` only, without `camera`: the camera with this V4L2 bus info.
+    pub camera_bus: Option<String>,
     /// `V4l2` only: the ALSA capture device; `None` means `default`.
     pub microphone: Option<String>,
     /// The content source (D2, D3): a V4L2 device path with `V4l2`; with `Test` any value
@@ -120,6 +125,8 @@ impl Default for MediaSettings {
             audio: AudioCodec::Aac,
             encoder: VideoEncoder::Auto,
             camera: None,
+            camera_card: None,
+            camera_bus: None,
             microphone: None,
             content: None,
             pip: false,
