@@ -578,6 +578,20 @@ impl Actor {
     fn seal_and_report(&mut self, open: Open, duration_ms: u64) -> Result<(), MediaError> {
         let sealed = seal_file(&open.location)?;
         let start_ns = open.start_ns;
+        if holds_no_media(&open.location, sealed.bytes) {
+            // A capture stopped within a second of a cut can close a file before any frame
+            // reached it; catalogued, it would be a "sealed" segment that does not play.
+            tracing::warn!(
+                segment = open.seq,
+                bytes = sealed.bytes,
+                "segment closed with no media in it; dropped, not catalogued"
+            );
+            if let Err(e) = std::fs::remove_file(&open.location) {
+                tracing::warn!(segment = open.seq, error = %e, "cannot remove the empty segment");
+            }
+            self.release_after(open.recordings, start_ns + duration_ms * 1_000_000);
+            return Ok(());
+        }
         let file = SealedFile {
             seq: open.seq,
             path: relative_path(&self.settings.segments_dir, &open.location),
@@ -868,5 +882,32 @@ mod tests {
         };
         assert!(validate(&short, 0).is_err());
         assert!(validate(&ok, u64::MAX).is_err());
+    }
+}
+
+/// True when a closed segment holds no timestamped packet (or nothing at all).
+fn holds_no_media(path: &Path, bytes: u64) -> bool {
+    bytes == 0
+        || super::tsscan::ts_content(path)
+            .is_ok_and(|c| c.duration_ms.is_none() && c.video_frames == 0)
+}
+
+#[cfg(test)]
+mod empty_segment_tests {
+    use super::holds_no_media;
+
+    #[test]
+    fn an_empty_or_timestampless_segment_holds_no_media() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let empty = dir.path().join("00000001.ts");
+        std::fs::write(&empty, b"").expect("write");
+        assert!(holds_no_media(&empty, 0));
+        // 2 TS packets with no PES (a PAT-like header only): nothing plays.
+        let mut bare = vec![0u8; 376];
+        bare[0] = 0x47;
+        bare[188] = 0x47;
+        let header_only = dir.path().join("00000002.ts");
+        std::fs::write(&header_only, &bare).expect("write");
+        assert!(holds_no_media(&header_only, 376));
     }
 }
