@@ -29,10 +29,7 @@ fn manifest(s3: &S3Server, prefix: &str) -> Value {
 /// Records a cloud recording of >= 3 s, ends the meeting and waits for `recording_ready`.
 /// Returns the recording id and its folder in the bucket.
 async fn record_until_ready(c: &mut Client) -> (String, String) {
-    c.licence("2099-01-01T00:00:00Z").await;
-    c.meeting(meeting(1)).await;
-    c.wait_state("meeting applied", |s| s["meeting_version"] == 1)
-        .await;
+    c.join_meeting().await;
 
     let r = c
         .cmd(json!({"actor": "u-2", "action": "start", "kind": "cloud"}))
@@ -193,10 +190,7 @@ async fn a_dead_store_shows_in_status_and_the_queue_catches_up_when_it_returns()
     let section = format!("{}live_share_percent = 100\n", upload_section(&s3));
     let mut device = Device::start(&broker, &section);
     let mut c = Client::connect(&broker).await;
-    c.licence("2099-01-01T00:00:00Z").await;
-    c.meeting(meeting(1)).await;
-    c.wait_state("meeting applied", |s| s["meeting_version"] == 1)
-        .await;
+    c.join_meeting().await;
     s3.kill();
     let r = c
         .cmd(json!({"actor": "u-1", "action": "start", "kind": "cloud"}))

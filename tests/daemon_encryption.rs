@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::device::{config_text, meeting, Client, Device};
+use common::device::{config_text, Client, Device};
 use common::s3::{S3Server, ACCESS_KEY, BUCKET, SECRET_KEY};
 use common::{wait_until, Broker};
 use roomrec::catalog::{Catalog, SegmentRecord};
@@ -120,22 +120,13 @@ fn assert_no_plaintext_left(device: &Device) {
     }
 }
 
-async fn end_meeting(c: &mut Client) {
-    let mut ended = meeting(2);
-    ended["state"] = json!("ended");
-    c.meeting(ended).await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cloud_and_local_segments_are_ciphertext_on_disk_and_plaintext_in_the_bucket_and_mp4() {
     let broker = Broker::start();
     let s3 = S3Server::start();
     let (mut device, key) = encrypting_device(&broker, &upload_section(&s3));
     let mut c = Client::connect(&broker).await;
-    c.licence("2099-01-01T00:00:00Z").await;
-    c.meeting(meeting(1)).await;
-    c.wait_state("meeting applied", |s| s["meeting_version"] == 1)
-        .await;
+    c.join_meeting().await;
     let r = c
         .cmd(json!({"actor": "u-1", "action": "start", "kind": "local"}))
         .await;
@@ -157,7 +148,7 @@ async fn cloud_and_local_segments_are_ciphertext_on_disk_and_plaintext_in_the_bu
         s["local"][0]["recorded_ms"].as_u64().unwrap_or(0) >= 11_000
     })
     .await;
-    end_meeting(&mut c).await;
+    c.end_meeting().await;
     let ready = c.wait_event("recording_ready").await;
     assert_eq!(ready["recording_id"], cloud.as_str(), "{ready}");
     let done = c.wait_event("conversion_done").await;
@@ -217,10 +208,7 @@ async fn kill_9_then_finalize(encrypted_before_crash: bool) {
     let broker = Broker::start();
     let (mut device, key) = encrypting_device(&broker, "");
     let mut c = Client::connect(&broker).await;
-    c.licence("2099-01-01T00:00:00Z").await;
-    c.meeting(meeting(1)).await;
-    c.wait_state("meeting applied", |s| s["meeting_version"] == 1)
-        .await;
+    c.join_meeting().await;
     let r = c
         .cmd(json!({"actor": "u-1", "action": "start", "kind": "local"}))
         .await;
@@ -293,10 +281,7 @@ async fn a_tampered_encrypted_segment_is_refused_kept_and_not_sent() {
     let mut s3 = S3Server::start();
     let (mut device, _key) = encrypting_device(&broker, &upload_section(&s3));
     let mut c = Client::connect(&broker).await;
-    c.licence("2099-01-01T00:00:00Z").await;
-    c.meeting(meeting(1)).await;
-    c.wait_state("meeting applied", |s| s["meeting_version"] == 1)
-        .await;
+    c.join_meeting().await;
     // The store is away while recording, so every segment waits on disk.
     s3.kill();
     let r = c
@@ -311,7 +296,7 @@ async fn a_tampered_encrypted_segment_is_refused_kept_and_not_sent() {
         s["cloud"]["recorded_ms"].as_u64().unwrap_or(0) >= 3000
     })
     .await;
-    end_meeting(&mut c).await;
+    c.end_meeting().await;
     c.wait_event("recording_stopped").await;
     assert_eq!(device.stop(), Some(0), "log:\n{}", device.log());
 

@@ -6,9 +6,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::device::{
-    assert_segments_play, config_text, meeting, recording_local, Client, Device, PREFIX,
-};
+use common::device::{assert_segments_play, config_text, recording_local, Client, Device, PREFIX};
 use common::s3::{S3Server, ACCESS_KEY, BUCKET, SECRET_KEY};
 use common::Broker;
 use roomrec::catalog::Catalog;
@@ -20,31 +18,6 @@ fn upload_section(s3: &S3Server, extra: &str) -> String {
          path_style = true\naccess_key_id = \"{ACCESS_KEY}\"\nsecret_access_key = \"{SECRET_KEY}\"\n{extra}",
         s3.endpoint()
     )
-}
-
-async fn meeting_applied(c: &mut Client) {
-    c.licence("2099-01-01T00:00:00Z").await;
-    c.meeting(meeting(1)).await;
-    c.wait_state("meeting applied", |s| s["meeting_version"] == 1)
-        .await;
-}
-
-async fn start(c: &mut Client, actor: &str, kind: &str) -> String {
-    let r = c
-        .cmd(json!({"actor": actor, "action": "start", "kind": kind}))
-        .await;
-    assert_eq!(r["ok"], true, "start {kind}: {r}");
-    let id = match kind {
-        "cloud" => r["state"]["cloud"]["recording_id"].as_str(),
-        _ => r["state"]["local"][0]["recording_id"].as_str(),
-    };
-    id.expect("the new recording's id").to_owned()
-}
-
-async fn end_meeting(c: &mut Client) {
-    let mut ended = meeting(2);
-    ended["state"] = json!("ended");
-    c.meeting(ended).await;
 }
 
 fn replies_to<'a>(c: &'a Client, id: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
@@ -144,9 +117,9 @@ async fn wall_clock_steps_back_and_forth_change_no_duration_and_stall_nothing() 
     .collect();
     device.spawn();
     let mut c = Client::connect(&broker).await;
-    meeting_applied(&mut c).await;
-    let cloud = start(&mut c, "u-2", "cloud").await;
-    let local = start(&mut c, "u-1", "local").await;
+    c.join_meeting().await;
+    let cloud = c.start_recording("u-2", "cloud").await;
+    let local = c.start_recording("u-1", "local").await;
 
     let mut samples = Vec::new();
     for (step, recorded) in [("-1h", 3_000), ("+2h", 7_000), ("+1h", 12_000)] {
@@ -169,7 +142,7 @@ async fn wall_clock_steps_back_and_forth_change_no_duration_and_stall_nothing() 
         "recorded time runs with the monotonic clock, never with a step: {samples:?}"
     );
 
-    end_meeting(&mut c).await;
+    c.end_meeting().await;
     let done = c.wait_event("conversion_done").await;
     assert_eq!(done["recording_id"], local.as_str(), "{done}");
     let info = roomrec::media::probe(Path::new(done["location"].as_str().unwrap_or("")))
@@ -206,8 +179,8 @@ async fn sigterm_during_an_upload_loses_nothing_and_the_upload_resumes() {
     // always under way.
     let mut device = Device::start(&broker, &upload_section(&s3, "rate_cap = 16000\n"));
     let mut c = Client::connect(&broker).await;
-    meeting_applied(&mut c).await;
-    let cloud = start(&mut c, "u-2", "cloud").await;
+    c.join_meeting().await;
+    let cloud = c.start_recording("u-2", "cloud").await;
     c.wait("an upload under way", |m| {
         m.topic.ends_with("/status") && m.json["uploads"]["pending"].as_u64().unwrap_or(0) >= 2
     })
@@ -226,27 +199,12 @@ async fn sigterm_during_an_upload_loses_nothing_and_the_upload_resumes() {
         "the stop left uploads to do (the cap keeps a backlog)"
     );
     c.restart(&mut device).await;
-    end_meeting(&mut c).await;
+    c.end_meeting().await;
     let ready = c.wait_event("recording_ready").await;
     assert_eq!(ready["recording_id"], cloud.as_str(), "{ready}");
     let segments = catalog.segments_of(&id).expect("segments");
     assert!(segments.len() >= 2, "{segments:?}");
-    for seg in &segments {
-        let key = format!("u-1/m-1/{cloud}/{:08}.ts", seg.seq);
-        let body = std::fs::read(s3.object_path(&key)).unwrap_or_else(|e| panic!("{key}: {e}"));
-        use sha2::Digest;
-        assert_eq!(
-            hex::encode(sha2::Sha256::digest(&body)),
-            seg.sha256,
-            "{key}"
-        );
-    }
-    let twice: Vec<_> = s3
-        .stores_per_key()
-        .into_iter()
-        .filter(|(k, n)| *n > 1 && k.ends_with(".ts"))
-        .collect();
-    assert!(twice.is_empty(), "stored twice: {twice:?}");
+    s3.assert_holds_once(&format!("u-1/m-1/{cloud}/"), &segments);
 }
 
 /// SIGTERM as the meeting ends and conversion begins: the daemon stops in time, and after a
@@ -265,7 +223,7 @@ async fn sigterm_during_conversion_leaves_it_to_finalize() {
             s["local"][0]["recorded_ms"].as_u64().unwrap_or(0) >= 11_000
         })
         .await;
-        end_meeting(&mut c).await;
+        c.end_meeting().await;
         // Conversion follows the stop at once; the signal lands before, during or after it.
         c.wait_event("recording_stopped").await;
         assert_eq!(device.stop(), Some(0), "attempt {attempt}");
@@ -342,8 +300,8 @@ async fn the_disk_filling_up_mid_recording_stops_it_cleanly_and_keeps_what_was_s
     .to_vec();
     device.spawn();
     let mut c = Client::connect(&broker).await;
-    meeting_applied(&mut c).await;
-    let local = start(&mut c, "u-1", "local").await;
+    c.join_meeting().await;
+    let local = c.start_recording("u-1", "local").await;
     let stopped = c.wait_event("recording_stopped").await;
     assert_eq!(stopped["recording_id"], local.as_str(), "{stopped}");
     assert_eq!(stopped["reason"], "disk_full", "{stopped}");

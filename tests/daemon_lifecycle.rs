@@ -5,7 +5,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::device::{assert_segments_play, config_text, meeting, recording_local, Client, Device};
+use common::device::{assert_segments_play, config_text, recording_local, Client, Device};
 use common::Broker;
 use roomrec::catalog::Catalog;
 use serde_json::json;
@@ -86,10 +86,7 @@ async fn command_ids_are_deduplicated_across_restarts() {
     let broker = Broker::start();
     let mut device = Device::start(&broker, "");
     let mut c = Client::connect(&broker).await;
-    c.licence("2099-01-01T00:00:00Z").await;
-    c.meeting(meeting(1)).await;
-    c.wait_state("meeting applied", |s| s["meeting_version"] == 1)
-        .await;
+    c.join_meeting().await;
     let cmd = json!({"id": "restart-1", "actor": "u-1", "action": "mute", "muted": true});
     let first = c.cmd(cmd.clone()).await;
     assert_eq!(first["ok"], true, "{first}");
@@ -163,10 +160,7 @@ async fn an_uncatalogued_segment_file_is_never_overwritten() {
     let orphan = device.storage().join("segments/00000001.ts");
     std::fs::write(&orphan, b"media written before a power cut").unwrap();
     c.restart(&mut device).await;
-    c.licence("2099-01-01T00:00:00Z").await;
-    c.meeting(meeting(1)).await;
-    c.wait_state("meeting applied", |s| s["meeting_version"] == 1)
-        .await;
+    c.join_meeting().await;
     c.cmd(json!({"actor": "u-1", "action": "start", "kind": "local"}))
         .await;
     c.wait_state("2 s recorded", |s| {

@@ -220,10 +220,7 @@ async fn disk_budget_refuses_a_start_without_room_and_reports_it() {
             .replace("[media]", "max_bytes = 100000\n\n[media]")
     });
     let mut c = Client::connect(&broker).await;
-    c.licence("2099-01-01T00:00:00Z").await;
-    c.meeting(meeting(1)).await;
-    c.wait_state("meeting applied", |s| s["meeting_version"] == 1)
-        .await;
+    c.join_meeting().await;
     let r = c
         .cmd(json!({"actor": "u-1", "action": "start", "kind": "local"}))
         .await;

@@ -13,7 +13,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::device::{config_text, meeting, Client, Device};
+use common::device::{config_text, Client, Device};
 use common::s3::{S3Server, ACCESS_KEY, BUCKET, SECRET_KEY};
 use common::{wait_until, Broker};
 use roomrec::catalog::{Catalog, SegmentRecord};
@@ -76,10 +76,7 @@ async fn power_cut_campaign() {
         )
     });
     let mut c = Client::connect(&broker).await;
-    c.licence("2099-01-01T00:00:00Z").await;
-    c.meeting(meeting(1)).await;
-    c.wait_state("meeting applied", |s| s["meeting_version"] == 1)
-        .await;
+    c.join_meeting().await;
     // The co-host records to the cloud, the host locally (one person cannot do both).
     for (actor, kind) in [("u-2", "cloud"), ("u-1", "local")] {
         let r = c
@@ -267,34 +264,13 @@ async fn finish_and_check_bucket(
     s3: &S3Server,
     catalog_path: &std::path::Path,
 ) {
-    let mut ended = meeting(2);
-    ended["state"] = json!("ended");
-    c.meeting(ended).await;
+    c.end_meeting().await;
     let ready = c.wait_event("recording_ready").await;
     let rid = Id::parse(ready["recording_id"].as_str().expect("recording id")).expect("id");
     let catalog = Catalog::open(catalog_path).expect("catalog");
     let segments = catalog.segments_of(&rid).expect("segments");
     let prefix = format!("u-1/m-1/{rid}/");
-    for seg in &segments {
-        let ext = seg.path.rsplit('.').next().unwrap_or("ts");
-        let key = format!("{prefix}{:08}.{ext}", seg.seq);
-        let body = std::fs::read(s3.object_path(&key))
-            .unwrap_or_else(|e| panic!("{key} not in the bucket: {e}"));
-        assert_eq!(
-            hex::encode(sha2::Sha256::digest(&body)),
-            seg.sha256,
-            "{key}"
-        );
-    }
-    let twice: Vec<_> = s3
-        .stores_per_key()
-        .into_iter()
-        .filter(|(k, n)| *n > 1 && !k.ends_with(".json") && !k.ends_with(".m3u8"))
-        .collect();
-    assert!(
-        twice.is_empty(),
-        "segments stored more than once: {twice:?}"
-    );
+    s3.assert_holds_once(&prefix, &segments);
     assert!(
         !device.log().contains(SECRET_KEY),
         "the secret never reaches the log"

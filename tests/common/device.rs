@@ -310,6 +310,34 @@ impl Client {
         self.publish("licence", body, true).await;
     }
 
+    /// The licence and meeting 1 (see [`meeting`]), once the device has applied them.
+    pub async fn join_meeting(&mut self) {
+        self.licence("2099-01-01T00:00:00Z").await;
+        self.meeting(meeting(1)).await;
+        self.wait_state("meeting applied", |s| s["meeting_version"] == 1)
+            .await;
+    }
+
+    /// Meeting 1 ended (snapshot version 2).
+    pub async fn end_meeting(&mut self) {
+        let mut ended = meeting(2);
+        ended["state"] = json!("ended");
+        self.meeting(ended).await;
+    }
+
+    /// Starts a `kind` recording as `actor`; returns its id (the refusal is the panic).
+    pub async fn start_recording(&mut self, actor: &str, kind: &str) -> String {
+        let r = self
+            .cmd(json!({"actor": actor, "action": "start", "kind": kind}))
+            .await;
+        assert_eq!(r["ok"], true, "start {kind}: {r}");
+        let id = match kind {
+            "cloud" => r["state"]["cloud"]["recording_id"].as_str(),
+            _ => r["state"]["local"][0]["recording_id"].as_str(),
+        };
+        id.expect("the new recording's id").to_owned()
+    }
+
     pub async fn meeting(&self, snapshot: Value) {
         self.publish("meeting", snapshot.to_string(), true).await;
     }
@@ -473,10 +501,7 @@ pub fn meeting(version: u64) -> Value {
 pub async fn recording_local(broker: &Broker, device_extra: &str) -> (Device, Client) {
     let device = Device::start(broker, device_extra);
     let mut c = Client::connect(broker).await;
-    c.licence("2099-01-01T00:00:00Z").await;
-    c.meeting(meeting(1)).await;
-    c.wait_state("meeting applied", |s| s["meeting_version"] == 1)
-        .await;
+    c.join_meeting().await;
     let r = c
         .cmd(json!({"actor": "u-1", "action": "start", "kind": "local"}))
         .await;

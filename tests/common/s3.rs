@@ -139,6 +139,24 @@ impl S3Server {
         counts
     }
 
+    /// Every segment is in the bucket under `prefix` (named as the uploader names it,
+    /// `NNNNNNNN.ts`) byte for byte, and was stored there once.
+    pub fn assert_holds_once(&self, prefix: &str, segments: &[roomrec::catalog::SegmentRecord]) {
+        use sha2::Digest;
+        let stores = self.stores_per_key();
+        for seg in segments {
+            let key = format!("{prefix}{:08}.ts", seg.seq);
+            let body = std::fs::read(self.object_path(&key))
+                .unwrap_or_else(|e| panic!("{key} not in the bucket ({e}): {:?}", self.keys()));
+            assert_eq!(
+                hex::encode(sha2::Sha256::digest(&body)),
+                seg.sha256,
+                "{key}"
+            );
+            assert_eq!(stores.get(&key), Some(&1), "{key} stored once");
+        }
+    }
+
     /// `[upload]` settings for this server with the right keys.
     pub fn upload_config(&self) -> UploadConfig {
         self.upload_config_with_secret(SECRET_KEY)
