@@ -73,3 +73,47 @@ vm_hard_reset() {
 json_get() {
   python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"
 }
+
+# join_demo_meeting: the licence and demo/meeting.json, once the device has applied them.
+join_demo_meeting() {
+  ctl licence set --valid-until 2099-01-01T00:00:00Z
+  ctl meeting set "$ROOMREC_REPO/demo/meeting.json"
+  meeting_applied() { grep -q '"meeting_id":"m-demo"' <<<"$(ctl --json status)"; }
+  wait_for 30 "the meeting to be applied" meeting_applied
+}
+
+# expect_start_refused WHAT: alice's local start is refused with device_unavailable naming
+# WHAT (camera or microphone), and not the other device, which is there.
+expect_start_refused() {
+  local what=$1 other=camera rc=0 reply
+  [ "$what" = camera ] && other=microphone
+  reply=$(ctl --json send start --as alice kind=local) || rc=$?
+  echo "$reply" > "$R/start-refused.json"
+  [ $rc -ne 0 ] || fail "start succeeded without a $what: $reply"
+  grep -q 'device_unavailable' <<<"$reply" || fail "start refused, but not with device_unavailable: $reply"
+  grep -qi "$what" <<<"$reply" || fail "the device_unavailable answer does not name the $what: $reply"
+  ! grep -qi "$other" <<<"$reply" || fail "the device_unavailable answer names the $other, which is there: $reply"
+  ok "start without a usable $what: $reply"
+}
+
+# record_local_until_ready: alice records locally past the L4 minimum (shorter local
+# recordings are discarded at meeting end: 12.5 s, and 3 segments sealed), the meeting
+# ends, and the recording must be converted (ready).
+record_local_until_ready() {
+  local reply rid
+  reply=$(ctl --json send start --as alice kind=local) || fail "start was refused: $reply"
+  rid=$(json_get "$reply" 'd["state"]["local"][0]["recording_id"]')
+  ok "local recording $rid started"
+  recorded_ms() { ctl --json status | python3 -c 'import json,sys; d=json.load(sys.stdin); print(max([l["recorded_ms"] for l in d["state"]["local"]] or [0]))'; }
+  sealed_count() { grep -c 'INFO segment sealed seq=' "$R/roomrecd-1.log" || true; }
+  long_enough() { [ "$(recorded_ms)" -ge 12500 ] && [ "$(sealed_count)" -ge 3 ]; }
+  wait_for 90 "12.5 s of recording and 3 segments sealed" long_enough
+  ok "recorded $(recorded_ms) ms, $(sealed_count) segments sealed"
+  ctl meeting set "$ROOMREC_REPO/demo/meeting-ended.json"
+  ready() { ctl --json send list_recordings --as admin:ci > "$R/recordings.json" && grep -q '"state":"ready"' "$R/recordings.json"; }
+  settled() { ctl --json send list_recordings --as admin:ci > "$R/recordings.json" \
+    && grep -Eq '"state":"(ready|needs_finalize|discarded)"' "$R/recordings.json"; }
+  wait_for 200 "the recording to be converted" settled
+  ready || fail "the recording did not become ready: $(cat "$R/recordings.json")"
+  ok "conversion finished: $(json_get "$(cat "$R/recordings.json")" 'd["recordings"][0]["location"]')"
+}

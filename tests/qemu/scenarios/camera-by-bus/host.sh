@@ -9,10 +9,7 @@ health() { ctl --json status > "$R/status.json" && grep -q '"camera":"ok"' "$R/s
   && grep -q '"microphone":"ok"' "$R/status.json"; }
 wait_for 20 "status: camera and microphone ok" health
 ok "status: camera ok (chosen by bus $(cat "$R/camera-bus")), microphone ok"
-ctl licence set --valid-until 2099-01-01T00:00:00Z
-ctl meeting set "$ROOMREC_REPO/demo/meeting.json"
-meeting_applied() { grep -q '"meeting_id":"m-demo"' <<<"$(ctl --json status)"; }
-wait_for 30 "the meeting to be applied" meeting_applied
+join_demo_meeting
 reply=$(ctl --json send start --as alice kind=local) || fail "start was refused: $reply"
 ok "local recording started"
 sealed_count() { grep -c 'INFO segment sealed seq=' "$R/roomrecd-1.log" || true; }

@@ -17,37 +17,14 @@ reason() { grep 'capture device unusable' "$R/roomrecd-1.log" | grep '/dev/video
   | grep 'offers no usable format' | grep -q 'multi-planar'; }
 wait_for 10 "roomrecd to log why the camera is unusable" reason
 ok "roomrecd logs: $(grep -m1 -o 'reason=.*offers no usable format.*' "$R/roomrecd-1.log" | cut -c1-260)"
-ctl licence set --valid-until 2099-01-01T00:00:00Z
-ctl meeting set "$ROOMREC_REPO/demo/meeting.json"
-meeting_applied() { grep -q '"meeting_id":"m-demo"' <<<"$(ctl --json status)"; }
-wait_for 30 "the meeting to be applied" meeting_applied
+join_demo_meeting
 
-rc=0
-reply=$(ctl --json send start --as alice kind=local) || rc=$?
-echo "$reply" > "$R/start-refused.json"
-[ $rc -ne 0 ] || fail "start succeeded with an unusable camera: $reply"
-grep -q 'device_unavailable' <<<"$reply" || fail "start refused, but not with device_unavailable: $reply"
-grep -qi 'camera' <<<"$reply" || fail "the device_unavailable answer does not name the camera: $reply"
-ok "start with an unusable camera: $reply"
+expect_start_refused camera
 
 touch "$R/replace-camera"
 wait_for 40 "the guest to replace the camera" test -e "$R/camera-replaced"
 t=$SECONDS
 wait_for 20 "status: camera ok (no restart)" health ok ok
 ok "status: camera ok, microphone ok $((SECONDS - t)) s after the single-planar camera appeared"
-reply=$(ctl --json send start --as alice kind=local) || fail "start was refused with a usable camera: $reply"
-rid=$(json_get "$reply" 'd["state"]["local"][0]["recording_id"]')
-ok "local recording $rid started"
-recorded_ms() { ctl --json status | python3 -c 'import json,sys; d=json.load(sys.stdin); print(max([l["recorded_ms"] for l in d["state"]["local"]] or [0]))'; }
-sealed_count() { grep -c 'INFO segment sealed seq=' "$R/roomrecd-1.log" || true; }
-long_enough() { [ "$(recorded_ms)" -ge 12500 ] && [ "$(sealed_count)" -ge 3 ]; }
-wait_for 90 "12.5 s of recording and 3 segments sealed" long_enough
-ok "recorded $(recorded_ms) ms, $(sealed_count) segments sealed"
-ctl meeting set "$ROOMREC_REPO/demo/meeting-ended.json"
-ready() { ctl --json send list_recordings --as admin:ci > "$R/recordings.json" && grep -q '"state":"ready"' "$R/recordings.json"; }
-settled() { ctl --json send list_recordings --as admin:ci > "$R/recordings.json" \
-  && grep -Eq '"state":"(ready|needs_finalize|discarded)"' "$R/recordings.json"; }
-wait_for 200 "the recording to be converted" settled
-ready || fail "the recording did not become ready: $(cat "$R/recordings.json")"
-ok "conversion finished: $(json_get "$(cat "$R/recordings.json")" 'd["recordings"][0]["location"]')"
+record_local_until_ready
 guest_done

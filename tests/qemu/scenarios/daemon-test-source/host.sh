@@ -8,10 +8,7 @@ ok "roomrecd in the guest is online through the guestfwd broker"
 if declare -F after_online >/dev/null; then after_online; fi
 ctl watch --for 280 >"$R/watch.log" 2>&1 &
 
-ctl licence set --valid-until 2099-01-01T00:00:00Z
-ctl meeting set "$ROOMREC_REPO/demo/meeting.json"
-meeting_applied() { grep -q '"meeting_id":"m-demo"' <<<"$(ctl --json status)"; }
-wait_for 30 "the meeting to be applied" meeting_applied
+join_demo_meeting
 
 t_start=$EPOCHREALTIME
 reply=$(ctl --json send start --as alice kind=local) || fail "start was refused: $reply"

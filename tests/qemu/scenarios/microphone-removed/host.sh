@@ -10,10 +10,7 @@ ctl watch --for 280 >"$R/watch.log" 2>&1 &
 health() { ctl --json status > "$R/status.json" && grep -q "\"camera\":\"$1\"" "$R/status.json" \
   && grep -q "\"microphone\":\"$2\"" "$R/status.json"; }
 wait_for 30 "status: camera and microphone ok" health ok ok
-ctl licence set --valid-until 2099-01-01T00:00:00Z
-ctl meeting set "$ROOMREC_REPO/demo/meeting.json"
-meeting_applied() { grep -q '"meeting_id":"m-demo"' <<<"$(ctl --json status)"; }
-wait_for 30 "the meeting to be applied" meeting_applied
+join_demo_meeting
 reply=$(ctl --json send start --as alice kind=local) || fail "start was refused: $reply"
 rid=$(json_get "$reply" 'd["state"]["local"][0]["recording_id"]')
 ok "local recording $rid started"

@@ -10,39 +10,14 @@ health() { ctl --json status > "$R/status.json" && grep -q "\"camera\":\"$1\"" "
   && grep -q "\"microphone\":\"$2\"" "$R/status.json"; }
 wait_for 20 "status: camera missing (or error), microphone ok" eval 'health missing ok || health error ok'
 ok "status: $(grep -o '"camera":"[a-z]*"' "$R/status.json" | head -1), microphone ok"
-ctl licence set --valid-until 2099-01-01T00:00:00Z
-ctl meeting set "$ROOMREC_REPO/demo/meeting.json"
-meeting_applied() { grep -q '"meeting_id":"m-demo"' <<<"$(ctl --json status)"; }
-wait_for 30 "the meeting to be applied" meeting_applied
+join_demo_meeting
 
-rc=0
-reply=$(ctl --json send start --as alice kind=local) || rc=$?
-echo "$reply" > "$R/start-refused.json"
-[ $rc -ne 0 ] || fail "start succeeded without a camera: $reply"
-grep -q 'device_unavailable' <<<"$reply" || fail "start refused, but not with device_unavailable: $reply"
-grep -qi 'camera' <<<"$reply" || fail "the device_unavailable answer does not name the camera: $reply"
-ok "start without a camera: $reply"
+expect_start_refused camera
 
 touch "$R/load-camera"
 wait_for 40 "the guest to load vivid" test -e "$R/camera-loaded"
 t=$SECONDS
 wait_for 20 "status: camera ok (no restart)" health ok ok
 ok "status: camera ok, microphone ok $((SECONDS - t)) s after vivid was loaded"
-reply=$(ctl --json send start --as alice kind=local) || fail "start was refused with the camera back: $reply"
-rid=$(json_get "$reply" 'd["state"]["local"][0]["recording_id"]')
-ok "local recording $rid started"
-# Past the L4 minimum (shorter local recordings are discarded at meeting end): 12.5 s, and
-# segments sealed.
-recorded_ms() { ctl --json status | python3 -c 'import json,sys; d=json.load(sys.stdin); print(max([l["recorded_ms"] for l in d["state"]["local"]] or [0]))'; }
-sealed_count() { grep -c 'INFO segment sealed seq=' "$R/roomrecd-1.log" || true; }
-long_enough() { [ "$(recorded_ms)" -ge 12500 ] && [ "$(sealed_count)" -ge 3 ]; }
-wait_for 90 "12.5 s of recording and 3 segments sealed" long_enough
-ok "recorded $(recorded_ms) ms, $(sealed_count) segments sealed"
-ctl meeting set "$ROOMREC_REPO/demo/meeting-ended.json"
-ready() { ctl --json send list_recordings --as admin:ci > "$R/recordings.json" && grep -q '"state":"ready"' "$R/recordings.json"; }
-settled() { ctl --json send list_recordings --as admin:ci > "$R/recordings.json" \
-  && grep -Eq '"state":"(ready|needs_finalize|discarded)"' "$R/recordings.json"; }
-wait_for 200 "the recording to be converted" settled
-ready || fail "the recording did not become ready: $(cat "$R/recordings.json")"
-ok "conversion finished: $(json_get "$(cat "$R/recordings.json")" 'd["recordings"][0]["location"]')"
+record_local_until_ready
 guest_done
