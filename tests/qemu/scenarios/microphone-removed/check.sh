@@ -19,7 +19,23 @@ done
 ok "every sealed segment ($sealed) is catalogued"
 # Silence while the microphone was gone, the tone again once it was back.
 seg_file() { sqlite3 "$st/catalog.sqlite3" "SELECT path FROM segments WHERE seq = $1"; }
-has_audio() { gst-discoverer-1.0 "$(realpath "$1")" 2>/dev/null | grep -Eq 'audio #[0-9]+:|audio: '; }
+# Audio PES packets (stream ids 0xC0-0xDF) in the TS file itself: the Discoverer, under a
+# loaded host, sometimes gives up on a 1 s segment before it sees the audio stream.
+has_audio() {
+  python3 - "$1" <<'PY'
+import sys
+d = open(sys.argv[1], "rb").read()
+n = 0
+for i in range(0, len(d) - 187, 188):
+    p = d[i:i + 188]
+    if p[0] != 0x47 or not p[1] & 0x40:
+        continue
+    off = 4 + (1 + p[4] if (p[3] >> 4) & 2 else 0)
+    if off + 4 <= 188 and p[off:off + 3] == b"\x00\x00\x01" and 0xC0 <= p[off + 3] <= 0xDF:
+        n += 1
+sys.exit(0 if n else 1)
+PY
+}
 for q in $(cat "$R/gap-segments"); do
   f=$st/$(seg_file "$q")
   rms=$(audio_max_rms "$f")
