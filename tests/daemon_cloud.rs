@@ -6,19 +6,11 @@ mod common;
 use std::time::Duration;
 
 use common::device::{meeting, Client, Device};
-use common::s3::{S3Server, ACCESS_KEY, BUCKET, SECRET_KEY};
+use common::s3::{S3Server, SECRET_KEY};
 use common::{wait_until, Broker};
 use roomrec::catalog::Catalog;
 use serde_json::{json, Value};
 use sha2::Digest;
-
-fn upload_section(s3: &S3Server) -> String {
-    format!(
-        "[upload]\nendpoint = \"{}\"\nbucket = \"{BUCKET}\"\nregion = \"us-east-1\"\n\
-         path_style = true\naccess_key_id = \"{ACCESS_KEY}\"\nsecret_access_key = \"{SECRET_KEY}\"\n",
-        s3.endpoint()
-    )
-}
 
 fn manifest(s3: &S3Server, prefix: &str) -> Value {
     let bytes =
@@ -64,7 +56,7 @@ async fn record_until_ready(c: &mut Client) -> (String, String) {
 async fn e1_e2_cloud_recording_is_uploaded_completed_shared_and_deleted() {
     let broker = Broker::start();
     let s3 = S3Server::start();
-    let device = Device::start(&broker, &upload_section(&s3));
+    let device = Device::start(&broker, &s3.upload_toml(""));
     let mut c = Client::connect(&broker).await;
     let (rid, prefix) = record_until_ready(&mut c).await;
 
@@ -132,7 +124,7 @@ async fn e1_e2_cloud_recording_is_uploaded_completed_shared_and_deleted() {
 async fn share_and_delete_sent_while_the_store_is_down_are_done_after_a_restart() {
     let broker = Broker::start();
     let mut s3 = S3Server::start();
-    let mut device = Device::start(&broker, &upload_section(&s3));
+    let mut device = Device::start(&broker, &s3.upload_toml(""));
     let mut c = Client::connect(&broker).await;
     let (rid, prefix) = record_until_ready(&mut c).await;
     let objects = |s3: &S3Server| s3.keys().iter().filter(|k| k.starts_with(&prefix)).count();
@@ -187,7 +179,7 @@ async fn a_dead_store_shows_in_status_and_the_queue_catches_up_when_it_returns()
     // The whole uplink for uploads, although the meeting is live: with the default share
     // and no link measured yet, the floor (32 kB/s) only about matches the recording's
     // rate, and the backlog would drain only once the meeting ends.
-    let section = format!("{}live_share_percent = 100\n", upload_section(&s3));
+    let section = format!("{}live_share_percent = 100\n", s3.upload_toml(""));
     let mut device = Device::start(&broker, &section);
     let mut c = Client::connect(&broker).await;
     c.join_meeting().await;

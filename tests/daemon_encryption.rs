@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::device::{config_text, Client, Device};
-use common::s3::{S3Server, ACCESS_KEY, BUCKET, SECRET_KEY};
+use common::s3::S3Server;
 use common::{wait_until, Broker};
 use roomrec::catalog::{Catalog, SegmentRecord};
 use roomrec::crypt::SegmentKey;
@@ -19,14 +19,6 @@ use serde_json::json;
 use sha2::Digest;
 
 const BIN: &str = env!("CARGO_BIN_EXE_roomrecd");
-
-fn upload_section(s3: &S3Server) -> String {
-    format!(
-        "[upload]\nendpoint = \"{}\"\nbucket = \"{BUCKET}\"\nregion = \"us-east-1\"\n\
-         path_style = true\naccess_key_id = \"{ACCESS_KEY}\"\nsecret_access_key = \"{SECRET_KEY}\"\n",
-        s3.endpoint()
-    )
-}
 
 /// Writes a fresh key (hex, mode 0400) into `dir` and returns it with its path.
 fn key_file(dir: &Path) -> (SegmentKey, PathBuf) {
@@ -124,7 +116,7 @@ fn assert_no_plaintext_left(device: &Device) {
 async fn cloud_and_local_segments_are_ciphertext_on_disk_and_plaintext_in_the_bucket_and_mp4() {
     let broker = Broker::start();
     let s3 = S3Server::start();
-    let (mut device, key) = encrypting_device(&broker, &upload_section(&s3));
+    let (mut device, key) = encrypting_device(&broker, &s3.upload_toml(""));
     let mut c = Client::connect(&broker).await;
     c.join_meeting().await;
     let r = c
@@ -279,7 +271,7 @@ async fn kill_9_then_finalize(encrypted_before_crash: bool) {
 async fn a_tampered_encrypted_segment_is_refused_kept_and_not_sent() {
     let broker = Broker::start();
     let mut s3 = S3Server::start();
-    let (mut device, _key) = encrypting_device(&broker, &upload_section(&s3));
+    let (mut device, _key) = encrypting_device(&broker, &s3.upload_toml(""));
     let mut c = Client::connect(&broker).await;
     c.join_meeting().await;
     // The store is away while recording, so every segment waits on disk.

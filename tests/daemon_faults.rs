@@ -7,18 +7,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::device::{assert_segments_play, config_text, recording_local, Client, Device, PREFIX};
-use common::s3::{S3Server, ACCESS_KEY, BUCKET, SECRET_KEY};
+use common::s3::S3Server;
 use common::Broker;
 use roomrec::catalog::Catalog;
 use serde_json::{json, Value};
-
-fn upload_section(s3: &S3Server, extra: &str) -> String {
-    format!(
-        "[upload]\nendpoint = \"{}\"\nbucket = \"{BUCKET}\"\nregion = \"us-east-1\"\n\
-         path_style = true\naccess_key_id = \"{ACCESS_KEY}\"\nsecret_access_key = \"{SECRET_KEY}\"\n{extra}",
-        s3.endpoint()
-    )
-}
 
 fn replies_to<'a>(c: &'a Client, id: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
     let topic = format!("{PREFIX}/reply");
@@ -102,7 +94,7 @@ async fn wall_clock_steps_back_and_forth_change_no_duration_and_stall_nothing() 
     let broker = Broker::start();
     let s3 = S3Server::start();
     let port = broker.port;
-    let mut device = Device::prepare(|dir| config_text(port, dir, &upload_section(&s3, "")));
+    let mut device = Device::prepare(|dir| config_text(port, dir, &s3.upload_toml("")));
     let offset = device.dir.path().join("clock-offset");
     std::fs::write(&offset, "+0\n").expect("offset file");
     device.env = [
@@ -177,7 +169,7 @@ async fn sigterm_during_an_upload_loses_nothing_and_the_upload_resumes() {
     let s3 = S3Server::start();
     // ~30 kB of media a second against a 16 kB/s cap: a backlog builds, so an upload is
     // always under way.
-    let mut device = Device::start(&broker, &upload_section(&s3, "rate_cap = 16000\n"));
+    let mut device = Device::start(&broker, &s3.upload_toml("rate_cap = 16000\n"));
     let mut c = Client::connect(&broker).await;
     c.join_meeting().await;
     let cloud = c.start_recording("u-2", "cloud").await;

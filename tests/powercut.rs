@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::device::{config_text, Client, Device};
-use common::s3::{S3Server, ACCESS_KEY, BUCKET, SECRET_KEY};
+use common::s3::{S3Server, SECRET_KEY};
 use common::{wait_until, Broker};
 use roomrec::catalog::{Catalog, SegmentRecord};
 use roomrec::protocol::Id;
@@ -62,12 +62,7 @@ async fn power_cut_campaign() {
     let s3 = S3Server::start();
     // A cap that keeps an upload running most of the time while the meeting is live (25 %
     // of it: ~60 kB/s against ~38 kB/s of media), so most cuts land mid-upload.
-    let upload = format!(
-        "[upload]\nendpoint = \"{}\"\nbucket = \"{BUCKET}\"\nregion = \"us-east-1\"\n\
-         path_style = true\naccess_key_id = \"{ACCESS_KEY}\"\nsecret_access_key = \"{SECRET_KEY}\"\n\
-         rate_cap = 240000\n",
-        s3.endpoint()
-    );
+    let upload = s3.upload_toml("rate_cap = 240000\n");
     let port = broker.port;
     let mut device = Device::start_custom(|dir| {
         config_text(port, dir, &upload).replace(

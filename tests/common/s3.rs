@@ -157,6 +157,15 @@ impl S3Server {
         }
     }
 
+    /// The daemon's `[upload]` section for this server, with `extra` keys appended.
+    pub fn upload_toml(&self, extra: &str) -> String {
+        format!(
+            "[upload]\nendpoint = \"{}\"\nbucket = \"{BUCKET}\"\nregion = \"us-east-1\"\n\
+             path_style = true\naccess_key_id = \"{ACCESS_KEY}\"\nsecret_access_key = \"{SECRET_KEY}\"\n{extra}",
+            self.endpoint()
+        )
+    }
+
     /// `[upload]` settings for this server with the right keys.
     pub fn upload_config(&self) -> UploadConfig {
         self.upload_config_with_secret(SECRET_KEY)
