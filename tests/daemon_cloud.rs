@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::device::{meeting, Client, Device};
+use common::device::{Client, Device};
 use common::s3::{S3Server, SECRET_KEY};
 use common::{wait_until, Broker};
 use roomrec::catalog::Catalog;
@@ -23,21 +23,12 @@ fn manifest(s3: &S3Server, prefix: &str) -> Value {
 async fn record_until_ready(c: &mut Client) -> (String, String) {
     c.join_meeting().await;
 
-    let r = c
-        .cmd(json!({"actor": "u-2", "action": "start", "kind": "cloud"}))
-        .await;
-    assert_eq!(r["ok"], true, "{r}");
-    let rid = r["state"]["cloud"]["recording_id"]
-        .as_str()
-        .expect("cloud recording id")
-        .to_owned();
+    let rid = c.start_recording("u-2", "cloud").await;
     c.wait_state("3 s of cloud media", |s| {
         s["cloud"]["recorded_ms"].as_u64().unwrap_or(0) >= 3000
     })
     .await;
-    let mut ended = meeting(2);
-    ended["state"] = json!("ended");
-    c.meeting(ended).await;
+    c.end_meeting().await;
 
     // E1: once every segment and the manifest are up, the creator (C4: u-1) hears of it.
     let ready = c.wait_event("recording_ready").await;

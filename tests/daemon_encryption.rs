@@ -119,22 +119,8 @@ async fn cloud_and_local_segments_are_ciphertext_on_disk_and_plaintext_in_the_bu
     let (mut device, key) = encrypting_device(&broker, &s3.upload_toml(""));
     let mut c = Client::connect(&broker).await;
     c.join_meeting().await;
-    let r = c
-        .cmd(json!({"actor": "u-1", "action": "start", "kind": "local"}))
-        .await;
-    assert_eq!(r["ok"], true, "{r}");
-    let local = r["state"]["local"][0]["recording_id"]
-        .as_str()
-        .expect("local id")
-        .to_owned();
-    let r = c
-        .cmd(json!({"actor": "u-2", "action": "start", "kind": "cloud"}))
-        .await;
-    assert_eq!(r["ok"], true, "{r}");
-    let cloud = r["state"]["cloud"]["recording_id"]
-        .as_str()
-        .expect("cloud id")
-        .to_owned();
+    let local = c.start_recording("u-1", "local").await;
+    let cloud = c.start_recording("u-2", "cloud").await;
     // Past the local recording's 10 s minimum, measured by sealed media.
     c.wait_state("11 s recorded", |s| {
         s["local"][0]["recorded_ms"].as_u64().unwrap_or(0) >= 11_000
@@ -201,14 +187,7 @@ async fn kill_9_then_finalize(encrypted_before_crash: bool) {
     let (mut device, key) = encrypting_device(&broker, "");
     let mut c = Client::connect(&broker).await;
     c.join_meeting().await;
-    let r = c
-        .cmd(json!({"actor": "u-1", "action": "start", "kind": "local"}))
-        .await;
-    assert_eq!(r["ok"], true, "{r}");
-    let rid = r["state"]["local"][0]["recording_id"]
-        .as_str()
-        .expect("local id")
-        .to_owned();
+    let rid = c.start_recording("u-1", "local").await;
     c.wait_state("11 s recorded", |s| {
         s["local"][0]["recorded_ms"].as_u64().unwrap_or(0) >= 11_000
     })
@@ -276,14 +255,7 @@ async fn a_tampered_encrypted_segment_is_refused_kept_and_not_sent() {
     c.join_meeting().await;
     // The store is away while recording, so every segment waits on disk.
     s3.kill();
-    let r = c
-        .cmd(json!({"actor": "u-2", "action": "start", "kind": "cloud"}))
-        .await;
-    assert_eq!(r["ok"], true, "{r}");
-    let rid = r["state"]["cloud"]["recording_id"]
-        .as_str()
-        .expect("cloud id")
-        .to_owned();
+    let rid = c.start_recording("u-2", "cloud").await;
     c.wait_state("3 s recorded", |s| {
         s["cloud"]["recorded_ms"].as_u64().unwrap_or(0) >= 3000
     })

@@ -34,16 +34,7 @@ impl Catalog {
     /// superseded, since only the last flag matters.
     pub fn queue_share(&mut self, recording_id: &Id, shared: bool) -> Result<i64, CatalogError> {
         let tx = self.write()?;
-        tx.execute(
-            "DELETE FROM recording_ops WHERE recording_id = ?1 AND kind = 'share'",
-            [recording_id.as_str()],
-        )?;
-        tx.execute(
-            "INSERT INTO recording_ops (recording_id, kind, shared, queued_at)
-             VALUES (?1, 'share', ?2, ?3)",
-            params![recording_id.as_str(), shared, Timestamp::now().0],
-        )?;
-        let row = tx.last_insert_rowid();
+        let row = replace_pending_share(&tx, recording_id, "share", Some(shared), None)?;
         tx.commit()?;
         Ok(row)
     }
@@ -61,16 +52,7 @@ impl Catalog {
             "DELETE FROM uploads WHERE recording_id = ?1",
             [recording_id.as_str()],
         )?;
-        tx.execute(
-            "DELETE FROM recording_ops WHERE recording_id = ?1 AND kind = 'share'",
-            [recording_id.as_str()],
-        )?;
-        tx.execute(
-            "INSERT INTO recording_ops (recording_id, kind, keys, queued_at)
-             VALUES (?1, 'delete', ?2, ?3)",
-            params![recording_id.as_str(), keys_json, Timestamp::now().0],
-        )?;
-        let row = tx.last_insert_rowid();
+        let row = replace_pending_share(&tx, recording_id, "delete", None, Some(&keys_json))?;
         tx.commit()?;
         info!(recording = %recording_id, jobs, objects = keys.len(), "delete queued");
         Ok(row)
@@ -116,6 +98,33 @@ impl Catalog {
             .execute("DELETE FROM recording_ops WHERE id = ?1", [row])?;
         Ok(())
     }
+}
+
+/// Inserts the `kind` row for the recording in place of any share of it still pending: a
+/// later share supersedes it, and a delete leaves nothing to share.
+fn replace_pending_share(
+    tx: &rusqlite::Transaction<'_>,
+    recording_id: &Id,
+    kind: &str,
+    shared: Option<bool>,
+    keys: Option<&str>,
+) -> Result<i64, CatalogError> {
+    tx.execute(
+        "DELETE FROM recording_ops WHERE recording_id = ?1 AND kind = 'share'",
+        [recording_id.as_str()],
+    )?;
+    tx.execute(
+        "INSERT INTO recording_ops (recording_id, kind, shared, keys, queued_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            recording_id.as_str(),
+            kind,
+            shared,
+            keys,
+            Timestamp::now().0
+        ],
+    )?;
+    Ok(tx.last_insert_rowid())
 }
 
 #[cfg(test)]
