@@ -19,6 +19,11 @@
 //! cannot type. Such a segment is read from a copy padded with null packets (PID 0x1FFF, which
 //! demuxers skip by definition) in a hidden folder next to the output; sealed files are never
 //! modified.
+//!
+//! At a join, splitmuxsrc (1.22) sometimes pushes a part's first buffer twice on one stream
+//! (same PTS, same bytes; about one conversion in twelve with two video streams). h264parse
+//! strips the repeated timestamp and mp4mux then fails the whole file with "Buffer has no PTS".
+//! Each stream therefore drops a buffer that repeats the one before it exactly ([`Repeats`]).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -302,6 +307,7 @@ fn link_stream(
     };
     let parser = make(parser)?;
     let perr = |e: &dyn std::fmt::Display| MediaError::Pipeline(e.to_string());
+    drop_repeats(pad);
     pipeline.add(&parser).map_err(|e| perr(&e))?;
     parser.sync_state_with_parent().map_err(|e| perr(&e))?;
     let sink_pad = parser
@@ -311,6 +317,55 @@ fn link_stream(
     parser
         .link_pads(Some("src"), mux, Some(mux_pad))
         .map_err(|e| perr(&e))
+}
+
+/// Drop, on `pad`, every buffer that repeats the one before it (see the module header).
+fn drop_repeats(pad: &gst::Pad) {
+    // The probe runs on the pad's one streaming thread; the lock is never contended.
+    let repeats = std::sync::Mutex::new(Repeats::default());
+    let stream = pad.name();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let Some(gst::PadProbeData::Buffer(buffer)) = &info.data else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let repeat = repeats
+            .lock()
+            .map(|mut r| r.is_repeat(buffer))
+            .unwrap_or(false);
+        if repeat {
+            tracing::debug!(%stream, pts = ?buffer.pts(), "dropped a repeated buffer at a join");
+            return gst::PadProbeReturn::Drop;
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Remembers a stream's last buffer (a reference, not a copy) to spot an exact repeat.
+#[derive(Default)]
+struct Repeats {
+    last: Option<gst::Buffer>,
+}
+
+impl Repeats {
+    /// True when `buffer` has the same timestamps and bytes as the buffer before it. The bytes
+    /// are compared only when the timestamps match, which in a sound stream never happens.
+    fn is_repeat(&mut self, buffer: &gst::Buffer) -> bool {
+        let repeat = self.last.as_ref().is_some_and(|last| {
+            last.pts().is_some()
+                && last.pts() == buffer.pts()
+                && last.dts() == buffer.dts()
+                && same_bytes(last, buffer)
+        });
+        self.last = Some(buffer.clone());
+        repeat
+    }
+}
+
+fn same_bytes(a: &gst::Buffer, b: &gst::Buffer) -> bool {
+    match (a.map_readable(), b.map_readable()) {
+        (Ok(a), Ok(b)) => a.as_slice() == b.as_slice(),
+        _ => false,
+    }
 }
 
 fn run_to_eos(
@@ -399,6 +454,45 @@ mod tests {
             std::fs::read(&seg).unwrap(),
             data,
             "the sealed file is untouched"
+        );
+    }
+
+    fn buffer(pts_ms: u64, bytes: &[u8]) -> gst::Buffer {
+        let mut buffer = gst::Buffer::from_slice(bytes.to_vec());
+        let b = buffer.get_mut().expect("a new buffer is writable");
+        b.set_pts(gst::ClockTime::from_mseconds(pts_ms));
+        b.set_dts(gst::ClockTime::from_mseconds(pts_ms));
+        buffer
+    }
+
+    #[test]
+    fn only_an_exact_repeat_of_the_previous_buffer_is_dropped() {
+        gst::init().expect("gstreamer");
+        let mut repeats = Repeats::default();
+        let cases = [
+            (buffer(0, b"idr"), false, "first buffer"),
+            (buffer(0, b"idr"), true, "same time, same bytes"),
+            (buffer(66, b"p1"), false, "next frame"),
+            (
+                buffer(66, b"p2"),
+                false,
+                "same time, other bytes: kept, the muxer judges",
+            ),
+            (buffer(133, b"p2"), false, "same bytes, later time"),
+            (
+                buffer(0, b"idr"),
+                false,
+                "an earlier buffer, not the previous one",
+            ),
+        ];
+        for (buffer, dropped, why) in cases {
+            assert_eq!(repeats.is_repeat(&buffer), dropped, "{why}");
+        }
+        let untimed = gst::Buffer::from_slice(b"x".to_vec());
+        assert!(!repeats.is_repeat(&untimed));
+        assert!(
+            !repeats.is_repeat(&untimed),
+            "untimed buffers are never taken as repeats"
         );
     }
 
