@@ -2,12 +2,12 @@
 //! MQTT or SQLite, for `benches/media.sh` to measure (CPU, peak RSS) against gst-launch and
 //! ffmpeg. Prints what it recorded; the script does the measuring with `/usr/bin/time`.
 //!
-//!   media_record DIR SECONDS [WIDTH HEIGHT FPS KBPS]
+//!   media_record DIR SECONDS [WIDTH HEIGHT FPS KBPS [ball|bars]]
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use roomrec::media::{self, MediaCommand, MediaFact, MediaSettings};
+use roomrec::media::{self, MediaCommand, MediaFact, MediaSettings, TestPicture};
 use roomrec::protocol::Id;
 
 fn arg(args: &[String], i: usize, default: u32) -> u32 {
@@ -28,6 +28,11 @@ async fn main() -> anyhow::Result<()> {
         height: arg(&args, 3, 720),
         framerate: arg(&args, 4, 30),
         video_bitrate_kbps: arg(&args, 5, 2500),
+        test_picture: match args.get(6).map(String::as_str) {
+            None | Some("ball") => TestPicture::Ball,
+            Some("bars") => TestPicture::Bars,
+            Some(other) => anyhow::bail!("unknown test picture {other:?}: ball or bars"),
+        },
         ..MediaSettings::default()
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel(1024);

@@ -141,3 +141,40 @@ PY
 else
   echo "aws not installed: pip install awscli"
 fi
+
+# The link's own ceiling: one bulk TCP stream of the same bytes, no HTTP, no S3, no checksums,
+# timed from connect to the receiver's acknowledgement of the last byte. Neither client can
+# beat it; it shows what the emulated link (tbf, TUN, the forwarder) lets TCP carry.
+echo "== one bulk TCP stream of the same bytes on the same link (the ceiling)"
+cat > "$work/bulk.py" <<'PY'
+import socket, sys, time
+mode, n, rate = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+if mode == "recv":
+    s = socket.create_server(("10.77.0.2", 9100))
+    c, _ = s.accept()
+    got = 0
+    while got < n:
+        b = c.recv(1 << 20)
+        if not b:
+            break
+        got += len(b)
+    c.sendall(b"k")
+    c.close()
+else:
+    c = socket.create_connection(("10.77.0.2", 9100))
+    block = b"\0" * (1 << 20)
+    start = time.monotonic()
+    left = n
+    while left > 0:
+        c.sendall(block[: min(left, len(block))])
+        left -= min(left, len(block))
+    c.recv(1)
+    secs = time.monotonic() - start
+    mbit = n * 8 / secs / 1e6
+    print(f"bench bulk TCP: {n / 1e6:.0f} MB in {secs:.2f} s = {mbit:.2f} Mbit/s = {100 * mbit / rate:.1f} % of the link")
+PY
+bytes=$((segments * 1000000))
+ip netns exec "$srv" python3 "$work/bulk.py" recv "$bytes" "$rate_mbit" &
+pids+=("$!")
+sleep 0.5
+ip netns exec "$cli" python3 "$work/bulk.py" send "$bytes" "$rate_mbit"

@@ -23,7 +23,7 @@ use tracing::{info, warn};
 use crate::catalog::{Catalog, CatalogError, OrphanFile, SEGMENTS_DIR};
 use crate::config::Config;
 use crate::control::{self, ControlError, ControlSettings};
-use crate::media::{self, MediaError, MediaSettings};
+use crate::media::{self, MediaError, MediaSettings, TestPicture};
 use crate::rules::{Engine, Input, RulesConfig};
 use crate::upload::{self, UploadError, UploadSettings};
 
@@ -280,6 +280,7 @@ fn media_settings(config: &Config) -> MediaSettings {
         content: m.content.clone(),
         pip: m.pip,
         multistream: m.multistream,
+        test_picture: TestPicture::default(),
     }
 }
 

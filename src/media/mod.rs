@@ -110,6 +110,19 @@ pub struct MediaSettings {
     pub pip: bool,
     /// D3: the content as a second video stream of the same segments (wins over `pip`).
     pub multistream: bool,
+    /// `Test` only: what the test camera shows. The daemon keeps the default; the media
+    /// benchmark picks [`TestPicture::Bars`] to give ffmpeg the same picture.
+    pub test_picture: TestPicture,
+}
+
+/// The test camera's picture.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TestPicture {
+    /// A ball moving on black: never the test content's blue, so tests tell them apart.
+    #[default]
+    Ball,
+    /// 75 % colour bars scrolling 4 pixels a frame: what ffmpeg's `pal75bars` + `scroll` draw.
+    Bars,
 }
 
 impl Default for MediaSettings {
@@ -131,6 +144,7 @@ impl Default for MediaSettings {
             content: None,
             pip: false,
             multistream: false,
+            test_picture: TestPicture::Ball,
         }
     }
 }

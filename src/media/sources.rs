@@ -20,7 +20,7 @@ use gstreamer as gst;
 
 use super::devices::CameraChoice;
 use super::pipeline::make;
-use super::{MediaError, MediaSettings, Source};
+use super::{MediaError, MediaSettings, Source, TestPicture};
 
 /// What the inter channels carry; both ends fix it so neither renegotiates.
 fn audio_caps() -> gst::Caps {
@@ -82,7 +82,13 @@ pub(crate) fn camera_input(
             let src = make("videotestsrc")?;
             src.set_property("is-live", true);
             // A moving picture, so the encoder does real work and frames differ.
-            src.set_property_from_str("pattern", "ball");
+            match settings.test_picture {
+                TestPicture::Ball => src.set_property_from_str("pattern", "ball"),
+                TestPicture::Bars => {
+                    src.set_property_from_str("pattern", "smpte75");
+                    src.set_property("horizontal-speed", 4i32);
+                }
+            }
             Ok(vec![src])
         }
         Source::V4l2 => inter_video(&ch.camera),
