@@ -582,8 +582,8 @@ impl Core {
                 info!(?camera, ?microphone, "capture devices");
                 self.status.camera = camera;
                 self.status.microphone = microphone;
-                let missing = missing_devices(camera, microphone);
-                self.feed(Input::DevicesMissing(missing), None).await;
+                let problems = device_problems(camera, microphone);
+                self.feed(Input::DevicesUnusable(problems), None).await;
                 self.publish_status().await;
             }
             MediaFact::DeviceLost { device, message } => {
@@ -831,16 +831,19 @@ impl Core {
     }
 }
 
-/// Names of the capture devices that are not usable, for the rules' `device_unavailable`.
-fn missing_devices(camera: DeviceHealth, microphone: DeviceHealth) -> Vec<String> {
-    let mut missing = Vec::new();
-    if camera != DeviceHealth::Ok {
-        missing.push("the camera".to_owned());
-    }
-    if microphone != DeviceHealth::Ok {
-        missing.push("the microphone".to_owned());
-    }
-    missing
+/// What is wrong with each capture device, for the rules' `device_unavailable`.
+fn device_problems(camera: DeviceHealth, microphone: DeviceHealth) -> Vec<String> {
+    [("the camera", camera), ("the microphone", microphone)]
+        .into_iter()
+        .filter_map(|(device, health)| match health {
+            DeviceHealth::Ok => None,
+            DeviceHealth::Missing => Some(format!("{device} is missing")),
+            // Present but not usable: no allowed format, or it failed to start.
+            DeviceHealth::Error => Some(format!(
+                "{device} is present but unusable (no format within the configured limits, or it failed)"
+            )),
+        })
+        .collect()
 }
 
 /// Effects that need every segment of their recording sealed first.
@@ -862,4 +865,23 @@ fn topic_from_suffix(s: &str) -> Option<Topic> {
 fn to_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
     // Our own types always serialise; an empty object is a visible failure rather than a crash.
     serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_problems_say_missing_or_unusable_per_device() {
+        use DeviceHealth::{Error, Missing, Ok};
+        assert!(device_problems(Ok, Ok).is_empty());
+        assert_eq!(device_problems(Missing, Ok), ["the camera is missing"]);
+        let both = device_problems(Error, Missing);
+        assert_eq!(both.len(), 2, "{both:?}");
+        assert!(
+            both[0].starts_with("the camera is present but unusable"),
+            "{both:?}"
+        );
+        assert_eq!(both[1], "the microphone is missing");
+    }
 }

@@ -1,35 +1,32 @@
 //! The capture devices as the rules see them: a recording cannot start while the camera or
-//! the microphone is missing (`device_unavailable`), and the host team hears when a device
+//! the microphone is missing or unusable (`device_unavailable`), and the host team hears when a device
 //! is lost or comes back mid-recording (the recording goes on with a "no signal" picture or
 //! silence, so it is not stopped).
 //!
-//! Owns: the list of missing devices media last reported. Must not touch: the devices.
+//! Owns: the device problems media last reported. Must not touch: the devices.
 
 use super::state::err;
 use super::{Engine, Now, Output};
 use crate::protocol::{ErrorBody, ErrorCode, Event, EventType};
 
 impl Engine {
-    pub(super) fn set_missing_devices(&mut self, missing: Vec<String>) {
-        self.missing_devices = missing;
+    pub(super) fn set_device_problems(&mut self, problems: Vec<String>) {
+        self.device_problems = problems;
     }
 
-    /// Refuses a start while a capture device is missing; it recovers when media reports
-    /// the device back.
+    /// Refuses a start while a capture device is missing or unusable; it recovers when media
+    /// reports the device usable.
     pub(super) fn check_devices(&self) -> Result<(), ErrorBody> {
-        match self.missing_devices.as_slice() {
-            [] => Ok(()),
-            missing => {
-                let verb = if missing.len() == 1 { "is" } else { "are" };
-                Err(err(
-                    ErrorCode::DeviceUnavailable,
-                    format!(
-                        "cannot record: {} {verb} missing; check that it is connected and allowed to the service (recording becomes possible by itself when it appears)",
-                        missing.join(" and ")
-                    ),
-                ))
-            }
+        if self.device_problems.is_empty() {
+            return Ok(());
         }
+        Err(err(
+            ErrorCode::DeviceUnavailable,
+            format!(
+                "cannot record: {}; check the device named, its connection and the service's access to it (status and the log say more; recording becomes possible by itself when it is usable)",
+                self.device_problems.join(" and ")
+            ),
+        ))
     }
 
     /// A device lost (`back` false) or back mid-meeting: an event to the host team.
@@ -96,18 +93,20 @@ mod tests {
     fn a_missing_device_refuses_starts_until_it_is_back() {
         let (mut e, now) = engine();
         e.handle(
-            Input::DevicesMissing(vec!["the camera /dev/video0".into()]),
+            Input::DevicesUnusable(vec!["the camera is missing".into()]),
             now,
         );
         let r = start_local(&mut e, now);
         let error = r.error.expect("refused");
         assert_eq!(error.code, ErrorCode::DeviceUnavailable);
         assert!(
-            error.message.contains("the camera /dev/video0"),
+            error
+                .message
+                .contains("cannot record: the camera is missing;"),
             "{}",
             error.message
         );
-        e.handle(Input::DevicesMissing(Vec::new()), now);
+        e.handle(Input::DevicesUnusable(Vec::new()), now);
         assert!(
             start_local(&mut e, now).ok,
             "recovers when the device appears"

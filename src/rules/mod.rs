@@ -178,9 +178,9 @@ pub enum Input {
     },
     /// The microphone's capture switch as media last read it.
     MicMuted(bool),
-    /// The capture devices that are missing now (e.g. "the camera /dev/video0"); empty when
-    /// all are there. Starts are refused while any is missing.
-    DevicesMissing(Vec<String>),
+    /// What is wrong with the capture devices now, one phrase each (e.g. "the camera is
+    /// missing"); empty when all are usable. Starts are refused while any is not.
+    DevicesUnusable(Vec<String>),
     /// A device vanished mid-recording (`back: false`) or returned (`back: true`): the
     /// recording goes on; the host team is told.
     DeviceChanged {
@@ -268,7 +268,7 @@ pub struct Engine {
     /// Disk budget: the last `Input::Storage`; `None` until the daemon reports one.
     room_bytes: Option<u64>,
     /// Capture devices media reports missing, named for people.
-    missing_devices: Vec<String>,
+    device_problems: Vec<String>,
     /// The last `SetCapture` sent.
     capture: Vec<Id>,
     /// After `Shutdown` media captures nothing more.
@@ -292,7 +292,7 @@ impl Engine {
             recs: Vec::new(),
             meter: Meter::default(),
             room_bytes: None,
-            missing_devices: Vec::new(),
+            device_problems: Vec::new(),
             capture: Vec::new(),
             capture_stopped: false,
             last_doc: None,
@@ -326,7 +326,7 @@ impl Engine {
             Input::DiskFull => self.stop_all(StopReason::DiskFull, now, &mut out),
             Input::Storage { room_bytes } => self.set_room(room_bytes, now, &mut out),
             Input::MicMuted(muted) => self.muted = muted, // M1
-            Input::DevicesMissing(missing) => self.set_missing_devices(missing),
+            Input::DevicesUnusable(problems) => self.set_device_problems(problems),
             Input::DeviceChanged { device, back } => self.device_event(device, back, now, &mut out),
             Input::ConversionFinished {
                 recording_id,

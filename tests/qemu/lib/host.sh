@@ -83,15 +83,23 @@ join_demo_meeting() {
 }
 
 # expect_start_refused WHAT: alice's local start is refused with device_unavailable naming
-# WHAT (camera or microphone), and not the other device, which is there.
+# WHAT (camera or microphone) with what status says of it ("missing": "is missing", "error":
+# "is present but unusable"), and not naming the other device, which is there.
 expect_start_refused() {
-  local what=$1 other=camera rc=0 reply
+  local what=$1 other=camera rc=0 reply health why
   [ "$what" = camera ] && other=microphone
+  health=$(ctl --json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"][sys.argv[1]])' "$what") \
+    || fail "no $what health in the status"
+  case $health in
+    missing) why="is missing" ;;
+    error) why="is present but unusable" ;;
+    *) fail "status says the $what is $health, but a start should be refused" ;;
+  esac
   reply=$(ctl --json send start --as alice kind=local) || rc=$?
   echo "$reply" > "$R/start-refused.json"
   [ $rc -ne 0 ] || fail "start succeeded without a $what: $reply"
   grep -q 'device_unavailable' <<<"$reply" || fail "start refused, but not with device_unavailable: $reply"
-  grep -qi "$what" <<<"$reply" || fail "the device_unavailable answer does not name the $what: $reply"
+  grep -qi "$what $why" <<<"$reply" || fail "the device_unavailable answer does not say the $what $why: $reply"
   ! grep -qi "$other" <<<"$reply" || fail "the device_unavailable answer names the $other, which is there: $reply"
   ok "start without a usable $what: $reply"
 }
