@@ -82,6 +82,18 @@ stop_roomrecd() {
   log "roomrecd stopped cleanly"
 }
 
+# mount_disk DIR: the scenario's disk (DISK_MB, /dev/vda: ext4) mounted at DIR as a device's
+# storage would be: default options, so ext4 replays its journal after a hard reset.
+mount_disk() {
+  modprobe virtio_blk 2>/dev/null || true
+  modprobe ext4 2>/dev/null || true
+  for _ in $(seq 20); do [ -b /dev/vda ] && break; sleep 0.5; done
+  [ -b /dev/vda ] || fail "no /dev/vda: does the scenario set DISK_MB?"
+  mkdir -p "$1"
+  mount -t ext4 /dev/vda "$1" || fail "cannot mount /dev/vda (ext4) at $1: $(dmesg | tail -3)"
+  log "disk /dev/vda mounted at $1: $(dmesg | grep -E 'EXT4-fs \(vda\)' | tail -2 | sed 's/^\[[^]]*\] //' | tr '\n' ' ')"
+}
+
 # --- real devices (vivid, snd-aloop) -------------------------------------------------------
 
 # load_vivid [MODPROBE_ARGS...]: modprobe vivid and wait (bounded) for /dev/video0.

@@ -4,7 +4,10 @@
 # segment sealed before any reset is gone; every reset has its figures.
 . "$ROOMREC_QEMU_DIR/lib/host.sh"
 . "$ROOMREC_QEMU_DIR/lib/catalog.sh"
-st=$R/storage
+# The disk as the last VM left it (roomrecd stopped, /storage unmounted), copied out.
+read -r st fs_state < <(python3 "$(dirname "${BASH_SOURCE[0]}")/campaign.py" export "$R/final") \
+  || fail "cannot read the storage off the disk"
+ok "the disk after the last VM: $fs_state"
 check_catalog "$st"
 python3 - "$R/checked.json" "$st/catalog.sqlite3" <<'PY' || fail "a segment sealed before a reset is gone"
 import json, sqlite3, sys
