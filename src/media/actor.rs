@@ -716,8 +716,8 @@ impl Actor {
         self.check_devices();
     }
 
-    /// Every [`TICK`]: flush the open segment if it grew; every [`DEVICE_CHECK`]: retry lost devices,
-    /// report health changes, follow the hardware mute.
+    /// Every [`TICK`]: flush the open segment if it grew; every [`DEVICE_CHECK`]: retry lost
+    /// devices, report health changes, follow the hardware mute.
     fn tick(&mut self) {
         self.sync_open_segment();
         if self.settings.source != Source::V4l2 || self.devices_checked.elapsed() < DEVICE_CHECK {

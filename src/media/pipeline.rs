@@ -306,7 +306,8 @@ fn splitmux_sink(settings: &MediaSettings, start_index: u64) -> Result<gst::Elem
     // self-contained 188-byte packets that plays up to the cut.
     let muxer = make(SEGMENT_MUXER)?;
     // Unbuffered: every muxed packet reaches the kernel at once, so a killed process loses
-    // nothing it wrote, and the actor's fsync of each GOP as it lands bounds what a power cut takes.
+    // nothing it wrote, and the actor's fsync of each GOP as it lands bounds what a power cut
+    // takes.
     let file = make("filesink")?;
     file.set_property_from_str("buffer-mode", "unbuffered");
     let sink = make("splitmuxsink")?;

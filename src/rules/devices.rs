@@ -1,7 +1,7 @@
 //! The capture devices as the rules see them: a recording cannot start while the camera or
-//! the microphone is missing or unusable (`device_unavailable`), and the host team hears when a device
-//! is lost or comes back mid-recording (the recording goes on with a "no signal" picture or
-//! silence, so it is not stopped).
+//! the microphone is missing or unusable (`device_unavailable`), and the host team hears when
+//! a device is lost or comes back mid-recording (the recording goes on with a "no signal"
+//! picture or silence, so it is not stopped).
 //!
 //! Owns: the device problems media last reported. Must not touch: the devices.
 
