@@ -82,6 +82,13 @@ join_demo_meeting() {
   wait_for 30 "the meeting to be applied" meeting_applied
 }
 
+# health CAMERA MICROPHONE: the device's status says exactly these healths (ok, missing or
+# error); the status document stays in $R/status.json for the messages.
+health() {
+  ctl --json status > "$R/status.json" && grep -q "\"camera\":\"$1\"" "$R/status.json" \
+    && grep -q "\"microphone\":\"$2\"" "$R/status.json"
+}
+
 # expect_start_refused WHAT: alice's local start is refused with device_unavailable naming
 # WHAT (camera or microphone) with what status says of it ("missing": "is missing", "error":
 # "is present but unusable"), and not naming the other device, which is there.

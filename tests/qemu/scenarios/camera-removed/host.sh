@@ -7,8 +7,6 @@
 wait_online 120
 ok "roomrecd in the guest is online through the guestfwd broker"
 ctl watch --for 280 >"$R/watch.log" 2>&1 &
-health() { ctl --json status > "$R/status.json" && grep -q "\"camera\":\"$1\"" "$R/status.json" \
-  && grep -q "\"microphone\":\"$2\"" "$R/status.json"; }
 wait_for 30 "status: camera and microphone ok" health ok ok
 join_demo_meeting
 reply=$(ctl --json send start --as alice kind=local) || fail "start was refused: $reply"
