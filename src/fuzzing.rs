@@ -299,13 +299,7 @@ impl Harness {
         let ctx = self.context_for(&cmd);
         let cmd_id = cmd.id.to_string();
         let out = self.feed(Input::Command(cmd, ctx));
-        let replies: Vec<&Reply> = out
-            .iter()
-            .filter_map(|o| match o {
-                Output::Reply(r) => Some(r),
-                _ => None,
-            })
-            .collect();
+        let replies: Vec<&Reply> = out.iter().filter_map(Output::reply).collect();
         assert_eq!(replies.len(), 1, "replies to one command: {out:?}");
         assert!(
             matches!(out.last(), Some(Output::Reply(_))),

@@ -81,11 +81,9 @@ mod tests {
         let cmd = Command::decode(br#"{"id":"s","actor":"u-1","action":"start","kind":"local"}"#)
             .unwrap();
         let out = e.handle(Input::Command(cmd, CommandContext::default()), now);
-        out.into_iter()
-            .find_map(|o| match o {
-                Output::Reply(r) => Some(r),
-                _ => None,
-            })
+        out.iter()
+            .find_map(Output::reply)
+            .cloned()
             .expect("one reply")
     }
 

@@ -218,6 +218,16 @@ pub enum Output {
     Effect(Effect),
 }
 
+impl Output {
+    /// The reply, when this output is one.
+    pub fn reply(&self) -> Option<&Reply> {
+        match self {
+            Output::Reply(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
 /// Work for the adapters.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Effect {

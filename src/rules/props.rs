@@ -369,13 +369,7 @@ impl Model {
             action: action.clone(),
         };
         let out = self.feed(Input::Command(cmd, CommandContext::default()));
-        let replies: Vec<&Reply> = out
-            .iter()
-            .filter_map(|o| match o {
-                Output::Reply(r) => Some(r),
-                _ => None,
-            })
-            .collect();
+        let replies: Vec<&Reply> = out.iter().filter_map(Output::reply).collect();
         prop_assert_eq!(replies.len(), 1);
         prop_assert_eq!(replies[0].id.as_deref(), Some(cmd_id.as_str()));
         prop_assert_eq!(replies[0].ok, replies[0].error.is_none());

@@ -199,13 +199,7 @@ impl Fx {
         self.n += 1;
         let ctx = std::mem::take(&mut self.ctx);
         let out = self.input(Input::Command(cmd(actor, json, self.n), ctx));
-        let replies: Vec<&Reply> = out
-            .iter()
-            .filter_map(|o| match o {
-                Output::Reply(r) => Some(r),
-                _ => None,
-            })
-            .collect();
+        let replies: Vec<&Reply> = out.iter().filter_map(Output::reply).collect();
         assert_eq!(replies.len(), 1, "exactly one reply to {json}: {out:?}");
         (replies[0].clone(), out)
     }
