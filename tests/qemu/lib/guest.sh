@@ -96,6 +96,15 @@ mount_disk() {
 
 # --- real devices (vivid, snd-aloop) -------------------------------------------------------
 
+# start_roomrecd_on_devices: roomrecd on source = "v4l2" with vivid's /dev/video0 and
+# snd-aloop's hw:Loopback,1,0 (whether they are there yet is the scenario's business), output
+# 320x180, storage $R/storage, config $R/roomrec.toml.
+start_roomrecd_on_devices() {
+  MEDIA_SOURCE=v4l2 MEDIA_WIDTH=320 MEDIA_HEIGHT=180 MEDIA_TOML='camera = "/dev/video0"
+microphone = "hw:Loopback,1,0"' roomrecd_config "$R/roomrec.toml" "$R/storage"
+  start_roomrecd "$R/roomrec.toml"
+}
+
 # load_vivid [MODPROBE_ARGS...]: modprobe vivid and wait (bounded) for /dev/video0.
 load_vivid() {
   modprobe vivid "$@" || fail "modprobe vivid $*"

@@ -12,9 +12,7 @@ grep -q 'Video Capture Multiplanar' "$R/camera-before.txt" || fail "vivid multip
 if grep -Eq '^[[:space:]]+Video Capture$' "$R/camera-before.txt"; then fail "vivid multiplanar=2 also offers single-planar capture"; fi
 v4l2-ctl -d /dev/video0 --list-formats > "$R/formats-before.txt" 2>&1 || true
 log "/dev/video0 before: multi-planar only; $(grep -c "'" "$R/formats-before.txt") formats listed by v4l2-ctl"
-MEDIA_SOURCE=v4l2 MEDIA_WIDTH=320 MEDIA_HEIGHT=180 MEDIA_TOML='camera = "/dev/video0"
-microphone = "hw:Loopback,1,0"' roomrecd_config "$R/roomrec.toml" "$R/storage"
-start_roomrecd "$R/roomrec.toml"
+start_roomrecd_on_devices
 wait_file "$R/replace-camera" 200
 removed=0
 for _ in $(seq 20); do

@@ -5,9 +5,7 @@
 . "$ROOMREC_QEMU_DIR/lib/guest.sh"
 [ ! -e /dev/video0 ] || fail "/dev/video0 exists before vivid is loaded"
 start_tone
-MEDIA_SOURCE=v4l2 MEDIA_WIDTH=320 MEDIA_HEIGHT=180 MEDIA_TOML='camera = "/dev/video0"
-microphone = "hw:Loopback,1,0"' roomrecd_config "$R/roomrec.toml" "$R/storage"
-start_roomrecd "$R/roomrec.toml"
+start_roomrecd_on_devices
 wait_file "$R/load-camera" 200
 load_vivid
 v4l2-ctl -d /dev/video0 --set-parm=30 >/dev/null 2>&1 || log "v4l2-ctl --set-parm refused (roomrecd already has the node)"

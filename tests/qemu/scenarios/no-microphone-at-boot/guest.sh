@@ -6,9 +6,7 @@
 [ ! -e /proc/asound/Loopback ] || fail "snd-aloop is loaded before the scenario loads it"
 load_vivid
 webcam_setup /dev/video0
-MEDIA_SOURCE=v4l2 MEDIA_WIDTH=320 MEDIA_HEIGHT=180 MEDIA_TOML='camera = "/dev/video0"
-microphone = "hw:Loopback,1,0"' roomrecd_config "$R/roomrec.toml" "$R/storage"
-start_roomrecd "$R/roomrec.toml"
+start_roomrecd_on_devices
 wait_file "$R/load-microphone" 200
 start_tone
 touch "$R/microphone-loaded"
