@@ -1,19 +1,22 @@
 //! Entry points for the fuzz targets in `fuzz/` (and for `tests/fuzz_corpus.rs`, which replays
 //! the committed corpus and every input that once failed through the same code).
 //!
-//! Not an API: hidden from the docs, free to change. Each function takes arbitrary bytes,
-//! drives the real decoders, the rules engine and the catalog the way the daemon does
-//! (`daemon::core`: decode, look up the command's catalog facts, feed the engine, save the
-//! batch), and panics when something that must hold for any input does not.
+//! Not an API: compiled only with the `fuzzing` feature (which `fuzz/` and the tests turn on,
+//! never the shipped binaries), free to change. Each function takes arbitrary bytes, drives
+//! the real decoders, the rules engine, the daemon's dispatcher (`daemon::dispatch`) and the
+//! catalog the way the daemon does (decode, look up the command's catalog facts, feed the
+//! engine, plan and save the batch), and panics when something that must hold for any input
+//! does not.
 
 use std::collections::BTreeMap;
 
 use crate::catalog::{Catalog, Op};
 use crate::config::{Config, ConfigError, KEYS, SECTIONS};
+use crate::daemon::dispatch;
 use crate::protocol::{
     Account, Action, CloudState, Command, ErrorBody, ErrorCode, Id, Licence, Meeting,
-    MeetingSnapshot, MeetingState, RecordingInfo, RecordingKind, RecordingState, Reply, Timestamp,
-    MAX_PAYLOAD_BYTES,
+    MeetingSnapshot, MeetingState, RecordingInfo, RecordingKind, RecordingState, Reply, StateDoc,
+    Timestamp, MAX_PAYLOAD_BYTES,
 };
 use crate::rules::{
     CommandContext, Effect, Engine, Input, Now, Output, RulesConfig, SealedSegment,
@@ -172,62 +175,46 @@ impl Harness {
         self.now.wall = Timestamp(self.now.wall.0 + ms as i64);
     }
 
-    /// Feeds one input, keeps what the outputs say and saves what the daemon would save.
+    /// Feeds one input, plans its outputs with the daemon's own dispatcher, keeps what the
+    /// plan says and saves its batch as the daemon would.
     pub fn feed(&mut self, input: Input) -> Vec<Output> {
         let out = self.engine.handle(input, self.now);
-        let mut ops = Vec::new();
-        let mut states = 0;
-        for o in &out {
-            match o {
-                Output::Effect(Effect::SaveRecording(r)) => {
-                    if let Some(old) = self.rows.get(&r.recording_id) {
-                        // The catalog's contract (`Op::SaveRecording`).
-                        assert_eq!(old.meeting_id, r.meeting_id, "meeting of {r:?} changed");
-                        assert_eq!(old.kind, r.kind, "kind of {r:?} changed");
-                        assert_eq!(old.created_at, r.created_at, "creation of {r:?} changed");
-                    }
-                    self.rows.insert(r.recording_id.clone(), r.clone());
-                    ops.push(Op::SaveRecording(r.clone()));
+        let plan = dispatch::plan(&out, self.now.wall);
+        for op in &plan.batch {
+            if let Op::SaveRecording(r) = op {
+                if let Some(old) = self.rows.get(&r.recording_id) {
+                    // The catalog's contract (`Op::SaveRecording`).
+                    assert_eq!(old.meeting_id, r.meeting_id, "meeting of {r:?} changed");
+                    assert_eq!(old.kind, r.kind, "kind of {r:?} changed");
+                    assert_eq!(old.created_at, r.created_at, "creation of {r:?} changed");
                 }
-                Output::Effect(Effect::SaveMeeting { version, meeting }) => {
-                    ops.push(Op::SaveMeeting {
-                        version: *version,
-                        meeting: meeting.clone(),
-                        at: self.now.wall,
-                    });
-                }
-                Output::Effect(Effect::SetCapture { recordings }) => {
-                    self.capture = recordings.clone();
-                }
-                Output::Reply(reply) => {
-                    let json = to_json(reply);
-                    if let Some(id) = &reply.id {
-                        ops.push(Op::StoreReply {
-                            command_id: id.clone(),
-                            reply_json: String::from_utf8(json.clone()).expect("JSON is UTF-8"),
-                            at: self.now.wall,
-                        });
-                    }
-                    ops.push(Op::Outbox {
-                        topic: "reply".into(),
-                        payload: json,
-                        retain: false,
-                    });
-                }
-                Output::Event(event) => ops.push(Op::Outbox {
-                    topic: "events".into(),
-                    payload: to_json(event),
-                    retain: false,
-                }),
-                Output::State(doc) => {
-                    states += 1;
-                    round_trips(doc);
-                }
-                Output::Effect(_) => {}
+                self.rows.insert(r.recording_id.clone(), r.clone());
             }
         }
-        assert!(states <= 1, "one input published the state {states} times");
-        self.save(ops);
+        for effect in &plan.effects {
+            if let Effect::SetCapture { recordings } = effect {
+                self.capture = recordings.clone();
+            }
+        }
+        let docs: Vec<&StateDoc> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::State(doc) => Some(doc),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            docs.len() <= 1,
+            "one input published the state {} times",
+            docs.len()
+        );
+        if let (Some(doc), Some(state)) = (docs.first(), &plan.state) {
+            round_trips(*doc);
+            let published: StateDoc =
+                serde_json::from_slice(&state.json).expect("the planned state reads back");
+            assert_eq!(&&published, doc, "the planned state is not the engine's");
+        }
+        self.save(plan.batch);
         out
     }
 

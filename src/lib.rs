@@ -12,7 +12,9 @@ pub mod control;
 pub mod crypt;
 pub mod ctl;
 pub mod daemon;
-/// Entry points for the fuzz targets in `fuzz/`; not an API.
+/// Entry points for the fuzz targets in `fuzz/` and the corpus tests; not an API, and not in
+/// the shipped binaries (the `fuzzing` feature).
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod media;

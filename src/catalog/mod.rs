@@ -14,7 +14,7 @@
 //! row that `seal_segment` or `apply` returned `Ok` for survives a power cut.
 
 mod error;
-mod ops;
+mod pending_work;
 mod reconcile;
 mod retention;
 mod schema;
@@ -32,7 +32,7 @@ use crate::protocol::{
 };
 
 pub use error::CatalogError;
-pub use ops::{PendingOp, PendingWork};
+pub use pending_work::{PendingOp, PendingWork};
 pub use reconcile::{FileProblem, OrphanFile, ReconcileReport, SegmentProblem, SEGMENTS_DIR};
 pub use schema::SCHEMA_VERSION;
 pub use uploads::{UploadJob, UploadState};

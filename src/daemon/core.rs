@@ -1,14 +1,17 @@
-//! The core loop: feeds every fact into the rules engine and carries out what it decides.
+//! The core loop: feeds every fact into the rules engine and carries out the plan the
+//! dispatcher makes of its outputs.
 //!
-//! Owns: the `Engine`, the order of side effects (catalog first, then MQTT, then media and
-//! conversions) and the command de-duplication. Must not touch: SQLite, GStreamer or the
-//! broker directly — it talks to their owners through handles and channels.
+//! Owns: the `Engine` and the order of side effects: catalog first (one transaction), then
+//! MQTT, then media, uploads and conversions. Must not touch: SQLite, GStreamer or the broker
+//! directly — it talks to their owners through handles and channels — nor decide anything the
+//! dispatcher (`dispatch`), admission (`admission`), the media barrier (`barrier`) or the
+//! schedule (`schedule`) decide.
 //!
 //! Durability: replies and events are written to the catalog's outbox in the same transaction
 //! as the recording rows they report, and leave the outbox only when the broker acknowledged
 //! them, so a crash or a broker outage never loses a `recording_ready` or a reply.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -16,81 +19,64 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use super::admission::{Admission, Admitted};
+use super::barrier::{MediaBarrier, MEDIA_RELEASE_TIMEOUT};
+use super::catalog_thread::CatalogHandle;
+use super::clock::Clock;
 use super::conversion::{ConversionDone, Conversions};
+use super::dispatch::{self, to_json, Plan};
 use super::housekeeping;
 use super::notify::Notifier;
+use super::schedule;
 use super::status::StatusBoard;
-use super::store::Store;
-use crate::auth::{Refusal, Verifier};
+use crate::auth::Verifier;
 use crate::catalog::{Op, SegmentRecord};
 use crate::config::StorageConfig;
-use crate::control::{Destination, Envelope, Inbound, Outbound, ResponseAddr, Topic};
+use crate::control::{Destination, Inbound, Outbound, ResponseAddr, Topic};
 use crate::media::{MediaCommand, MediaFact, MediaHandle, SealedFile};
 use crate::protocol::{
-    Action, Actor, Command, DeviceHealth, ErrorBody, ErrorCode, Id, MeetingState, RecordingKind,
+    Command, DeviceHealth, ErrorBody, ErrorCode, Id, MeetingState, RecordingInfo, RecordingKind,
     Reply, Timestamp,
 };
-use crate::rules::{CommandContext, Effect, Engine, Input, Now, Output, SealedSegment};
+use crate::rules::{Effect, Engine, Input, SealedSegment};
 use crate::upload::{UploadCommand, UploadFact, UploadHandle};
 
-/// How long a conversion waits for media to seal a recording's last segment (normally well
-/// under a second) before going ahead anyway.
-const MEDIA_RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Wall clock for names and licence checks, monotonic for durations (see `rules::Now`).
-#[derive(Clone, Copy, Debug)]
-pub struct Clock {
-    start: Instant,
-}
-
-impl Clock {
-    pub fn new() -> Clock {
-        Clock {
-            start: Instant::now(),
-        }
-    }
-
-    pub fn now(&self) -> Now {
-        Now {
-            wall: Timestamp::now(),
-            mono_ms: self.start.elapsed().as_millis() as u64,
-        }
-    }
-}
-
-impl Default for Clock {
-    fn default() -> Self {
-        Clock::new()
-    }
-}
-
-pub struct Core {
+/// What the core is built from: the engine and the handles of the adapters it drives.
+pub struct Wiring {
     pub engine: Engine,
-    /// Signature checks of admin commands and snapshots, at the edge before the engine.
-    pub auth: Verifier,
-    pub store: Store,
+    pub verifier: Verifier,
+    pub catalog: CatalogHandle,
     pub media: MediaHandle,
     /// `None` without an `[upload]` section (cloud recording is then unavailable).
     pub uploader: Option<UploadHandle>,
     pub to_control: mpsc::Sender<Outbound>,
     pub conversions: Conversions,
-    pub status: StatusBoard,
-    pub notifier: Notifier,
-    pub clock: Clock,
-    /// The last state published, for republishing after a reconnect.
-    pub last_state: Option<Vec<u8>>,
-    /// Kind of every recording seen, to tag cloud segments for upload.
-    pub kinds: HashMap<Id, RecordingKind>,
-    /// Recordings media may still have unsealed segments for (sent to capture, not released).
-    pub capturing: HashSet<Id>,
-    /// Conversions and completions waiting for media to release their recording, so they
-    /// never miss the last segment.
-    pub deferred: Vec<(Effect, Instant)>,
-    pub storage_dir: PathBuf,
     pub storage: StorageConfig,
+    /// Bytes of segments not yet released, as the catalog counted them at start.
+    pub used_bytes: u64,
+}
+
+pub struct Core {
+    engine: Engine,
+    admission: Admission,
+    catalog: CatalogHandle,
+    media: MediaHandle,
+    uploader: Option<UploadHandle>,
+    to_control: mpsc::Sender<Outbound>,
+    conversions: Conversions,
+    status: StatusBoard,
+    notifier: Notifier,
+    clock: Clock,
+    /// The last state published, for republishing after a reconnect.
+    last_state: Option<Vec<u8>>,
+    /// Kind of every recording seen, to tag cloud segments for upload.
+    kinds: HashMap<Id, RecordingKind>,
+    barrier: MediaBarrier,
+    storage_dir: PathBuf,
+    storage: StorageConfig,
     /// Bytes of segments not yet released, kept as a running total (a catalog sum per tick
     /// would scan a table that grows by tens of thousands of rows a day).
-    pub used_bytes: u64,
+    used_bytes: u64,
 }
 
 /// The channels the core listens on.
@@ -102,9 +88,45 @@ pub struct CoreInputs {
 }
 
 impl Core {
+    pub fn new(wiring: Wiring) -> Core {
+        Core {
+            engine: wiring.engine,
+            admission: Admission::new(wiring.verifier, wiring.catalog.clone()),
+            catalog: wiring.catalog,
+            media: wiring.media,
+            uploader: wiring.uploader,
+            to_control: wiring.to_control,
+            conversions: wiring.conversions,
+            status: StatusBoard::new(),
+            notifier: Notifier::default(),
+            clock: Clock::new(),
+            last_state: None,
+            kinds: HashMap::new(),
+            barrier: MediaBarrier::default(),
+            storage_dir: wiring.storage.dir.clone(),
+            storage: wiring.storage,
+            used_bytes: wiring.used_bytes,
+        }
+    }
+
+    /// Gives the engine the recordings that were live at the last stop, then the storage
+    /// budget, before the first command can arrive.
+    pub async fn restore(&mut self, restored: Vec<RecordingInfo>) {
+        for r in &restored {
+            self.kinds.insert(r.recording_id.clone(), r.kind);
+        }
+        self.feed(Input::Restore(restored), None).await;
+        self.refresh_room().await;
+    }
+
+    /// Tells systemd the daemon is ready (READY=1).
+    pub fn ready(&self) {
+        self.notifier.ready();
+    }
+
     /// Runs until `cancel` fires, then stops recordings cleanly (segments sealed and catalogued).
     pub async fn run(mut self, mut inputs: CoreInputs, cancel: CancellationToken) {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        let mut tick = tokio::time::interval(schedule::TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut ticks: u64 = 0;
         loop {
@@ -127,7 +149,7 @@ impl Core {
     async fn on_inbound(&mut self, msg: Inbound) {
         match msg {
             Inbound::Meeting { snapshot, envelope } => {
-                let checked = self.auth.check_meeting(
+                let checked = self.admission.verifier().check_meeting(
                     &envelope.topic,
                     &envelope.payload,
                     &envelope.signatures,
@@ -152,18 +174,8 @@ impl Core {
                 respond_to,
                 envelope,
             } => {
-                if let Actor::Admin(name) = &cmd.actor {
-                    if let Err(error) = self.authenticate(name, &envelope).await {
-                        warn!(command = %cmd.id, actor = %cmd.actor, action = cmd.action.name(),
-                            reason = ?error.reason, detail = %error.message, "refused an admin command");
-                        // Not stored in the command log: an unsigned message must not be able
-                        // to fix the answer to an id a real admin command may use later.
-                        let reply = Reply::err(Some(cmd.id.to_string()), error);
-                        self.send_reply(&reply, respond_to, None).await;
-                        return;
-                    }
-                }
-                self.on_command(cmd, respond_to).await
+                let admitted = self.admission.admit(&cmd, &envelope).await;
+                self.on_command(cmd, admitted, respond_to).await
             }
             Inbound::Command {
                 command: Err(e),
@@ -172,7 +184,7 @@ impl Core {
             } => {
                 warn!(command = e.id.as_deref().unwrap_or("-"), reason = %e.message, "refused a malformed command");
                 let reply = Reply::err(e.id, ErrorBody::new(ErrorCode::BadRequest, e.message));
-                self.send_reply(&reply, respond_to, None).await;
+                self.send_reply(to_json(&reply), respond_to).await;
             }
             Inbound::Connected => self.on_connected().await,
             Inbound::Disconnected { reason } => {
@@ -181,232 +193,83 @@ impl Core {
                     .status(&format!("broker unreachable: {reason}"));
             }
             Inbound::Delivered(id) => {
-                if let Err(e) = self.store.call(move |c| c.ack_outbox(id)).await {
+                if let Err(e) = self.catalog.call(move |c| c.ack_outbox(id)).await {
                     warn!(outbox = id, error = %e, "could not clear a delivered outbox message");
                 }
             }
         }
     }
 
-    /// Checks an admin command's signature, freshness and nonce (`crate::auth`). Done before
-    /// de-duplication, so an exact replay is refused as such rather than answered; a sender
-    /// that retries signs again (new nonce, same id) and gets the first answer.
-    async fn authenticate(&mut self, admin: &str, envelope: &Envelope) -> Result<(), ErrorBody> {
-        let now = Timestamp::now();
-        let forbidden = |r: Refusal| {
-            let mut body = ErrorBody::new(ErrorCode::Forbidden, r.to_string());
-            body.reason = Some(r.reason().to_owned());
-            body
-        };
-        let verified = self
-            .auth
-            .check_admin(
-                admin,
-                &envelope.topic,
-                &envelope.payload,
-                &envelope.signatures,
-                now,
-            )
-            .map_err(forbidden)?;
-        let Some(v) = verified else {
-            warn!(
-                admin,
-                "accepted an unsigned admin command (auth.allow_unsigned_admin)"
-            );
-            return Ok(());
-        };
-        let (key_id, nonce, signed_at) = (v.key_id.clone(), v.nonce.clone(), v.signed_at);
-        let claimed = self
-            .store
-            .call(move |c| c.claim_nonce(&key_id, &nonce, signed_at, now))
-            .await;
-        match claimed {
-            Ok(Ok(true)) => Ok(()),
-            Ok(Ok(false)) => Err(forbidden(Refusal::Replayed(v.nonce))),
-            // Fail closed: without the nonce memory a replay could not be told apart.
-            Ok(Err(e)) => {
-                error!(error = %e, "cannot record a signed command's nonce; refusing it");
-                Err(ErrorBody::new(
-                    ErrorCode::Internal,
-                    "the device cannot check this signed command for replay (catalog error); try again",
-                ))
+    async fn on_command(
+        &mut self,
+        cmd: Command,
+        admitted: Admitted,
+        respond_to: Option<ResponseAddr>,
+    ) {
+        match admitted {
+            Admitted::Run(facts) => {
+                info!(command = %cmd.id, actor = %cmd.actor, action = cmd.action.name(), "command received");
+                self.feed(Input::Command(cmd, facts), respond_to).await
             }
-            Err(e) => {
-                error!(error = %e, "catalog unavailable; refusing a signed command");
-                Err(ErrorBody::new(
-                    ErrorCode::Internal,
-                    "the device cannot check this signed command for replay (catalog unavailable); try again",
-                ))
+            Admitted::Repeat(first_reply) => self.send_reply(first_reply, respond_to).await,
+            Admitted::Refused(error) => {
+                let reply = Reply::err(Some(cmd.id.to_string()), error);
+                self.send_reply(to_json(&reply), respond_to).await;
             }
         }
     }
 
-    async fn on_command(&mut self, cmd: Command, respond_to: Option<ResponseAddr>) {
-        let id = cmd.id.to_string();
-        let lookup = id.clone();
-        match self.store.call(move |c| c.command_reply(&lookup)).await {
-            Ok(Ok(Some(stored))) => {
-                info!(command = %id, "answered a repeated command with its first reply");
-                self.send_raw_reply(stored.into_bytes(), respond_to).await;
-                return;
-            }
-            Ok(Ok(None)) => {}
-            Ok(Err(e)) => {
-                warn!(command = %id, error = %e, "command log unreadable; handling the command anyway")
-            }
-            Err(e) => {
-                warn!(command = %id, error = %e, "catalog unavailable; handling the command anyway")
-            }
-        }
-        info!(command = %id, actor = %cmd.actor, action = cmd.action.name(), "command received");
-        let ctx = self.context_for(&cmd).await;
-        self.feed(Input::Command(cmd, ctx), respond_to).await;
-    }
-
-    /// Looks up the catalog facts a command needs, so the engine can decide without I/O.
-    async fn context_for(&self, cmd: &Command) -> CommandContext {
-        let mut ctx = CommandContext::default();
-        match &cmd.action {
-            Action::StopConversion { recording_id }
-            | Action::Finalize { recording_id }
-            | Action::Share { recording_id, .. }
-            | Action::Delete { recording_id } => {
-                let rid = recording_id.clone();
-                if let Ok(Ok(r)) = self.store.call(move |c| c.recording(&rid)).await {
-                    ctx.recording = r;
-                }
-            }
-            Action::ListRecordings { state } => {
-                let filter = *state;
-                if let Ok(Ok(list)) = self.store.call(move |c| c.recordings(filter)).await {
-                    ctx.listing = list;
-                }
-            }
-            _ => {}
-        }
-        ctx
-    }
-
-    /// Runs one input through the engine and carries out its outputs.
-    pub async fn feed(&mut self, input: Input, respond_to: Option<ResponseAddr>) {
+    /// Runs one input through the engine and carries out the plan made of its outputs.
+    async fn feed(&mut self, input: Input, respond_to: Option<ResponseAddr>) {
         let outputs = self.engine.handle(input, self.clock.now());
-        self.apply(outputs, respond_to).await;
+        let plan = dispatch::plan(&outputs, Timestamp::now());
+        self.execute(plan, respond_to).await;
     }
 
-    async fn apply(&mut self, outputs: Vec<Output>, respond_to: Option<ResponseAddr>) {
-        let at = Timestamp::now();
-        let mut ops = Vec::new();
-        let mut messages = Vec::new(); // (topic, payload) in outbox order
-        let mut replies = Vec::new();
-        let mut state = None;
-        let mut effects = Vec::new();
-        for out in outputs {
-            match out {
-                Output::Reply(reply) => {
-                    let json = to_json(&reply);
-                    if let Some(id) = &reply.id {
-                        ops.push(Op::StoreReply {
-                            command_id: id.clone(),
-                            reply_json: String::from_utf8_lossy(&json).into_owned(),
-                            at,
-                        });
-                    }
-                    ops.push(Op::Outbox {
-                        topic: Topic::Reply.suffix().into(),
-                        payload: json.clone(),
-                        retain: false,
-                    });
-                    messages.push((Topic::Reply, json.clone()));
-                    replies.push(json);
-                }
-                Output::Event(event) => {
-                    info!(event = ?event.kind, recording = ?event.recording_id.as_ref().map(Id::as_str),
-                        reason = ?event.reason, "event");
-                    let json = to_json(&event);
-                    ops.push(Op::Outbox {
-                        topic: Topic::Events.suffix().into(),
-                        payload: json.clone(),
-                        retain: false,
-                    });
-                    messages.push((Topic::Events, json));
-                }
-                Output::State(doc) => {
-                    self.notifier.status(&super::status::summary(&doc));
-                    state = Some(to_json(&doc));
-                }
-                Output::Effect(effect) => {
-                    if let Some(op) = self.persist_op(&effect, at) {
-                        ops.push(op);
-                    }
-                    effects.push(effect);
-                }
-            }
-        }
-        let ids = self.commit(ops).await;
-        for (i, (topic, payload)) in messages.into_iter().enumerate() {
+    async fn execute(&mut self, plan: Plan, respond_to: Option<ResponseAddr>) {
+        self.kinds.extend(plan.kinds);
+        let ids = self.commit(plan.batch).await;
+        for (i, (topic, payload)) in plan.messages.into_iter().enumerate() {
             let mut msg = Outbound::device(topic, payload, false);
             msg.outbox_id = ids.get(i).copied();
             self.publish(msg).await;
         }
-        if let (Some(addr), Some(json)) = (respond_to, replies.pop()) {
+        if let (Some(addr), Some(json)) = (respond_to, plan.response) {
             self.send_response(addr, json).await;
         }
-        if let Some(json) = state {
-            self.last_state = Some(json.clone());
-            self.publish(Outbound::device(Topic::State, json, true))
+        if let Some(state) = plan.state {
+            self.notifier.status(&state.summary);
+            self.last_state = Some(state.json.clone());
+            self.publish(Outbound::device(Topic::State, state.json, true))
                 .await;
         }
-        for effect in effects {
-            self.carry_out(effect).await;
-        }
-    }
-
-    fn persist_op(&mut self, effect: &Effect, at: Timestamp) -> Option<Op> {
-        match effect {
-            Effect::SaveRecording(info) => {
-                self.kinds.insert(info.recording_id.clone(), info.kind);
-                info!(recording = %info.recording_id, meeting = %info.meeting_id,
-                    kind = info.kind.as_str(), state = info.state.as_str(), "recording saved");
-                Some(Op::SaveRecording(info.clone()))
+        for effect in plan.effects {
+            if let Some(effect) = self.barrier.pass(effect, Instant::now()) {
+                self.carry_out(effect).await;
             }
-            Effect::SaveMeeting { version, meeting } => Some(Op::SaveMeeting {
-                version: *version,
-                meeting: meeting.clone(),
-                at,
-            }),
-            _ => None,
         }
     }
 
     /// Writes the batch in one transaction; returns the outbox ids of its messages in order.
-    async fn commit(&self, ops: Vec<Op>) -> Vec<i64> {
-        if ops.is_empty() {
+    async fn commit(&self, batch: Vec<Op>) -> Vec<i64> {
+        if batch.is_empty() {
             return Vec::new();
         }
-        match self.store.call(move |c| c.apply(&ops)).await {
-            Ok(Ok(ids)) => ids,
-            Ok(Err(e)) => {
+        self.catalog
+            .call(move |c| c.apply(&batch))
+            .await
+            .unwrap_or_else(|e| {
                 error!(error = %e, "catalog write failed; publishing without the outbox");
                 Vec::new()
-            }
-            Err(e) => {
-                error!(error = %e, "catalog unavailable; publishing without the outbox");
-                Vec::new()
-            }
-        }
+            })
     }
 
     async fn carry_out(&mut self, effect: Effect) {
-        if waits_for_media(&effect).is_some_and(|id| self.capturing.contains(id)) {
-            self.deferred.push((effect, Instant::now()));
-            return;
-        }
         match effect {
             Effect::SetCapture { recordings } => {
-                self.capturing.extend(recordings.iter().cloned());
+                self.barrier.capturing(&recordings);
                 self.media.send(MediaCommand::SetCapture { recordings })
             }
-
             Effect::SetMuted(muted) => self.media.send(MediaCommand::SetMuted(muted)),
             Effect::Convert { recording_id } => self.start_conversion(recording_id).await,
             Effect::StopConversion { recording_id } => self.conversions.cancel(&recording_id),
@@ -438,6 +301,7 @@ impl Core {
                     uploader.send(UploadCommand::MeetingLive(live));
                 }
             }
+            // Saved with the batch.
             Effect::SaveRecording(_) => {}
         }
     }
@@ -455,16 +319,13 @@ impl Core {
     /// E1: the uploader writes the manifest once every segment is in the store.
     async fn complete_cloud(&mut self, recording_id: Id) {
         let rid = recording_id.clone();
-        match self.store.call(move |c| c.recording(&rid)).await {
-            Ok(Ok(Some(recording))) => self.to_uploader(UploadCommand::Complete { recording }),
-            Ok(Ok(None)) => {
+        match self.catalog.call(move |c| c.recording(&rid)).await {
+            Ok(Some(recording)) => self.to_uploader(UploadCommand::Complete { recording }),
+            Ok(None) => {
                 error!(recording = %recording_id, "cloud recording to complete is not in the catalog")
             }
-            Ok(Err(e)) => {
-                error!(recording = %recording_id, error = %e, "cannot read the cloud recording to complete")
-            }
             Err(e) => {
-                error!(recording = %recording_id, error = %e, "catalog unavailable; cloud recording not completed")
+                error!(recording = %recording_id, error = %e, "cloud recording not completed: cannot read it from the catalog")
             }
         }
     }
@@ -499,22 +360,15 @@ impl Core {
     async fn start_conversion(&mut self, recording_id: Id) {
         let rid = recording_id.clone();
         let lookup = self
-            .store
-            .call(move |c| {
-                Ok::<_, crate::catalog::CatalogError>((c.recording(&rid)?, c.segments_of(&rid)?))
-            })
+            .catalog
+            .call(move |c| Ok((c.recording(&rid)?, c.segments_of(&rid)?)))
             .await;
         let (info, segments) = match lookup {
-            Ok(Ok((Some(info), segments))) => (info, segments),
-            Ok(Ok((None, _))) => {
+            Ok((Some(info), segments)) => (info, segments),
+            Ok((None, _)) => {
                 return self
                     .conversions
                     .fail(recording_id, "the recording is not in the catalog".into())
-            }
-            Ok(Err(e)) => {
-                return self
-                    .conversions
-                    .fail(recording_id, format!("catalog error: {e}"))
             }
             Err(e) => return self.conversions.fail(recording_id, e.to_string()),
         };
@@ -525,23 +379,9 @@ impl Core {
         self.conversions.start(&info, paths);
     }
 
-    /// Carries out deferred effects whose recording media has released, and those for which
-    /// `overdue` says waiting longer is worse than missing a segment.
-    async fn run_deferred(&mut self, overdue: impl Fn(Instant) -> bool) {
-        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.deferred)
-            .into_iter()
-            .partition(|(effect, since)| {
-                waits_for_media(effect).is_none_or(|id| !self.capturing.contains(id))
-                    || overdue(*since)
-            });
-        self.deferred = waiting;
-        for (effect, since) in ready {
-            if let Some(id) = waits_for_media(&effect) {
-                if self.capturing.remove(id) {
-                    warn!(recording = %id, waited_s = since.elapsed().as_secs(),
-                        "media never confirmed the last segment; going ahead without waiting longer");
-                }
-            }
+    /// Carries out the held effects that may go now: released, or held too long.
+    async fn run_ready(&mut self) {
+        for effect in self.barrier.ready(Instant::now(), MEDIA_RELEASE_TIMEOUT) {
             self.carry_out(effect).await;
         }
     }
@@ -569,10 +409,8 @@ impl Core {
                 self.feed(input, None).await;
             }
             MediaFact::Released { recordings } => {
-                for id in &recordings {
-                    self.capturing.remove(id);
-                }
-                self.run_deferred(|_| false).await;
+                self.barrier.released(&recordings);
+                self.run_ready().await;
             }
             MediaFact::DiskFull { message } => {
                 error!(%message, "the disk is full; recordings stop and keep what they have");
@@ -619,19 +457,16 @@ impl Core {
             .cloned();
         let tags = file.recordings.clone();
         let result = self
-            .store
+            .catalog
             .call(move |c| c.seal_segment(&record, &tags, cloud.as_ref()))
             .await;
         match result {
-            Ok(Ok(())) => {
+            Ok(()) => {
                 info!(segment = file.seq, bytes = file.bytes, duration_ms = file.duration_ms,
                 recordings = ?file.recordings.iter().map(Id::as_str).collect::<Vec<_>>(), "segment sealed")
             }
-            Ok(Err(e)) => {
-                error!(segment = file.seq, error = %e, "segment file kept but not catalogued; it will be reported at the next start")
-            }
             Err(e) => {
-                error!(segment = file.seq, error = %e, "catalog unavailable; segment file kept")
+                error!(segment = file.seq, error = %e, "segment file kept but not catalogued; it will be reported at the next start")
             }
         }
         self.used_bytes = self.used_bytes.saturating_add(file.bytes);
@@ -687,30 +522,33 @@ impl Core {
                 .await;
         }
         self.publish_status().await;
-        match self.store.call(|c| c.pending_outbox()).await {
-            Ok(Ok(items)) => {
-                if !items.is_empty() {
-                    info!(
-                        count = items.len(),
-                        "republishing messages the broker had not acknowledged"
-                    );
-                }
-                for item in items {
-                    let Some(topic) = topic_from_suffix(&item.topic) else {
-                        continue;
-                    };
-                    let mut msg = Outbound::device(topic, item.payload, item.retain);
-                    msg.outbox_id = Some(item.id);
-                    self.publish(msg).await;
-                }
-            }
-            Ok(Err(e)) => error!(error = %e, "could not read the outbox"),
-            Err(e) => error!(error = %e, "catalog unavailable; outbox not republished"),
+        self.republish_outbox().await;
+    }
+
+    /// Publishes again what the broker had not acknowledged before the connection dropped.
+    async fn republish_outbox(&mut self) {
+        let items = match self.catalog.call(|c| c.pending_outbox()).await {
+            Ok(items) => items,
+            Err(e) => return error!(error = %e, "outbox not republished: cannot read it"),
+        };
+        if !items.is_empty() {
+            info!(
+                count = items.len(),
+                "republishing messages the broker had not acknowledged"
+            );
+        }
+        for item in items {
+            let Some(topic) = topic_from_suffix(&item.topic) else {
+                continue;
+            };
+            let mut msg = Outbound::device(topic, item.payload, item.retain);
+            msg.outbox_id = Some(item.id);
+            self.publish(msg).await;
         }
     }
 
     /// Tells the engine how much the storage budget still allows (issue: local disk budget).
-    pub async fn refresh_room(&mut self) {
+    async fn refresh_room(&mut self) {
         let free = super::status::free_bytes(&self.storage_dir).unwrap_or(0);
         let room_bytes = housekeeping::room_bytes(&self.storage, free, self.used_bytes);
         self.feed(Input::Storage { room_bytes }, None).await;
@@ -721,75 +559,68 @@ impl Core {
     async fn evict_expired(&mut self) {
         let (dir, retention) = (self.storage_dir.clone(), self.storage.retention());
         let result = self
-            .store
+            .catalog
             .call(move |c| housekeeping::evict(c, &dir, retention, Timestamp::now(), u64::MAX))
             .await;
-        match result {
-            Ok(Ok(report)) => {
-                self.used_bytes = self.used_bytes.saturating_sub(report.freed_bytes);
-                if report.released > 0 {
-                    info!(
-                        segments = report.released,
-                        bytes = report.freed_bytes,
-                        "released segments past their retention"
-                    );
-                }
-                if !report.failed.is_empty() {
-                    warn!(failed = ?report.failed, "some segments could not be removed; retrying later");
-                }
-            }
-            Ok(Err(e)) => warn!(error = %e, "retention pass failed"),
-            Err(e) => warn!(error = %e, "catalog unavailable; retention pass skipped"),
+        let report = match result {
+            Ok(report) => report,
+            Err(e) => return warn!(error = %e, "retention pass failed"),
+        };
+        self.used_bytes = self.used_bytes.saturating_sub(report.freed_bytes);
+        if report.released > 0 {
+            info!(
+                segments = report.released,
+                bytes = report.freed_bytes,
+                "released segments past their retention"
+            );
+        }
+        if !report.failed.is_empty() {
+            warn!(failed = ?report.failed, "some segments could not be removed; retrying later");
         }
     }
 
-    async fn on_tick(&mut self, ticks: u64) {
+    async fn on_tick(&mut self, tick: u64) {
+        let due = schedule::due(tick);
         self.feed(Input::Tick, None).await;
-        if ticks % 60 == 1 {
+        if due.eviction {
             self.evict_expired().await;
         }
         self.refresh_room().await;
-        if !self.deferred.is_empty() {
-            self.run_deferred(|since| since.elapsed() > MEDIA_RELEASE_TIMEOUT)
-                .await;
+        if self.barrier.is_holding() {
+            self.run_ready().await;
         }
         self.notifier.watchdog();
-        if ticks % 30 == 0 {
+        if due.status {
             self.publish_status().await;
         }
-        if ticks % 3600 == 0 {
-            // The dedupe log only has to outlive MQTT redelivery and sender retries.
-            let cutoff = Timestamp(Timestamp::now().0 - 7 * 24 * 3600 * 1000);
-            let _ = self.store.call(move |c| c.prune_commands(cutoff)).await;
-            // Nonces are kept far longer than the signing window, so a clock that jumps
-            // (a wrong clock corrected by NTP) cannot reopen the window for a captured command.
-            let _ = self.store.call(move |c| c.prune_nonces(cutoff)).await;
+        if due.prune {
+            self.forget_old_commands().await;
         }
     }
 
-    pub async fn publish_status(&mut self) {
-        let mut doc = self.status.snapshot(&self.store, &self.storage_dir).await;
+    async fn forget_old_commands(&self) {
+        let cutoff = Timestamp(Timestamp::now().0 - schedule::COMMAND_MEMORY.as_millis() as i64);
+        let pruned = self
+            .catalog
+            .call(move |c| {
+                c.prune_commands(cutoff)?;
+                c.prune_nonces(cutoff)
+            })
+            .await;
+        if let Err(e) = pruned {
+            warn!(error = %e, "could not forget old command ids and nonces; retrying in an hour");
+        }
+    }
+
+    async fn publish_status(&mut self) {
+        let mut doc = self.status.snapshot(&self.catalog, &self.storage_dir).await;
         doc.storage.remaining_record_s = self.engine.remaining_record_s();
         self.publish(Outbound::device(Topic::Status, to_json(&doc), true))
             .await;
     }
 
-    async fn send_reply(
-        &mut self,
-        reply: &Reply,
-        respond_to: Option<ResponseAddr>,
-        outbox_id: Option<i64>,
-    ) {
-        let json = to_json(reply);
-        let mut msg = Outbound::device(Topic::Reply, json.clone(), false);
-        msg.outbox_id = outbox_id;
-        self.publish(msg).await;
-        if let Some(addr) = respond_to {
-            self.send_response(addr, json).await;
-        }
-    }
-
-    async fn send_raw_reply(&mut self, json: Vec<u8>, respond_to: Option<ResponseAddr>) {
+    /// A reply decided outside the engine (refused, malformed, repeated): published, not stored.
+    async fn send_reply(&mut self, json: Vec<u8>, respond_to: Option<ResponseAddr>) {
         self.publish(Outbound::device(Topic::Reply, json.clone(), false))
             .await;
         if let Some(addr) = respond_to {
@@ -846,25 +677,10 @@ fn device_problems(camera: DeviceHealth, microphone: DeviceHealth) -> Vec<String
         .collect()
 }
 
-/// Effects that need every segment of their recording sealed first.
-fn waits_for_media(effect: &Effect) -> Option<&Id> {
-    match effect {
-        Effect::Convert { recording_id } | Effect::CompleteCloud { recording_id } => {
-            Some(recording_id)
-        }
-        _ => None,
-    }
-}
-
 fn topic_from_suffix(s: &str) -> Option<Topic> {
     [Topic::Reply, Topic::State, Topic::Events, Topic::Status]
         .into_iter()
         .find(|t| t.suffix() == s)
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    // Our own types always serialise; an empty object is a visible failure rather than a crash.
-    serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec())
 }
 
 #[cfg(test)]
@@ -883,5 +699,13 @@ mod tests {
             "{both:?}"
         );
         assert_eq!(both[1], "the microphone is missing");
+    }
+
+    #[test]
+    fn every_published_topic_is_found_again_from_its_outbox_suffix() {
+        for topic in [Topic::Reply, Topic::State, Topic::Events, Topic::Status] {
+            assert_eq!(topic_from_suffix(topic.suffix()), Some(topic));
+        }
+        assert_eq!(topic_from_suffix("cmd"), None);
     }
 }

@@ -5,13 +5,18 @@
 //! catalog → offline status and disconnect). Must not touch: the rules themselves, SQL,
 //! GStreamer elements, MQTT packets — each belongs to its own module.
 
+mod admission;
 mod adopt;
+mod barrier;
+mod catalog_thread;
+mod clock;
 mod conversion;
 mod core;
+pub(crate) mod dispatch;
 mod housekeeping;
 mod notify;
+mod schedule;
 mod status;
-mod store;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -24,11 +29,10 @@ use crate::catalog::{Catalog, CatalogError, OrphanFile, SEGMENTS_DIR};
 use crate::config::Config;
 use crate::control::{self, ControlError, ControlSettings};
 use crate::media::{self, MediaError, MediaSettings, TestPicture};
-use crate::rules::{Engine, Input, RulesConfig};
+use crate::rules::{Engine, RulesConfig};
 use crate::upload::{self, UploadError, UploadSettings};
 
 pub use self::conversion::mp4_name;
-pub use self::core::Clock;
 pub use self::notify::Notifier;
 
 /// The catalog's file name inside the storage folder.
@@ -60,8 +64,8 @@ pub enum DaemonError {
     Thread(std::io::Error),
 }
 
-/// Runs the daemon until `cancel` fires, then shuts down in order. `on_ready` is called once
-/// everything is initialised (the binary sends READY=1 there).
+/// Runs the daemon until `cancel` fires, then shuts down in order. READY=1 goes to systemd
+/// once everything is initialised and the MQTT session is starting.
 pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), DaemonError> {
     let storage = config.storage.dir.clone();
     prepare_dirs(&[
@@ -100,7 +104,8 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
     let next_recording = catalog.next_recording_number()?;
     let restored = catalog.live_recordings()?;
     let used_bytes = catalog.used_bytes()?;
-    let (store, store_thread) = store::Store::spawn(catalog).map_err(DaemonError::Thread)?;
+    let (catalog, catalog_thread) =
+        catalog_thread::CatalogHandle::spawn(catalog).map_err(DaemonError::Thread)?;
     let (upload_tx, upload_rx) = mpsc::channel(64);
     let upload_cancel = CancellationToken::new();
     let uploader = match &config.upload {
@@ -124,10 +129,10 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
     let (conv_tx, conv_rx) = mpsc::channel(16);
 
     log_auth(&config.auth);
-    let mut core = core::Core {
+    let mut core = core::Core::new(core::Wiring {
         engine: Engine::new(rules_config(&config), next_recording),
-        auth: crate::auth::Verifier::new(config.auth.clone()),
-        store,
+        verifier: crate::auth::Verifier::new(config.auth.clone()),
+        catalog,
         media,
         uploader,
         to_control: outbound_tx,
@@ -137,23 +142,10 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
             config.storage.segment_key.clone(),
             conv_tx,
         ),
-        status: status::StatusBoard::new(),
-        notifier: Notifier::default(),
-        clock: Clock::new(),
-        last_state: None,
-        kinds: Default::default(),
-        capturing: Default::default(),
-        deferred: Vec::new(),
-        storage_dir: storage.clone(),
         storage: config.storage.clone(),
         used_bytes,
-    };
-    for r in &restored {
-        core.kinds.insert(r.recording_id.clone(), r.kind);
-    }
-    core.feed(Input::Restore(restored), None).await;
-    // The storage budget is known before the first command can arrive.
-    core.refresh_room().await;
+    });
+    core.restore(restored).await;
 
     let control_cancel = CancellationToken::new();
     let control = tokio::spawn(control::run(
@@ -163,7 +155,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
         status::offline(),
         control_cancel.clone(),
     ));
-    core.notifier.ready();
+    core.ready();
     info!(device = %config.device_id, prefix = %config.topic_prefix(), "roomrecd ready");
 
     let inputs = core::CoreInputs {
@@ -184,7 +176,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
         Err(_) => warn!("MQTT session did not close within 5 s"),
     }
     // The catalog thread ends once the core (the last handle owner) is gone.
-    let _ = tokio::task::spawn_blocking(move || store_thread.join()).await;
+    let _ = tokio::task::spawn_blocking(move || catalog_thread.join()).await;
     info!("roomrecd stopped");
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use crate::protocol::{CloudState, DeviceHealth, StateDoc, StatusDoc, StorageStatus, UploadStatus};
 
-use super::store::Store;
+use super::catalog_thread::CatalogHandle;
 
 pub struct StatusBoard {
     started: Instant,
@@ -49,14 +49,12 @@ impl StatusBoard {
         changed
     }
 
-    pub async fn snapshot(&self, store: &Store, storage_dir: &Path) -> StatusDoc {
+    pub async fn snapshot(&self, catalog: &CatalogHandle, storage_dir: &Path) -> StatusDoc {
         // The queue's size comes from the catalog (it survives restarts); the error from the
         // uploader, which alone knows why the store is not taking it.
-        let (pending, pending_bytes) = store
+        let (pending, pending_bytes) = catalog
             .call(|c| c.upload_backlog())
             .await
-            .ok()
-            .and_then(|r| r.ok())
             .unwrap_or((self.uploads.pending, self.uploads.pending_bytes));
         StatusDoc {
             online: true,
