@@ -1,4 +1,4 @@
-//! control: the device's MQTT 5 session (`shared/spec/mqtt-api.md`).
+//! control: the device's MQTT 5 session (`docs/api.md`).
 //!
 //! Owns: the broker connection (TLS, credentials, last will, reconnect with backoff), the
 //! subscriptions, decoding of inbound payloads into typed `Inbound` messages, and publishing

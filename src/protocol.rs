@@ -1,4 +1,4 @@
-//! The MQTT wire contract (`shared/spec/mqtt-api.md`, v1) as Rust types.
+//! The MQTT wire contract (`docs/api.md`, v1) as Rust types.
 //!
 //! Owns: payload shapes, decoding with precise `bad_request` messages, id validation and
 //! RFC 3339 timestamps. Must not touch: I/O, the recording rules; the clock only through

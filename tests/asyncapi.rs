@@ -739,7 +739,7 @@ fn last_will_is_the_offline_message() {
     }
 }
 
-/// QoS 1 everywhere; retained exactly on meeting, licence, state and status (mqtt-api.md).
+/// QoS 1 everywhere; retained exactly on meeting, licence, state and status (docs/api.md).
 #[test]
 fn qos_and_retain_follow_the_contract() {
     let d = doc();

@@ -1,4 +1,4 @@
-//! The daemon's settings: one TOML file (`shared/spec/config.md`) parsed into typed,
+//! The daemon's settings: one TOML file (`docs/config.md`) parsed into typed,
 //! validated values.
 //!
 //! Owns: parsing and validating the one TOML file into typed settings, and reading the files

@@ -1,6 +1,6 @@
 //! One function a subcommand: what to subscribe, publish and wait for, and what to print.
 //!
-//! Owns: topic use per the MQTT contract (`shared/spec/mqtt-api.md`), local validation of what
+//! Owns: topic use per the MQTT contract (`docs/api.md`), local validation of what
 //! we send (with the same decoders the daemon uses, so a bad file is refused here with the
 //! daemon's reason instead of being ignored on the device), and the output of each command.
 

@@ -1,4 +1,4 @@
-//! The recording rules (`shared/spec/recording-rules.md`) as a pure state machine.
+//! The recording rules (`docs/recording-rules.md`) as a pure state machine.
 //!
 //! Owns: every decision about who may record what, when recordings start, pause, stop, are
 //! discarded, converted or completed, and what the device publishes about it.

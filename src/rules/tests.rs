@@ -1,4 +1,4 @@
-//! One table-driven test per rule id of `recording-rules.md`, plus the engine-wide decisions
+//! One table-driven test per rule id of `docs/recording-rules.md`, plus the engine-wide decisions
 //! (stale snapshots, quiet ticks, restore, shutdown). Each case reads in one line: prior
 //! steps, the act, the expected reply code and what must (not) have been emitted.
 
