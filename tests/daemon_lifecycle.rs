@@ -5,10 +5,10 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::device::{assert_segments_play, config_text, recording_local, Client, Device};
+use common::device::{assert_segments_play, config_text, meeting, recording_local, Client, Device};
 use common::Broker;
 use roomrec::catalog::Catalog;
-use serde_json::json;
+use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_roomrecd");
 
@@ -97,6 +97,41 @@ async fn command_ids_are_deduplicated_across_restarts() {
         first, again,
         "the stored first answer comes back after a restart"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_meeting_snapshot_is_stale_across_a_restart() {
+    let broker = Broker::start();
+    let mut device = Device::start(&broker, "");
+    let mut c = Client::connect(&broker).await;
+    c.join_meeting().await;
+    c.meeting(meeting(5)).await;
+    c.wait_state("version 5 applied", |s| s["meeting_version"] == 5)
+        .await;
+    assert_eq!(device.stop(), Some(0));
+    // The broker's retained copy of the last snapshot applies again after a restart.
+    c.restart(&mut device).await;
+    c.wait_state("version 5 applied again", |s| s["meeting_version"] == 5)
+        .await;
+    assert_eq!(device.stop(), Some(0));
+    // A replayed older snapshot that would make member u-3 the host.
+    let mut replayed = meeting(3);
+    replayed["host"] = json!("u-3");
+    c.meeting(replayed).await;
+    c.restart(&mut device).await;
+    c.drain_for(Duration::from_secs(2)).await;
+    let applied: Vec<&Value> = (c.seen.iter())
+        .filter(|m| m.topic.ends_with("/state") && m.json["meeting_version"] == 3)
+        .map(|m| &m.json)
+        .collect();
+    assert!(
+        applied.is_empty(),
+        "the older snapshot applied: {applied:?}"
+    );
+    let start = c
+        .cmd(json!({"actor": "u-3", "action": "start", "kind": "local"}))
+        .await;
+    assert_eq!(start["ok"], false, "u-3 acted as host: {start}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -109,11 +109,14 @@ impl Core {
         }
     }
 
-    /// Gives the engine the recordings that were live at the last stop, then the storage
-    /// budget, before the first command can arrive.
-    pub async fn restore(&mut self, restored: Vec<RecordingInfo>) {
+    /// Gives the engine the recordings that were live at the last stop and the last meeting
+    /// version it applied, then the storage budget, before the first command can arrive.
+    pub async fn restore(&mut self, restored: Vec<RecordingInfo>, meeting_version: Option<u64>) {
         for r in &restored {
             self.kinds.insert(r.recording_id.clone(), r.kind);
+        }
+        if let Some(version) = meeting_version {
+            self.feed(Input::RestoreMeetingVersion(version), None).await;
         }
         self.feed(Input::Restore(restored), None).await;
         self.refresh_room().await;

@@ -104,6 +104,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
     let next_recording = catalog.next_recording_number()?;
     let restored = catalog.live_recordings()?;
     let used_bytes = catalog.used_bytes()?;
+    let meeting_version = last_meeting_version(&catalog);
     let (catalog, catalog_thread) =
         catalog_thread::CatalogHandle::spawn(catalog).map_err(DaemonError::Thread)?;
     let (upload_tx, upload_rx) = mpsc::channel(64);
@@ -145,7 +146,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
         storage: config.storage.clone(),
         used_bytes,
     });
-    core.restore(restored).await;
+    core.restore(restored, meeting_version).await;
 
     let control_cancel = CancellationToken::new();
     let control = tokio::spawn(control::run(
@@ -179,6 +180,18 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
     let _ = tokio::task::spawn_blocking(move || catalog_thread.join()).await;
     info!("roomrecd stopped");
     Ok(())
+}
+
+/// The version of the last snapshot applied before this start. A row that cannot be read
+/// is reported and treated as none: the device then applies the next snapshot it gets.
+fn last_meeting_version(catalog: &Catalog) -> Option<u64> {
+    match catalog.last_meeting() {
+        Ok(last) => last.and_then(|snapshot| snapshot.version),
+        Err(e) => {
+            warn!(error = %e, "cannot read the last applied meeting snapshot; the next one applies whatever its version");
+            None
+        }
+    }
 }
 
 fn first_free_seq(catalog_next: u64, orphans: &[OrphanFile]) -> u64 {

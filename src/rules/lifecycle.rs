@@ -23,6 +23,11 @@ impl Engine {
                 return false;
             }
         }
+        if let (Some(v), None, Some(before)) = (snap.version, self.version, self.restored_version) {
+            if v < before {
+                return false;
+            }
+        }
         let next_active = snap
             .meeting
             .as_ref()

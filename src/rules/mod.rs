@@ -57,7 +57,10 @@
 //!   retries completion. Deleting a live recording or a running conversion is a `conflict`.
 //! - **Admins** may use `status`, `list_recordings`, `mute`, `stop_conversion`, `finalize`,
 //!   `share` and `delete`; anything else is `forbidden`.
-//! - **Restore.** Live cloud recordings wait as `paused` for the first applied snapshot:
+//! - **Restore.** The version applied before the restart is restored too: until a snapshot
+//!   applies, one older than it is stale, while the same version (the broker's retained copy)
+//!   applies again, since the engine holds no meeting yet.
+//!   Live cloud recordings wait as `paused` for the first applied snapshot:
 //!   resumable if it is the same meeting and active, otherwise stopped and completed (E1,
 //!   reason `meeting_ended`). Live local recordings and interrupted conversions become
 //!   `needs_finalize` (L5). Stopped local ones are converted when their meeting is seen to be
@@ -160,6 +163,8 @@ pub struct SealedSegment {
 pub enum Input {
     /// Recordings the catalog holds from before a restart (reconciled), given once at start.
     Restore(Vec<RecordingInfo>),
+    /// The version of the last snapshot applied before a restart, given once at start.
+    RestoreMeetingVersion(u64),
     Meeting(MeetingSnapshot),
     Licence(Option<Licence>),
     Command(Command, CommandContext),
@@ -264,6 +269,9 @@ pub struct Engine {
     next_recording: u64,
     /// The version of the last applied snapshot.
     version: Option<u64>,
+    /// The version applied before the last restart: until a snapshot applies, an older one
+    /// is stale (a replayed snapshot must not undo a newer one across a restart).
+    restored_version: Option<u64>,
     /// The current meeting, active or ended; `None` when there is none.
     meeting: Option<Meeting>,
     licence: DeviceLicence,
@@ -293,6 +301,7 @@ impl Engine {
             config,
             next_recording,
             version: None,
+            restored_version: None,
             meeting: None,
             licence: DeviceLicence::default(),
             muted: false,
@@ -330,6 +339,7 @@ impl Engine {
                 }
             }
             Input::Restore(rows) => self.restore(rows, &mut out),
+            Input::RestoreMeetingVersion(v) => self.restored_version = Some(v),
             Input::Licence(licence) => self.set_licence(licence), // D1: running ones go on
             Input::SegmentSealed(seg) => self.sealed(seg, now, &mut out),
             Input::MediaFailed { .. } => self.stop_all(StopReason::DeviceLost, now, &mut out),

@@ -842,6 +842,42 @@ fn stale_snapshots_leave_no_trace() {
 }
 
 #[test]
+fn after_a_restart_an_older_snapshot_is_stale_and_the_same_one_applies_again() {
+    let now = Now {
+        wall: Timestamp(T0),
+        mono_ms: 5,
+    };
+    let snap = |version| MeetingSnapshot {
+        version: Some(version),
+        meeting: None,
+    };
+    let mut e = Engine::new(RulesConfig::default(), 10);
+    e.handle(Input::RestoreMeetingVersion(7), now);
+    let before = format!("{e:?}");
+    assert!(
+        e.handle(Input::Meeting(snap(6)), now).is_empty(),
+        "a replayed older snapshot applied"
+    );
+    assert_eq!(format!("{e:?}"), before);
+    // The broker's retained copy of the last snapshot: the engine holds no meeting yet.
+    let out = e.handle(Input::Meeting(snap(7)), now);
+    assert!(
+        out.iter().any(|o| matches!(
+            o,
+            Output::Effect(Effect::SaveMeeting {
+                version: Some(7),
+                ..
+            })
+        )),
+        "{out:?}"
+    );
+    assert!(
+        e.handle(Input::Meeting(snap(7)), now).is_empty(),
+        "applied twice"
+    );
+}
+
+#[test]
 fn ticks_do_not_republish_state_but_sealed_segments_do() {
     let mut fx = Fx::new();
     fx.command("u-1", START_CLOUD);
