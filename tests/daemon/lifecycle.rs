@@ -1,5 +1,5 @@
 //! The daemon's life: config checks and exit codes, clean stop, restart and crash recovery —
-//! each against the real binary, broker and pipeline. Faults are in `daemon_faults.rs`.
+//! each against the real binary, broker and pipeline. Faults are in `faults.rs`.
 use crate::common;
 
 use std::process::Command;

@@ -3,7 +3,7 @@
 //! `tests/qemu/`).
 //!
 //! Pictures are checked by decoding frames and measuring colours; streams with the Discoverer.
-//! Run with `cargo test --test media_sources -- --test-threads=1`.
+//! Run with `cargo test --test library media_sources:: -- --test-threads=1`.
 
 use crate::common;
 
