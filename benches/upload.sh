@@ -33,8 +33,8 @@ scripts/install-s3s-fs
 s3s_fs="${S3S_FS:-${ROOMREC_TOOLS:-$HOME/.cache/roomrec/tools}/bin/s3s-fs}"
 command -v "$s3s_fs" >/dev/null || s3s_fs=s3s-fs
 
-echo "== building the driver (tests/upload.rs, bench_shaped_link)"
-driver=$(cargo test --release --test upload --no-run 2>&1 | grep -o 'target/release/deps/upload-[0-9a-f]*' | tail -1)
+echo "== building the driver (tests/library/upload.rs, upload::bench_shaped_link)"
+driver=$(cargo test --release --test library --no-run 2>&1 | grep -o 'target/release/deps/library-[0-9a-f]*' | tail -1)
 [ -x "$driver" ] || { echo "could not build the driver" >&2; exit 1; }
 
 ip netns del "$cli" 2>/dev/null || true
@@ -118,7 +118,7 @@ echo "== link: ${rate_mbit} Mbit/s (tbf), RTT ${rtt_ms} ms (forwarder), ${segmen
 ip netns exec "$cli" env \
   BENCH_ENDPOINT=http://10.77.0.2:9000 BENCH_FILES="$work/files" BENCH_RATE_MBIT="$rate_mbit" \
   BENCH_LINK_PID="$link_pid" BENCH_COUNTER="$work/link-bytes" \
-  "$driver" --ignored --exact bench_shaped_link --nocapture --test-threads 1 2>&1 \
+  "$driver" --ignored --exact upload::bench_shaped_link --nocapture --test-threads 1 2>&1 \
   | grep -oE '(bench .*|test result.*)'
 
 echo "== aws s3 cp (PyPI awscli) on the same link"

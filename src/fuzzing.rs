@@ -1,4 +1,4 @@
-//! Entry points for the fuzz targets in `fuzz/` (and for `tests/fuzz_corpus.rs`, which replays
+//! Entry points for the fuzz targets in `fuzz/` (and for `tests/library/fuzz_corpus.rs`, which replays
 //! the committed corpus and every input that once failed through the same code).
 //!
 //! Not an API: compiled only with the `fuzzing` feature (which `fuzz/` and the tests turn on,

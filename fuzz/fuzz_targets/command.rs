@@ -1,5 +1,5 @@
 //! Bytes on `<p>/cmd` (one payload a line) -> decode -> the rules engine of a device mid-meeting.
-//! The checks live in `roomrec::fuzzing::command`, shared with `tests/fuzz_corpus.rs`.
+//! The checks live in `roomrec::fuzzing::command`, shared with `tests/library/fuzz_corpus.rs`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

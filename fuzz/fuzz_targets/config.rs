@@ -1,5 +1,5 @@
 //! TOML text -> the config loader's validation (`Config::from_toml_str`).
-//! The checks live in `roomrec::fuzzing::config`, shared with `tests/fuzz_corpus.rs`.
+//! The checks live in `roomrec::fuzzing::config`, shared with `tests/library/fuzz_corpus.rs`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -1,5 +1,5 @@
 //! Bytes on `<p>/meeting` -> snapshot decoder -> applied to a device mid-meeting, saved to the catalog.
-//! The checks live in `roomrec::fuzzing::snapshot`, shared with `tests/fuzz_corpus.rs`.
+//! The checks live in `roomrec::fuzzing::snapshot`, shared with `tests/library/fuzz_corpus.rs`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

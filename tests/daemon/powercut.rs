@@ -8,7 +8,7 @@
 //!
 //! `cargo test` runs a short campaign (`ROOMREC_CUTS`, default 12); `scripts/powercut` runs the
 //! full one (100 cuts). `ROOMREC_CUT_SEED` replays a campaign: the seed is printed.
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

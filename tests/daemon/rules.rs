@@ -1,6 +1,6 @@
 //! One end-to-end scenario per rule group (C, L, X, M, D, E1), through the real daemon, broker
 //! and GStreamer pipeline. The full rule table is in the engine's unit tests.
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Cloud recording end to end (E1, E2): the daemon records, uploads every segment to a real
 //! S3-compatible server (s3s-fs, which checks signatures), writes the manifest once the
 //! meeting ends, tells the creator `recording_ready`, then shares and deletes on command.
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

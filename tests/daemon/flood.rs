@@ -10,7 +10,7 @@
 //! daemon uses); malformed commands get `bad_request` with the decoder's message; a repeated
 //! command id gets the first answer again (spec: `<p>/cmd`); the daemon's resident memory
 //! (VmRSS) does not keep growing between the 20 000 mark and the end.
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};

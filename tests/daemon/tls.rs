@@ -1,6 +1,6 @@
 //! The daemon's broker connection with TLS, a client certificate and a password, against a
 //! mosquitto that requires all three; and what it does when the broker cannot be trusted.
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! only what the ACL says, and roomrecd works under it (state, replies on response topics,
 //! events, status and its last will).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;

@@ -1,7 +1,7 @@
 //! Security of the running daemon against a real mosquitto: signed admin commands (and
 //! snapshots), hostile ids, and paths that stay under the storage root.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};

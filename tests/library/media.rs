@@ -1,9 +1,10 @@
 //! Media against real GStreamer pipelines: segments, tags, sealing, conversion, mute, encoders.
 //!
 //! Media is checked with the Discoverer (codec, size, duration, audio), never by file size.
-//! Run with `cargo test --test media -- --test-threads=1` (each test runs a live pipeline).
+//! Run with `cargo test --test library media:: -- --test-threads=1` (each test runs a live
+//! pipeline).
 
-mod common;
+use crate::common;
 
 use common::media::{capture, finish, id, sealed, small, FACT_TIMEOUT};
 use std::path::{Path, PathBuf};

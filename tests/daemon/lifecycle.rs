@@ -1,6 +1,6 @@
 //! The daemon's life: config checks and exit codes, clean stop, restart and crash recovery —
-//! each against the real binary, broker and pipeline. Faults are in `daemon_faults.rs`.
-mod common;
+//! each against the real binary, broker and pipeline. Faults are in `faults.rs`.
+use crate::common;
 
 use std::process::Command;
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! Bad input against the running daemon: each malformed message gets the right error code and
 //! a sentence a person can act on, and the daemon keeps serving.
-mod common;
+use crate::common;
 
 use common::device::{meeting, Client, Device, PREFIX};
 use common::Broker;

@@ -1,7 +1,7 @@
 //! Faults a room device meets, each against the real daemon, broker, store and pipeline: the
 //! broker gone for a minute mid-recording, the wall clock stepped back and forth (devices boot
 //! before NTP), and SIGTERM while an upload or a conversion is under way.
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

@@ -3,9 +3,9 @@
 //! `tests/qemu/`).
 //!
 //! Pictures are checked by decoding frames and measuring colours; streams with the Discoverer.
-//! Run with `cargo test --test media_sources -- --test-threads=1`.
+//! Run with `cargo test --test library media_sources:: -- --test-threads=1`.
 
-mod common;
+use crate::common;
 
 use common::media::{capture, finish, sealed, small, FACT_TIMEOUT};
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! mid-upload, the link cut and restored, quota byte counts, a playable HLS manifest, share,
 //! delete, and the status messages of bad credentials, a missing bucket and clock skew.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};

@@ -2,7 +2,7 @@
 //! broker, pipeline and S3 server: what is on disk is ciphertext, what reaches the bucket and
 //! the MP4 is the plaintext media, a crash-cut segment is adopted encrypted, a tampered file
 //! is refused and kept, and a bad key file stops the daemon at start (exit 78).
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,5 @@
 //! The fixture itself must work, or every integration test would fail for the wrong reason.
-mod common;
+use crate::common;
 
 #[test]
 fn mosquitto_fixture_accepts_connections_and_stops_on_kill() {

@@ -1,5 +1,5 @@
 //! roomrecctl against the real daemon: the demo's commands, their output and exit codes.
-mod common;
+use crate::common;
 
 use std::process::Output;
 

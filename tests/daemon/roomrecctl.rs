@@ -3,7 +3,7 @@
 //! The device is played by small rumqttc clients in the test (a responder that answers on the
 //! MQTT 5 response topic, retained status/state publishers); the daemon's own end-to-end tests
 //! live elsewhere. Every wait is bounded, so a regression fails instead of hanging.
-mod common;
+use crate::common;
 
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};

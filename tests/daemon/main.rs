@@ -1,0 +1,21 @@
+//! The end-to-end tests: the built `roomrecd` and `roomrecctl` against a real mosquitto (and
+//! s3s-fs, GStreamer), one module per concern. One test binary, so CI links the library once
+//! for all of them; select a module with a filter: `cargo test --test daemon cloud::`.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod bad_input;
+mod broker_acl;
+mod broker_fixture;
+mod cloud;
+mod ctl;
+mod encryption;
+mod faults;
+mod flood;
+mod lifecycle;
+mod powercut;
+mod roomrecctl;
+mod rules;
+mod security;
+mod tls;
