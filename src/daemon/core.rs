@@ -31,6 +31,7 @@ use crate::protocol::{
     Reply, Timestamp,
 };
 use crate::rules::{CommandContext, Effect, Engine, Input, Now, Output, SealedSegment};
+use crate::segments::{self, ByteLedger};
 use crate::upload::{UploadCommand, UploadFact, UploadHandle};
 
 /// How long a conversion waits for media to seal a recording's last segment (normally well
@@ -88,9 +89,8 @@ pub struct Core {
     pub deferred: Vec<(Effect, Instant)>,
     pub storage_dir: PathBuf,
     pub storage: StorageConfig,
-    /// Bytes of segments not yet released, kept as a running total (a catalog sum per tick
-    /// would scan a table that grows by tens of thousands of rows a day).
-    pub used_bytes: u64,
+    /// Bytes of segments not yet released; the core only forwards it the facts.
+    pub ledger: ByteLedger,
 }
 
 /// The channels the core listens on.
@@ -634,7 +634,7 @@ impl Core {
                 error!(segment = file.seq, error = %e, "catalog unavailable; segment file kept")
             }
         }
-        self.used_bytes = self.used_bytes.saturating_add(file.bytes);
+        self.ledger.sealed(file.bytes);
         let sealed = SealedSegment {
             seq: file.seq,
             bytes: file.bytes,
@@ -645,39 +645,17 @@ impl Core {
         self.refresh_room().await;
     }
 
-    /// With `storage.encrypt_segments`, replaces the sealed plaintext by its encrypted file
-    /// (durably, before the catalog names it) and returns the path to catalogue. The size and
-    /// SHA-256 catalogued stay the media's own: uploads send the plaintext, quotas count it.
-    /// If encryption fails the plaintext is kept and catalogued: losing media is worse than
-    /// one segment stored in clear, and the error says so.
+    /// The path to catalogue for a sealed segment: `segments::keep_sealed` encrypts it at rest
+    /// first (durably, before the catalog names it) when the config says so.
     async fn encrypt_sealed(&self, file: &SealedFile) -> String {
-        let key = match (&self.storage.segment_key, self.storage.encrypt_segments) {
-            (Some(key), true) => key.clone(),
-            _ => return file.path.clone(),
-        };
-        let plain = self.storage_dir.join(&file.path);
-        let seq = file.seq;
-        let started = Instant::now();
+        let keys = segments::Keys::from_config(&self.storage);
+        let (storage, path) = (self.storage_dir.clone(), file.path.clone());
         let job =
-            tokio::task::spawn_blocking(move || crate::crypt::encrypt_file(&key, seq, &plain));
-        match job.await {
-            Ok(Ok(_)) => {
-                tracing::debug!(
-                    segment = seq,
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "segment encrypted at rest"
-                );
-                format!("{}{}", file.path, crate::crypt::ENC_SUFFIX)
-            }
-            Ok(Err(e)) => {
-                error!(segment = seq, error = %e, "cannot encrypt a sealed segment; it stays in clear on disk");
-                file.path.clone()
-            }
-            Err(e) => {
-                error!(segment = seq, error = %e, "segment encryption task failed; it stays in clear on disk");
-                file.path.clone()
-            }
-        }
+            tokio::task::spawn_blocking(move || segments::keep_sealed(&keys, &storage, &path));
+        job.await.unwrap_or_else(|e| {
+            error!(segment = file.seq, error = %e, "segment encryption task failed; it stays in clear on disk");
+            file.path.clone()
+        })
     }
 
     async fn on_connected(&mut self) {
@@ -712,7 +690,7 @@ impl Core {
     /// Tells the engine how much the storage budget still allows (issue: local disk budget).
     pub async fn refresh_room(&mut self) {
         let free = super::status::free_bytes(&self.storage_dir).unwrap_or(0);
-        let room_bytes = housekeeping::room_bytes(&self.storage, free, self.used_bytes);
+        let room_bytes = housekeeping::room_bytes(&self.storage, free, self.ledger.used());
         self.feed(Input::Storage { room_bytes }, None).await;
     }
 
@@ -726,7 +704,7 @@ impl Core {
             .await;
         match result {
             Ok(Ok(report)) => {
-                self.used_bytes = self.used_bytes.saturating_sub(report.freed_bytes);
+                self.ledger.released(report.freed_bytes);
                 if report.released > 0 {
                     info!(
                         segments = report.released,
