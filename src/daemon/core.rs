@@ -490,9 +490,12 @@ impl Core {
                     self.publish_status().await;
                 }
             }
-            UploadFact::Uploaded { .. }
-            | UploadFact::Shared { .. }
-            | UploadFact::Deleted { .. } => {}
+            UploadFact::Deleted { freed_bytes, .. } => {
+                // The deleted recording's local segments are gone: the budget has room again.
+                self.ledger.released(freed_bytes);
+                self.refresh_room().await;
+            }
+            UploadFact::Uploaded { .. } | UploadFact::Shared { .. } => {}
         }
     }
 

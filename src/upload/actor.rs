@@ -687,6 +687,7 @@ impl Actor {
                     recording_id,
                     objects,
                     files: local.segments as u64,
+                    freed_bytes: local.bytes,
                 })
                 .await;
             }

@@ -134,11 +134,13 @@ pub enum UploadFact {
     Completed { recording_id: Id, location: String },
     /// E2: the manifest now says `shared`.
     Shared { recording_id: Id, shared: bool },
-    /// E2: the objects (`objects` removed) and local files (`files` removed) are gone.
+    /// E2: the objects (`objects` removed) and the local segment files only this recording
+    /// needed (`files`, of `freed_bytes` media bytes, released) are gone.
     Deleted {
         recording_id: Id,
         objects: u64,
         files: u64,
+        freed_bytes: u64,
     },
     /// For `status.uploads`; sent when it changes.
     Health {
