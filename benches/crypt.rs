@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use roomrec::crypt::{self, SegmentKey};
+use roomrec::segments::{self, EncryptKey};
 use sha2::Digest;
 
 const SEGMENT: usize = 4 * 1024 * 1024;
@@ -71,21 +72,22 @@ fn main() {
     // folder, remove the plaintext. Wall time: includes the disk.
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
     let seg = dir.path().join("00000001.ts");
+    let at_rest = EncryptKey::new(key.clone());
     let mut total = Duration::ZERO;
     for _ in 0..ROUNDS {
         std::fs::write(&seg, &data).expect("write");
         let t = Instant::now();
-        let enc = crypt::encrypt_file(&key, 1, &seg).expect("encrypt file");
+        let enc = segments::encrypt_file(&at_rest, &seg).expect("encrypt file");
         total += t.elapsed();
         std::fs::remove_file(enc).expect("remove");
     }
     report(
-        "encrypt_file (disk, fsync, rename; mean)",
+        "segments::encrypt_file (disk, fsync, rename; mean)",
         SEGMENT,
         total / ROUNDS,
     );
     std::fs::write(&seg, &data).expect("write");
-    let enc = crypt::encrypt_file(&key, 1, &seg).expect("encrypt file");
+    let enc = segments::encrypt_file(&at_rest, &seg).expect("encrypt file");
     let took = best(|| {
         black_box(crypt::decrypt_to_vec(&key, 1, &enc).expect("decrypt"));
     });

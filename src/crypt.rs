@@ -1,10 +1,11 @@
 //! Segments encrypted at rest (`storage.encrypt_segments`): XChaCha20-Poly1305 in the STREAM
 //! construction (RustCrypto `chacha20poly1305`, `aead::stream::EncryptorBE32`).
 //!
-//! Owns: the key file (reading and checking it), the on-disk format of `*.ts.enc` files and
-//! the encrypt / decrypt steps with their temp files. Must not touch: the catalog, the
-//! pipeline, uploads or conversions — callers decide when a file is encrypted or read back.
-//! Never logs or formats key material (`SegmentKey`'s `Debug` prints `***`).
+//! Owns: the key file (reading and checking it), the cipher and the file format of an
+//! encrypted segment, and streaming encryption and decryption. Must not touch: segment file
+//! names and the durable replacement of a plaintext by its encrypted file (`segments`), the
+//! catalog, the pipeline, uploads or conversions — callers decide when a file is encrypted or
+//! read back. Never logs or formats key material (`SegmentKey`'s `Debug` prints `***`).
 //!
 //! File format: a 32-byte header, then the STREAM chunks of [`CHUNK`] plaintext bytes (each
 //! 16 bytes longer for its Poly1305 tag; the last one, flagged as last by STREAM, may be
@@ -31,10 +32,6 @@ use chacha20poly1305::aead::{KeyInit, Payload};
 use chacha20poly1305::XChaCha20Poly1305;
 use zeroize::Zeroizing;
 
-/// Suffix appended to a sealed segment's name once encrypted: `00000042.ts.enc`.
-pub const ENC_SUFFIX: &str = ".enc";
-/// Suffix of the temp file an encryption writes before its rename.
-pub const TMP_SUFFIX: &str = ".enc.tmp";
 /// Plaintext bytes per STREAM chunk: small enough to keep memory flat, large enough that the
 /// 16-byte tag per chunk is 0.02 % overhead.
 pub const CHUNK: usize = 64 * 1024;
@@ -159,34 +156,8 @@ impl PartialEq for SegmentKey {
 }
 impl Eq for SegmentKey {}
 
-/// Whether a catalogued (or any) segment path names an encrypted file.
-pub fn is_encrypted(path: impl AsRef<Path>) -> bool {
-    path.as_ref()
-        .file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.ends_with(ENC_SUFFIX))
-}
-
-/// `path` with [`ENC_SUFFIX`] appended.
-pub fn encrypted_path(plain: &Path) -> PathBuf {
-    let mut name = plain.as_os_str().to_owned();
-    name.push(ENC_SUFFIX);
-    PathBuf::from(name)
-}
-
-/// The segment number of `00000042.ts` or `00000042.ts.enc` (`None` for temp files).
-pub fn seq_of(path: &Path) -> Option<u64> {
-    let name = path.file_name()?.to_str()?;
-    if name.ends_with(TMP_SUFFIX) {
-        return None;
-    }
-    let name = name.strip_suffix(ENC_SUFFIX).unwrap_or(name);
-    let stem = name.split_once('.').map_or(name, |(stem, _)| stem);
-    stem.parse().ok()
-}
-
-/// The size of the encrypted file of `plain` plaintext bytes: what reconciliation compares a
-/// `.enc` file against, since the catalog keeps the media's own size.
+/// The size of the encrypted file of `plain` plaintext bytes: what reconciliation compares an
+/// encrypted file against, since the catalog keeps the media's own size.
 pub fn encrypted_len(plain: u64) -> u64 {
     // A full last chunk is sent as the last one (no empty chunk after it); empty input is
     // one empty last chunk.
@@ -325,36 +296,35 @@ pub fn decrypt_stream(
     }
 }
 
-/// Encrypts the sealed plaintext segment `plain` into `<plain>.enc` durably, then removes
-/// the plaintext. Order: temp file written and fsynced → renamed → folder fsynced →
+/// Encrypts plaintext file `plain` as segment `seq` into `enc` durably, then removes the
+/// plaintext. Order: `tmp` written and fsynced → renamed to `enc` → folder fsynced →
 /// plaintext removed → folder fsynced. A crash at any point leaves the plaintext, or a
-/// complete `.enc`, or both (never neither). Blocking. Returns the encrypted file's path.
-pub fn encrypt_file(key: &SegmentKey, seq: u64, plain: &Path) -> Result<PathBuf, CryptError> {
-    let enc = encrypted_path(plain);
-    let tmp = {
-        let mut name = plain.as_os_str().to_owned();
-        name.push(TMP_SUFFIX);
-        PathBuf::from(name)
-    };
+/// complete `enc`, or both (never neither). Blocking.
+pub fn encrypt_file(
+    key: &SegmentKey,
+    seq: u64,
+    plain: &Path,
+    enc: &Path,
+    tmp: &Path,
+) -> Result<(), CryptError> {
     let result = (|| {
         let mut input = File::open(plain).map_err(CryptError::io(plain))?;
-        let file = private_create(&tmp)?;
+        let file = private_create(tmp)?;
         let mut out = io::BufWriter::with_capacity(CHUNK + TAG, file);
-        encrypt_stream(key, seq, &mut input, &mut out, &tmp)?;
+        encrypt_stream(key, seq, &mut input, &mut out, tmp)?;
         let file = out
             .into_inner()
-            .map_err(|e| CryptError::io(&tmp)(e.into_error()))?;
-        file.sync_all().map_err(CryptError::io(&tmp))?;
-        std::fs::rename(&tmp, &enc).map_err(CryptError::io(&enc))?;
-        sync_parent(&enc)
+            .map_err(|e| CryptError::io(tmp)(e.into_error()))?;
+        file.sync_all().map_err(CryptError::io(tmp))?;
+        std::fs::rename(tmp, enc).map_err(CryptError::io(enc))?;
+        sync_parent(enc)
     })();
     if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-        return result.map(|_| enc);
+        let _ = std::fs::remove_file(tmp);
+        return result;
     }
     std::fs::remove_file(plain).map_err(CryptError::io(plain))?;
-    sync_parent(plain)?;
-    Ok(enc)
+    sync_parent(plain)
 }
 
 /// The whole plaintext of encrypted segment `seq` (segments are a few MB).
@@ -399,20 +369,6 @@ fn private_create(path: &Path) -> Result<File, CryptError> {
         .map_err(CryptError::io(path))
 }
 
-/// A new folder only its owner may enter (decrypted copies for a conversion). An existing
-/// one is emptied first: it can only be a leftover of an interrupted run.
-pub fn private_dir(path: &Path) -> Result<(), CryptError> {
-    use std::os::unix::fs::DirBuilderExt;
-    match std::fs::remove_dir_all(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(CryptError::io(path)(e)),
-        _ => {}
-    }
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(path)
-        .map_err(CryptError::io(path))
-}
-
 fn sync_parent(path: &Path) -> Result<(), CryptError> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -421,27 +377,6 @@ fn sync_parent(path: &Path) -> Result<(), CryptError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(CryptError::io(dir))
-}
-
-/// Removes the temp files of encryptions a crash interrupted (never the only copy: the
-/// plaintext is removed only after the rename). Returns how many went.
-pub fn remove_stale_temps(segments_dir: &Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(segments_dir) else {
-        return 0;
-    };
-    let mut removed = 0;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let stale = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.ends_with(TMP_SUFFIX));
-        if stale && std::fs::remove_file(&path).is_ok() {
-            tracing::info!(path = %path.display(), "removed an interrupted encryption's temp file");
-            removed += 1;
-        }
-    }
-    removed
 }
 
 #[cfg(test)]
@@ -534,13 +469,13 @@ mod tests {
     fn encrypt_file_replaces_the_plaintext_and_decrypts_back() {
         let dir = tempfile::tempdir().expect("tempdir");
         let plain = dir.path().join("00000009.ts");
+        let (enc, tmp) = (dir.path().join("9.enc"), dir.path().join("9.tmp"));
         let data = sample(200_000);
         std::fs::write(&plain, &data).expect("write");
         let k = key();
-        let enc = encrypt_file(&k, 9, &plain).expect("encrypt");
-        assert_eq!(enc, dir.path().join("00000009.ts.enc"));
+        encrypt_file(&k, 9, &plain, &enc, &tmp).expect("encrypt");
         assert!(!plain.exists());
-        assert!(!dir.path().join("00000009.ts.enc.tmp").exists());
+        assert!(!tmp.exists());
         assert_eq!(decrypt_to_vec(&k, 9, &enc).expect("decrypt"), data);
         let out = dir.path().join("copy.ts");
         assert_eq!(decrypt_to_file(&k, 9, &enc, &out).expect("file"), 200_000);
@@ -551,16 +486,6 @@ mod tests {
         let bad = dir.path().join("bad.ts");
         assert!(decrypt_to_file(&k, 10, &enc, &bad).is_err());
         assert!(!bad.exists());
-    }
-
-    #[test]
-    fn names_and_numbers() {
-        assert_eq!(seq_of(Path::new("segments/00000042.ts")), Some(42));
-        assert_eq!(seq_of(Path::new("segments/00000042.ts.enc")), Some(42));
-        assert_eq!(seq_of(Path::new("segments/00000042.ts.enc.tmp")), None);
-        assert_eq!(seq_of(Path::new("segments/notes.ts")), None);
-        assert!(is_encrypted("segments/00000042.ts.enc"));
-        assert!(!is_encrypted("segments/00000042.ts"));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! roomrec: the recording service of a meeting-room appliance.
 //!
 //! A functional core (`rules`) wrapped by adapters that each own one resource:
-//! `control` (MQTT), `media` (GStreamer), `catalog` (SQLite); `daemon` wires them together.
+//! `control` (MQTT), `media` (GStreamer), `catalog` (SQLite), `segments` (the segment files);
+//! `daemon` wires them together.
 //! `protocol` is the wire contract shared by all of them; `config` the validated settings;
 //! `auth` the signature scheme of admin commands, checked by `daemon` at the edge.
 
@@ -21,4 +22,5 @@ pub mod media;
 pub mod protocol;
 pub mod retry;
 pub mod rules;
+pub mod segments;
 pub mod upload;

@@ -60,7 +60,7 @@ pub enum CatalogError {
 
     #[error(
         "segment path {path:?} is refused because {reason}; segment paths must be plain \
-         relative paths inside the storage folder, like \"segments/000042.mkv\""
+         relative paths inside the storage folder, like \"segments/00000042.ts\""
     )]
     UnsafePath { path: String, reason: &'static str },
 

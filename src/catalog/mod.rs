@@ -33,7 +33,7 @@ use crate::protocol::{
 
 pub use error::CatalogError;
 pub use pending_work::{PendingOp, PendingWork};
-pub use reconcile::{FileProblem, OrphanFile, ReconcileReport, SegmentProblem, SEGMENTS_DIR};
+pub use reconcile::{FileProblem, OrphanFile, ReconcileReport, SegmentProblem};
 pub use schema::SCHEMA_VERSION;
 pub use uploads::{UploadJob, UploadState};
 
@@ -79,7 +79,7 @@ impl Op {
     }
 }
 
-/// A sealed media file. `path` is relative to the storage folder (e.g. `segments/000042.mkv`).
+/// A sealed media file. `path` is relative to the storage folder (e.g. `segments/00000042.ts`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SegmentRecord {
     pub seq: u64,
@@ -951,7 +951,7 @@ mod tests {
     #[test]
     fn plain_relative_paths_are_accepted() {
         for ok in [
-            "segments/000001.mkv",
+            "segments/00000001.ts",
             "a",
             "segments/day-1/x.mp4",
             "seg..ments/a",
@@ -997,7 +997,7 @@ mod tests {
     fn digests_must_be_lowercase_hex_of_the_right_length() {
         let mut seg = SegmentRecord {
             seq: 1,
-            path: "segments/1.mkv".into(),
+            path: "segments/00000001.ts".into(),
             bytes: 1,
             duration_ms: 1,
             sha256: "0f".repeat(32),

@@ -15,9 +15,7 @@ use tracing::{info, warn};
 
 use super::{parse_id, to_u64, Catalog, CatalogError};
 use crate::protocol::Id;
-
-/// Folder under the storage folder where media writes segment files.
-pub const SEGMENTS_DIR: &str = "segments";
+use crate::segments::{self, SEGMENTS_DIR};
 
 /// Deeper folders than this under `segments/` are not searched (media writes a flat folder;
 /// the limit only guards against symlink-free but absurd trees).
@@ -111,11 +109,8 @@ impl Catalog {
             .collect::<Result<Vec<(i64, String, i64)>, _>>()?;
         let mut problems = Vec::new();
         for (seq, path, bytes) in rows {
-            let mut expected = to_u64("segment bytes", bytes)?;
             // The row keeps the media's size; an encrypted file is longer by a known amount.
-            if crate::crypt::is_encrypted(&path) {
-                expected = crate::crypt::encrypted_len(expected);
-            }
+            let expected = segments::on_disk_len(&path, to_u64("segment bytes", bytes)?);
             if let Some(problem) = file_problem(&storage_dir.join(&path), expected) {
                 let seq = to_u64("segment seq", seq)?;
                 problems.push(SegmentProblem { seq, path, problem });

@@ -1,12 +1,9 @@
 //! Conversion workers (L5): each turns one local recording's segments into one MP4.
 //!
-//! Owns: the blocking conversion jobs and their cancel tokens, and the private folder of
-//! decrypted copies an encrypted recording is converted from. Must not touch: the catalog or
-//! the rules — results go back to the core as `ConversionDone`.
-//!
-//! Encrypted segments (`*.ts.enc`) are decrypted into `<storage>/.plain-<recording>/` (mode
-//! 0700, files 0600), converted from there, and the folder is removed whatever the outcome
-//! (and at the next start, after a crash). The MP4 itself is the user's output: plaintext.
+//! Owns: the blocking conversion jobs and their cancel tokens. Must not touch: the catalog or
+//! the rules — results go back to the core as `ConversionDone`; segment files, which
+//! `segments::PlainCopies` reads (decrypting encrypted ones into a private folder removed
+//! whatever the outcome). The MP4 itself is the user's output: plaintext.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,9 +13,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::crypt::{self, SegmentKey};
 use crate::media;
 use crate::protocol::{Id, RecordingInfo};
+use crate::segments::{DecryptKey, PlainCopies};
 
 #[derive(Debug)]
 pub struct ConversionDone {
@@ -27,13 +24,10 @@ pub struct ConversionDone {
     pub result: Result<String, String>,
 }
 
-/// Name prefix of the private folders of decrypted copies, under the storage folder.
-pub const PLAIN_DIR_PREFIX: &str = ".plain-";
-
 pub struct Conversions {
     save_dir: PathBuf,
     storage_dir: PathBuf,
-    key: Option<SegmentKey>,
+    key: Option<DecryptKey>,
     done: mpsc::Sender<ConversionDone>,
     running: HashMap<Id, (CancellationToken, JoinHandle<()>)>,
 }
@@ -42,7 +36,7 @@ impl Conversions {
     pub fn new(
         save_dir: PathBuf,
         storage_dir: PathBuf,
-        key: Option<SegmentKey>,
+        key: Option<DecryptKey>,
         done: mpsc::Sender<ConversionDone>,
     ) -> Conversions {
         Conversions {
@@ -64,12 +58,7 @@ impl Conversions {
         let cancel = CancellationToken::new();
         let done = self.done.clone();
         let (job_cancel, job_id) = (cancel.clone(), id.clone());
-        let plain = Plain {
-            dir: self
-                .storage_dir
-                .join(format!("{PLAIN_DIR_PREFIX}{}", id.as_str())),
-            key: self.key.clone(),
-        };
+        let plain = PlainCopies::for_conversion(&self.storage_dir, &id, self.key.clone());
         info!(recording = %id, segments = segments.len(), out = %out.display(), "conversion started");
         let handle = tokio::spawn(async move {
             let result = convert(segments, out, plain, job_cancel).await;
@@ -126,69 +115,26 @@ impl Conversions {
     }
 }
 
-/// Where and with which key a recording's encrypted segments are decrypted for conversion.
-struct Plain {
-    dir: PathBuf,
-    key: Option<SegmentKey>,
-}
-
-impl Plain {
-    /// The files to convert: plaintext segments as they are, encrypted ones decrypted into
-    /// the private folder (created only when needed).
-    fn inputs(&self, segments: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
-        if !segments.iter().any(crypt::is_encrypted) {
-            return Ok(segments.to_vec());
-        }
-        let key = self.key.as_ref().ok_or(
-            "the recording's segments are encrypted and no storage.segment_key_file is configured",
-        )?;
-        crypt::private_dir(&self.dir).map_err(|e| e.to_string())?;
-        segments
-            .iter()
-            .map(|segment| {
-                if !crypt::is_encrypted(segment) {
-                    return Ok(segment.clone());
-                }
-                let name = segment
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .and_then(|n| n.strip_suffix(crypt::ENC_SUFFIX));
-                let (Some(name), Some(seq)) = (name, crypt::seq_of(segment)) else {
-                    return Err(format!("{} is not a segment file name", segment.display()));
-                };
-                let copy = self.dir.join(name);
-                crypt::decrypt_to_file(key, seq, segment, &copy).map_err(|e| e.to_string())?;
-                Ok(copy)
-            })
-            .collect()
-    }
-
-    fn remove(&self) {
-        match std::fs::remove_dir_all(&self.dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                warn!(path = %self.dir.display(), error = %e, "cannot remove decrypted copies")
-            }
-            _ => {}
-        }
-    }
-}
-
 async fn convert(
     segments: Vec<PathBuf>,
     out: PathBuf,
-    plain: Plain,
+    plain: PlainCopies,
     cancel: CancellationToken,
 ) -> Result<String, String> {
     if segments.is_empty() {
         return Err("no media was recorded for this recording".into());
     }
     let job = tokio::task::spawn_blocking(move || {
-        let result = plain.inputs(&segments).and_then(|inputs| {
-            media::convert(&inputs, &out, &cancel)
-                .map(|_| out.display().to_string())
-                .map_err(|e| e.to_string())
-        });
-        plain.remove();
+        let result = plain
+            .inputs(&segments)
+            .map_err(|e| e.to_string())
+            .and_then(|inputs| {
+                media::convert(&inputs, &out, &cancel)
+                    .map(|_| out.display().to_string())
+                    .map_err(|e| e.to_string())
+            });
+        // The decrypted copies go whatever the outcome.
+        drop(plain);
         result
     });
     match job.await {

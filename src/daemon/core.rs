@@ -39,6 +39,7 @@ use crate::protocol::{
     Reply, Timestamp,
 };
 use crate::rules::{Effect, Engine, Input, SealedSegment};
+use crate::segments::{self, ByteLedger};
 use crate::upload::{UploadCommand, UploadFact, UploadHandle};
 
 /// What the core is built from: the engine and the handles of the adapters it drives.
@@ -53,7 +54,7 @@ pub struct Wiring {
     pub conversions: Conversions,
     pub storage: StorageConfig,
     /// Bytes of segments not yet released, as the catalog counted them at start.
-    pub used_bytes: u64,
+    pub ledger: ByteLedger,
 }
 
 pub struct Core {
@@ -74,9 +75,8 @@ pub struct Core {
     barrier: MediaBarrier,
     storage_dir: PathBuf,
     storage: StorageConfig,
-    /// Bytes of segments not yet released, kept as a running total (a catalog sum per tick
-    /// would scan a table that grows by tens of thousands of rows a day).
-    used_bytes: u64,
+    /// Bytes of segments not yet released; the core only forwards it the facts.
+    ledger: ByteLedger,
 }
 
 /// The channels the core listens on.
@@ -105,7 +105,7 @@ impl Core {
             barrier: MediaBarrier::default(),
             storage_dir: wiring.storage.dir.clone(),
             storage: wiring.storage,
-            used_bytes: wiring.used_bytes,
+            ledger: wiring.ledger,
         }
     }
 
@@ -354,9 +354,12 @@ impl Core {
                     self.publish_status().await;
                 }
             }
-            UploadFact::Uploaded { .. }
-            | UploadFact::Shared { .. }
-            | UploadFact::Deleted { .. } => {}
+            UploadFact::Deleted { freed_bytes, .. } => {
+                // The deleted recording's local segments are gone: the budget has room again.
+                self.ledger.released(freed_bytes);
+                self.refresh_room().await;
+            }
+            UploadFact::Uploaded { .. } | UploadFact::Shared { .. } => {}
         }
     }
 
@@ -472,7 +475,7 @@ impl Core {
                 error!(segment = file.seq, error = %e, "segment file kept but not catalogued; it will be reported at the next start")
             }
         }
-        self.used_bytes = self.used_bytes.saturating_add(file.bytes);
+        self.ledger.sealed(file.bytes);
         let sealed = SealedSegment {
             seq: file.seq,
             bytes: file.bytes,
@@ -483,39 +486,17 @@ impl Core {
         self.refresh_room().await;
     }
 
-    /// With `storage.encrypt_segments`, replaces the sealed plaintext by its encrypted file
-    /// (durably, before the catalog names it) and returns the path to catalogue. The size and
-    /// SHA-256 catalogued stay the media's own: uploads send the plaintext, quotas count it.
-    /// If encryption fails the plaintext is kept and catalogued: losing media is worse than
-    /// one segment stored in clear, and the error says so.
+    /// The path to catalogue for a sealed segment: `segments::keep_sealed` encrypts it at rest
+    /// first (durably, before the catalog names it) when the config says so.
     async fn encrypt_sealed(&self, file: &SealedFile) -> String {
-        let key = match (&self.storage.segment_key, self.storage.encrypt_segments) {
-            (Some(key), true) => key.clone(),
-            _ => return file.path.clone(),
-        };
-        let plain = self.storage_dir.join(&file.path);
-        let seq = file.seq;
-        let started = Instant::now();
+        let keys = segments::Keys::from_config(&self.storage);
+        let (storage, path) = (self.storage_dir.clone(), file.path.clone());
         let job =
-            tokio::task::spawn_blocking(move || crate::crypt::encrypt_file(&key, seq, &plain));
-        match job.await {
-            Ok(Ok(_)) => {
-                tracing::debug!(
-                    segment = seq,
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "segment encrypted at rest"
-                );
-                format!("{}{}", file.path, crate::crypt::ENC_SUFFIX)
-            }
-            Ok(Err(e)) => {
-                error!(segment = seq, error = %e, "cannot encrypt a sealed segment; it stays in clear on disk");
-                file.path.clone()
-            }
-            Err(e) => {
-                error!(segment = seq, error = %e, "segment encryption task failed; it stays in clear on disk");
-                file.path.clone()
-            }
-        }
+            tokio::task::spawn_blocking(move || segments::keep_sealed(&keys, &storage, &path));
+        job.await.unwrap_or_else(|e| {
+            error!(segment = file.seq, error = %e, "segment encryption task failed; it stays in clear on disk");
+            file.path.clone()
+        })
     }
 
     async fn on_connected(&mut self) {
@@ -553,7 +534,7 @@ impl Core {
     /// Tells the engine how much the storage budget still allows (issue: local disk budget).
     async fn refresh_room(&mut self) {
         let free = super::status::free_bytes(&self.storage_dir).unwrap_or(0);
-        let room_bytes = housekeeping::room_bytes(&self.storage, free, self.used_bytes);
+        let room_bytes = housekeeping::room_bytes(&self.storage, free, self.ledger.used());
         self.feed(Input::Storage { room_bytes }, None).await;
     }
 
@@ -569,7 +550,7 @@ impl Core {
             Ok(report) => report,
             Err(e) => return warn!(error = %e, "retention pass failed"),
         };
-        self.used_bytes = self.used_bytes.saturating_sub(report.freed_bytes);
+        self.ledger.released(report.freed_bytes);
         if report.released > 0 {
             info!(
                 segments = report.released,

@@ -1,27 +1,25 @@
 //! The local disk budget's hands (issue item 7): how much the device may still write, and
 //! evicting segment files the catalog says nobody needs any more.
 //!
-//! Owns: the room figure fed to the engine as `Input::Storage`, deleting evictable segment
-//! files, fsyncing their folders and marking them released in the catalog.
+//! Owns: the room figure fed to the engine as `Input::Storage`, and the eviction pass: which
+//! evictable segments go, oldest first, until the need is met.
 //! Must not touch: deciding what is evictable (the catalog's `evictable_segments` holds that
-//! rule: never media not yet uploaded or converted), recording states (the engine's), files
-//! the catalog does not list (reconcile reports those; nothing here guesses).
+//! rule: never media not yet uploaded or converted), how a segment file is deleted and
+//! released (`segments::release`), recording states (the engine's), files the catalog does
+//! not list (reconcile reports those; nothing here guesses).
 //!
-//! Synchronous like the catalog: run it where the catalog lives (the store's blocking task).
+//! Synchronous like the catalog: the core runs it where the catalog lives (the store's
+//! blocking task).
 
-// The daemon core wires these in; until then only the tests call them.
-
-use std::collections::BTreeSet;
-use std::fs::File;
-use std::io;
 use std::path::Path;
 use std::time::Duration;
 
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::catalog::{Catalog, CatalogError, SegmentRecord};
 use crate::config::StorageConfig;
 use crate::protocol::Timestamp;
+use crate::segments;
 
 /// Segments looked up per catalog query; a pass continues until the need is met.
 const BATCH: usize = 64;
@@ -56,9 +54,8 @@ pub struct EvictReport {
 /// done, and those of discarded or deleted recordings at once. Pass `u64::MAX` to remove
 /// every eligible file (the periodic pass, so retention is honoured even with room to spare).
 ///
-/// Each batch is deleted, its folders fsynced, and only then marked released, so a power cut
-/// can leave a row pointing at a deleted file (the next pass finds it gone and releases it)
-/// but never a released row whose file comes back.
+/// Each batch goes through `segments::release`: deleted, its folders fsynced, and only then
+/// marked released.
 pub fn evict(
     catalog: &mut Catalog,
     storage_dir: &Path,
@@ -72,12 +69,10 @@ pub fn evict(
         let mut batch = catalog.evictable_segments(cutoff, BATCH)?;
         let full = batch.len() == BATCH;
         batch.truncate(enough(&batch, need_bytes - report.freed_bytes));
-        let removed = remove_batch(storage_dir, batch, &mut report);
-        for seg in &removed {
-            catalog.mark_segment_released(seg.seq, now)?;
-            report.released += 1;
-            report.freed_bytes = report.freed_bytes.saturating_add(seg.bytes);
-        }
+        let released = segments::release(catalog, storage_dir, batch, now)?;
+        report.released += released.segments;
+        report.freed_bytes = report.freed_bytes.saturating_add(released.bytes);
+        report.failed.extend(released.failed);
         // A failure would come back in the next query: stop rather than spin on it.
         if !full || !report.failed.is_empty() {
             break;
@@ -108,68 +103,6 @@ fn enough(batch: &[SegmentRecord], need: u64) -> usize {
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// Removes the batch's files and fsyncs their folders; returns the segments now durably gone.
-fn remove_batch(
-    storage_dir: &Path,
-    batch: Vec<SegmentRecord>,
-    report: &mut EvictReport,
-) -> Vec<SegmentRecord> {
-    let mut removed = Vec::with_capacity(batch.len());
-    let mut folders = BTreeSet::new();
-    for seg in batch {
-        let path = storage_dir.join(&seg.path);
-        match remove(&path) {
-            Ok(()) => {
-                folders.insert(path.parent().map(Path::to_path_buf).unwrap_or_default());
-                removed.push(seg);
-            }
-            Err(e) => fail(report, seg.seq, &path, &e),
-        }
-    }
-    for folder in &folders {
-        if let Err(e) = sync_dir(folder) {
-            // Not durable: keep this folder's rows unreleased; the next pass retries.
-            removed.retain(|seg| !in_folder(storage_dir, seg, folder, report, &e));
-        }
-    }
-    removed
-}
-
-/// A file already gone counts as removed: the catalog expected it and nobody needs it.
-fn remove(path: &Path) -> io::Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        other => other,
-    }
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// Whether `seg` lives in `folder`; if so its failure is recorded.
-fn in_folder(
-    storage_dir: &Path,
-    seg: &SegmentRecord,
-    folder: &Path,
-    report: &mut EvictReport,
-    e: &io::Error,
-) -> bool {
-    let path = storage_dir.join(&seg.path);
-    let here = path.parent() == Some(folder);
-    if here {
-        fail(report, seg.seq, folder, e);
-    }
-    here
-}
-
-fn fail(report: &mut EvictReport, seq: u64, path: &Path, e: &io::Error) {
-    warn!(segment = seq, path = %path.display(), error = %e, "cannot evict a segment file");
-    report
-        .failed
-        .push((seq, format!("{}: {e}", path.display())));
 }
 
 #[cfg(test)]
@@ -284,7 +217,7 @@ mod tests {
         /// Writes a `bytes`-long file for `seq`, sealed at `sealed_at`, tagged `tag`; cloud
         /// segments are marked uploaded when `uploaded`.
         pub fn segment(&mut self, seq: u64, bytes: u64, sealed_at: i64, tag: &str, uploaded: bool) {
-            let path = format!("segments/{seq:06}.mkv");
+            let path = format!("segments/{seq:08}.ts");
             let len = usize::try_from(bytes).expect("test size");
             std::fs::write(self.dir.path().join(&path), vec![7u8; len]).expect("segment file");
             let seg = SegmentRecord {
@@ -310,7 +243,7 @@ mod tests {
         pub fn exists(&self, seq: u64) -> bool {
             self.dir
                 .path()
-                .join(format!("segments/{seq:06}.mkv"))
+                .join(format!("segments/{seq:08}.ts"))
                 .exists()
         }
 
@@ -367,7 +300,7 @@ mod tests {
     fn a_file_already_gone_is_released_so_reconcile_does_not_miss_it() {
         let mut site = Site::new(TempDir::new().expect("temp dir"));
         site.segment(1, 100, T0, "c-1", true);
-        std::fs::remove_file(site.dir.path().join("segments/000001.mkv")).expect("rm");
+        std::fs::remove_file(site.dir.path().join("segments/00000001.ts")).expect("rm");
         let report = site.evict(T0 + 48 * HOUR_MS, u64::MAX);
         assert_eq!(report.released, 1);
         assert_eq!(site.cat.used_bytes().expect("used"), 0);

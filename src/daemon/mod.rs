@@ -6,7 +6,6 @@
 //! GStreamer elements, MQTT packets — each belongs to its own module.
 
 mod admission;
-mod adopt;
 mod barrier;
 mod catalog_thread;
 mod clock;
@@ -25,11 +24,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::catalog::{Catalog, CatalogError, OrphanFile, SEGMENTS_DIR};
+use crate::catalog::{Catalog, CatalogError};
 use crate::config::Config;
 use crate::control::{self, ControlError, ControlSettings};
 use crate::media::{self, MediaError, MediaSettings, TestPicture};
 use crate::rules::{Engine, RulesConfig};
+use crate::segments::{self, SEGMENTS_DIR};
 use crate::upload::{self, UploadError, UploadSettings};
 
 pub use self::conversion::mp4_name;
@@ -76,34 +76,28 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
     let control_settings = control_settings(&config)?;
 
     let mut catalog = Catalog::open(&storage.join(CATALOG_FILE))?;
-    let capturing = adopt::capturing(&catalog.live_recordings()?);
-    // Before reconciling, so they are not reported as unknown files: never the only copy.
-    crate::crypt::remove_stale_temps(&storage.join(SEGMENTS_DIR));
-    remove_decrypted_leftovers(&storage);
+    let capturing = segments::capturing(&catalog.live_recordings()?);
+    segments::remove_leftovers(&storage);
     let report = catalog.reconcile(&storage)?;
     info!(report = ?report, "catalog reconciled with the files on disk");
-    let key = config.storage.segment_key.as_ref();
-    let encrypt = key.filter(|_| config.storage.encrypt_segments);
-    if encrypt.is_some() {
+    let keys = segments::Keys::from_config(&config.storage);
+    if keys.encrypt().is_some() {
         info!("segments are encrypted at rest once sealed");
     }
-    let adopted = adopt::adopt(
+    let adopted = segments::adopt(
         &mut catalog,
         &storage,
         &report.orphan_files,
         &capturing,
-        encrypt,
-        key,
+        &keys,
     )?;
-    // A file written but not catalogued (and not adopted) must never be overwritten: number
-    // new segments past it too.
-    let next_seq = first_free_seq(catalog.next_segment_seq()?, &report.orphan_files);
+    let next_seq = segments::first_free_seq(catalog.next_segment_seq()?, &report.orphan_files);
     if !adopted.is_empty() {
         info!(segments = ?adopted, "segments from before the stop are part of their recordings again");
     }
     let next_recording = catalog.next_recording_number()?;
     let restored = catalog.live_recordings()?;
-    let used_bytes = catalog.used_bytes()?;
+    let ledger = segments::ByteLedger::new(catalog.used_bytes()?);
     let meeting_version = last_meeting_version(&catalog);
     let (catalog, catalog_thread) =
         catalog_thread::CatalogHandle::spawn(catalog).map_err(DaemonError::Thread)?;
@@ -140,11 +134,11 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
         conversions: conversion::Conversions::new(
             config.storage.save_dir.clone(),
             storage.clone(),
-            config.storage.segment_key.clone(),
+            keys.decrypt().cloned(),
             conv_tx,
         ),
         storage: config.storage.clone(),
-        used_bytes,
+        ledger,
     });
     core.restore(restored, meeting_version).await;
 
@@ -190,36 +184,6 @@ fn last_meeting_version(catalog: &Catalog) -> Option<u64> {
         Err(e) => {
             warn!(error = %e, "cannot read the last applied meeting snapshot; the next one applies whatever its version");
             None
-        }
-    }
-}
-
-fn first_free_seq(catalog_next: u64, orphans: &[OrphanFile]) -> u64 {
-    orphans
-        .iter()
-        .filter_map(|o| adopt::seq_of(&o.path))
-        .map(|seq| seq + 1)
-        .fold(catalog_next, u64::max)
-}
-
-/// Removes the private folders of decrypted copies (conversions, adoption) a crash left:
-/// plaintext that must not outlive the run that made it.
-fn remove_decrypted_leftovers(storage: &Path) {
-    let Ok(entries) = std::fs::read_dir(storage) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if name.starts_with(conversion::PLAIN_DIR_PREFIX) || name.starts_with(".adopt-") {
-            match std::fs::remove_dir_all(entry.path()) {
-                Ok(()) => {
-                    info!(path = %entry.path().display(), "removed decrypted copies left by an interrupted run")
-                }
-                Err(e) => {
-                    warn!(path = %entry.path().display(), error = %e, "cannot remove decrypted copies left by an interrupted run")
-                }
-            }
         }
     }
 }
@@ -321,21 +285,4 @@ fn read_secret(path: &Path) -> Result<String, DaemonError> {
             path: path.to_path_buf(),
             source,
         })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn new_segments_are_numbered_past_uncatalogued_files() {
-        let orphan = |p: &str| OrphanFile {
-            path: PathBuf::from(p),
-            bytes: 1,
-        };
-        assert_eq!(first_free_seq(5, &[]), 5);
-        assert_eq!(first_free_seq(5, &[orphan("segments/00000009.mkv")]), 10);
-        assert_eq!(first_free_seq(12, &[orphan("segments/00000009.mkv")]), 12);
-        assert_eq!(first_free_seq(3, &[orphan("segments/notes.txt")]), 3);
-    }
 }

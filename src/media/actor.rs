@@ -29,6 +29,7 @@ use super::seal::seal_file;
 use super::sources::Channels;
 use super::{MediaCommand, MediaError, MediaFact, MediaSettings, SealedFile, Source, VideoEncoder};
 use crate::protocol::{DeviceHealth, Id};
+use crate::segments::{relative_path, seq_of};
 
 /// How long stopping may take to see the last segment closed before the pipeline is dropped.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -845,40 +846,9 @@ impl Actor {
     }
 }
 
-/// `.../00000042.ts` → 42.
-fn seq_of(location: &Path) -> Option<u64> {
-    location.file_stem()?.to_str()?.parse().ok()
-}
-
-/// `segments_dir`'s own name joined with the file's, e.g. `segments/00000042.ts`.
-fn relative_path(segments_dir: &Path, file: &Path) -> String {
-    let dir = segments_dir
-        .file_name()
-        .map(|d| d.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let name = file
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    format!("{dir}/{name}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn segment_numbers_and_paths() {
-        assert_eq!(seq_of(Path::new("/x/segments/00000042.ts")), Some(42));
-        assert_eq!(seq_of(Path::new("/x/segments/notes.ts")), None);
-        assert_eq!(
-            relative_path(
-                Path::new("/data/segments"),
-                Path::new("/data/segments/00000007.ts")
-            ),
-            "segments/00000007.ts"
-        );
-    }
 
     #[test]
     fn segments_take_the_set_in_force_when_their_first_frame_was_captured() {

@@ -38,8 +38,6 @@ pub use devices::{
     devices, Camera, CameraChoice, CameraFormat, DeviceError, DeviceReport, Limits, Microphone,
 };
 pub use probe::{probe, AudioInfo, MediaInfo, VideoInfo};
-/// For adopting segments written before a crash: the same fsync and hash as a live seal.
-pub(crate) use seal::seal_file;
 pub use sources::CONTENT_TEST_ARGB;
 
 /// Where the pictures and sound come from.
@@ -84,7 +82,8 @@ pub enum VideoEncoder {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MediaSettings {
     pub source: Source,
-    /// Segment files go here as `%08d.ts`; [`SealedFile::path`] is relative to its parent.
+    /// Segment files go here, named as `segments::LOCATION_PATTERN` says; [`SealedFile::path`]
+    /// is relative to its parent.
     pub segments_dir: PathBuf,
     /// Target segment length; segments are cut at the first keyframe after it.
     pub segment_ms: u64,

@@ -26,9 +26,8 @@ pub(crate) struct CaptureState {
     pub sharing: bool,
 }
 
-/// The container of the segments, and their file extension.
+/// The container of the segments (their names, `segments::LOCATION_PATTERN`, say `.ts`).
 pub(crate) const SEGMENT_MUXER: &str = "mpegtsmux";
-pub(crate) const SEGMENT_EXT: &str = "ts";
 
 /// A running (or about to run) capture pipeline.
 pub(crate) struct Capture {
@@ -295,7 +294,9 @@ fn splitmux_sink(settings: &MediaSettings, start_index: u64) -> Result<gst::Elem
             i32::MAX
         ))
     })?;
-    let location = settings.segments_dir.join(format!("%08d.{SEGMENT_EXT}"));
+    let location = settings
+        .segments_dir
+        .join(crate::segments::LOCATION_PATTERN);
     let location = location.to_str().ok_or_else(|| {
         MediaError::Settings(format!(
             "segments_dir {} is not valid UTF-8",

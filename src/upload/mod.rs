@@ -61,7 +61,7 @@ pub struct UploadSettings {
     /// Added to the wall clock when signing, on top of what the actor learns from the store's
     /// `Date` header after a `RequestTimeTooSkewed`. For tests of skew handling; 0 otherwise.
     pub clock_offset_s: i64,
-    /// The key of segments encrypted at rest (`*.ts.enc`): they are decrypted to memory,
+    /// The key of segments encrypted at rest: they are decrypted to memory,
     /// checked against their sealed SHA-256 and sent as the plaintext TS. `None`: such
     /// segments cannot be sent (and say so).
     pub segment_key: Option<crate::crypt::SegmentKey>,
@@ -134,11 +134,13 @@ pub enum UploadFact {
     Completed { recording_id: Id, location: String },
     /// E2: the manifest now says `shared`.
     Shared { recording_id: Id, shared: bool },
-    /// E2: the objects (`objects` removed) and local files (`files` removed) are gone.
+    /// E2: the objects (`objects` removed) and the local segment files only this recording
+    /// needed (`files`, of `freed_bytes` media bytes, released) are gone.
     Deleted {
         recording_id: Id,
         objects: u64,
         files: u64,
+        freed_bytes: u64,
     },
     /// For `status.uploads`; sent when it changes.
     Health {

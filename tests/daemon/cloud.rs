@@ -18,6 +18,15 @@ fn manifest(s3: &S3Server, prefix: &str) -> Value {
     serde_json::from_slice(&bytes).unwrap_or(Value::Null)
 }
 
+/// The device's catalog and the segments it lists for recording `rid`.
+fn catalogued(device: &Device, rid: &str) -> (Catalog, Vec<roomrec::catalog::SegmentRecord>) {
+    let catalog = Catalog::open(&device.storage().join("catalog.sqlite3")).unwrap();
+    let segments = catalog
+        .segments_of(&roomrec::protocol::Id::parse(rid).unwrap())
+        .unwrap();
+    (catalog, segments)
+}
+
 /// Records a cloud recording of >= 3 s, ends the meeting and waits for `recording_ready`.
 /// Returns the recording id and its folder in the bucket.
 async fn record_until_ready(c: &mut Client) -> (String, String) {
@@ -52,10 +61,7 @@ async fn e1_e2_cloud_recording_is_uploaded_completed_shared_and_deleted() {
     let (rid, prefix) = record_until_ready(&mut c).await;
 
     // Every catalogued segment of the recording is in the bucket, byte for byte.
-    let catalog = Catalog::open(&device.storage().join("catalog.sqlite3")).unwrap();
-    let segments = catalog
-        .segments_of(&roomrec::protocol::Id::parse(&rid).unwrap())
-        .unwrap();
+    let (_, segments) = catalogued(&device, &rid);
     assert!(segments.len() >= 3, "{segments:?}");
     let keys = s3.keys();
     for seg in &segments {
@@ -203,12 +209,68 @@ async fn a_dead_store_shows_in_status_and_the_queue_catches_up_when_it_returns()
         })
         .await;
     assert_eq!(caught_up.json["uploads"]["pending_bytes"], 0);
-    assert!(
-        s3.keys()
-            .iter()
-            .filter(|k| k.ends_with(".mkv") || k.ends_with(".ts"))
-            .count()
-            >= 3
-    );
+    assert!(s3.keys().iter().filter(|k| k.ends_with(".ts")).count() >= 3);
     assert_eq!(device.stop(), Some(0));
+}
+
+/// The disk budget gets back the bytes of a cloud recording its host deleted, at once: the
+/// upload actor removes the local segments only that recording needed, and the budget's
+/// running total must drop with them (before, it dropped only on eviction, so it over-counted
+/// until a restart and could refuse recordings on a disk with room).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_cloud_recording_gives_its_local_bytes_back_to_the_disk_budget() {
+    const MAX_BYTES: u64 = 50_000_000;
+    let broker = Broker::start();
+    let s3 = S3Server::start();
+    let device = Device::start_custom(|dir| {
+        common::device::config_text(broker.port, dir, &s3.upload_toml(""))
+            .replace("[media]", &format!("max_bytes = {MAX_BYTES}\n\n[media]"))
+    });
+    let mut c = Client::connect(&broker).await;
+    let (rid, _) = record_until_ready(&mut c).await;
+
+    // Every segment sealed in this run is the recording's: the engine's bitrate is theirs.
+    let (catalog, segments) = catalogued(&device, &rid);
+    let (bytes, ms) = segments
+        .iter()
+        .fold((0u64, 0u64), |(b, d), s| (b + s.bytes, d + s.duration_ms));
+    assert_eq!(
+        catalog.used_bytes().unwrap(),
+        bytes,
+        "only this recording's media"
+    );
+    let bitrate = (bytes * 1000 / ms).max(1);
+    let (counted, freed) = ((MAX_BYTES - bytes) / bitrate, MAX_BYTES / bitrate);
+    assert!(freed > counted, "the recording is worth seconds of budget");
+
+    let r = c
+        .cmd(json!({"actor": "u-1", "action": "delete", "recording_id": rid}))
+        .await;
+    assert_eq!(r["ok"], true, "{r}");
+    let files_gone = || {
+        segments
+            .iter()
+            .all(|s| !device.storage().join(&s.path).exists())
+            && catalog.pending_ops().is_ok_and(|ops| ops.is_empty())
+            && catalog.used_bytes().is_ok_and(|b| b == 0)
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), files_gone),
+        "the local segments are deleted and released"
+    );
+    // The next status (every 30 s) is computed after the daemon heard of the deletion.
+    c.drain_for(Duration::from_secs(1)).await;
+    c.seen.clear();
+    let status = c
+        .wait("the next status", |m| {
+            m.topic.ends_with("/status") && m.json["storage"]["remaining_record_s"].is_u64()
+        })
+        .await;
+    assert_eq!(
+        status.json["storage"]["remaining_record_s"].as_u64(),
+        Some(freed),
+        "the budget is {MAX_BYTES} bytes again at {bitrate} B/s ({counted} s if the deleted \
+         recording's {bytes} bytes were still counted): {}",
+        status.json
+    );
 }

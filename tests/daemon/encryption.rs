@@ -212,8 +212,8 @@ async fn kill_9_then_finalize(encrypted_before_crash: bool) {
     if encrypted_before_crash {
         assert_eq!(cut.len(), 1, "a playable cut segment to encrypt: {cut:?}");
         let plain = device.storage().join("segments").join(&cut[0]);
-        let seq = roomrec::crypt::seq_of(&plain).expect("numbered");
-        roomrec::crypt::encrypt_file(&key, seq, &plain).expect("encrypt as the daemon would");
+        let encrypt = roomrec::segments::EncryptKey::new(key.clone());
+        roomrec::segments::encrypt_file(&encrypt, &plain).expect("encrypt as the daemon would");
     }
 
     c.restart(&mut device).await;

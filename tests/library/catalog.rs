@@ -63,7 +63,7 @@ fn rec(r: &str, kind: RecordingKind, state: RecordingState, created: i64) -> Rec
 fn seg(seq: u64) -> SegmentRecord {
     SegmentRecord {
         seq,
-        path: format!("segments/{seq:06}.mkv"),
+        path: format!("segments/{seq:08}.ts"),
         bytes: 1000 + seq,
         duration_ms: 4000,
         sha256: "ab".repeat(32),
@@ -463,9 +463,9 @@ fn hostile_segment_paths_are_refused() {
         "/etc/passwd",
         "segments/../../x",
         "",
-        "segments//a.mkv",
-        "./segments/a.mkv",
-        "segments/a.mkv/",
+        "segments//a.ts",
+        "./segments/a.ts",
+        "segments/a.ts/",
         "segments\\..\\x",
     ] {
         let mut s = seg(1);
@@ -577,7 +577,7 @@ fn reconcile_reports_file_problems_and_deletes_nothing() {
     write_file(storage, &seg(3).path, 10); // truncated
                                            // seg 2 missing; seg 4 missing but released on purpose.
     assert!(cat.mark_segment_released(4, Timestamp(T0)).unwrap());
-    write_file(storage, "segments/000099.mkv", 7); // sealed on disk, never recorded
+    write_file(storage, "segments/00000099.ts", 7); // sealed on disk, never recorded
     write_file(storage, "segments/tmp/part.bin", 3);
 
     let report = cat.reconcile(storage).unwrap();
@@ -608,12 +608,12 @@ fn reconcile_reports_file_problems_and_deletes_nothing() {
     assert_eq!(
         orphans,
         [
-            ("segments/000099.mkv".to_owned(), 7),
+            ("segments/00000099.ts".to_owned(), 7),
             ("segments/tmp/part.bin".to_owned(), 3)
         ]
     );
     assert!(!report.files_consistent());
-    assert!(storage.join("segments/000099.mkv").exists(), "orphan kept");
+    assert!(storage.join("segments/00000099.ts").exists(), "orphan kept");
     assert!(storage.join(&seg(3).path).exists(), "resized file kept");
 }
 

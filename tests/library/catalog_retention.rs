@@ -59,7 +59,7 @@ fn rec(r: &str, kind: RecordingKind, state: RecordingState) -> RecordingInfo {
 fn seg(seq: u64) -> SegmentRecord {
     SegmentRecord {
         seq,
-        path: format!("segments/{seq:06}.mkv"),
+        path: format!("segments/{seq:08}.ts"),
         bytes: 1000 + seq,
         duration_ms: 4000,
         sha256: "ab".repeat(32),

@@ -345,9 +345,10 @@ async fn segments_are_uploaded_verified_and_counted() {
 async fn a_complete_recording_gets_a_playable_hls_manifest_then_share_and_delete() {
     let mut rig = Rig::new();
     // Sequence 3 is missing: a pause between 2 and 4.
-    for (seq, which) in [(1, 0), (2, 1), (4, 2)] {
-        rig.seal_fixture(seq, which);
-    }
+    let sealed_bytes: u64 = [(1, 0), (2, 1), (4, 2)]
+        .into_iter()
+        .map(|(seq, which)| rig.seal_fixture(seq, which).bytes)
+        .sum();
     let mut info = cloud_recording("r-1", RecordingState::Stopped);
     info.shared = false;
     rig.handle.send(UploadCommand::Complete { recording: info });
@@ -453,9 +454,12 @@ async fn a_complete_recording_gets_a_playable_hls_manifest_then_share_and_delete
         UploadFact::Deleted {
             recording_id: id("r-1"),
             objects: 5,
-            files: 3
-        }
+            files: 3,
+            freed_bytes: sealed_bytes,
+        },
+        "the local files' bytes are reported, for the disk budget"
     );
+    assert_eq!(rig.catalog.used_bytes().expect("used"), 0, "released");
     assert_eq!(
         rig.s3.keys(),
         Vec::<String>::new(),
