@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use rustls_pemfile::Item;
+use rustls::pki_types::pem::{self, PemObject, SectionKind};
 
 use super::Secret;
 
@@ -34,12 +34,19 @@ pub fn check_pem(path: &Path, want: Pem) -> Result<std::path::PathBuf, String> {
     let shown = path.display();
     let mut certificates = 0;
     let mut keys = 0;
-    for item in rustls_pemfile::read_all(&mut bytes.as_slice()) {
-        match item {
-            Ok(Item::X509Certificate(_)) => certificates += 1,
-            Ok(Item::Pkcs1Key(_) | Item::Pkcs8Key(_) | Item::Sec1Key(_)) => keys += 1,
+    // Every section with its kind; sections of unknown kinds are skipped.
+    for section in <(SectionKind, Vec<u8>)>::pem_slice_iter(&bytes) {
+        match section {
+            Ok((SectionKind::Certificate, _)) => certificates += 1,
+            Ok((
+                SectionKind::RsaPrivateKey | SectionKind::PrivateKey | SectionKind::EcPrivateKey,
+                _,
+            )) => keys += 1,
             Ok(_) => {}
-            Err(e) => return Err(format!("'{shown}' is not a valid PEM file: {e}")),
+            Err(e) => {
+                let why = pem_error(&e);
+                return Err(format!("'{shown}' is not a valid PEM file: {why}"));
+            }
         }
     }
     match want {
@@ -50,6 +57,24 @@ pub fn check_pem(path: &Path, want: Pem) -> Result<std::path::PathBuf, String> {
             "'{shown}' holds no PEM private key (-----BEGIN PRIVATE KEY-----)"
         )),
         _ => Ok(path.to_path_buf()),
+    }
+}
+
+/// A PEM parse error in words: the markers and lines it names as text, not as byte lists.
+fn pem_error(e: &pem::Error) -> String {
+    match e {
+        // `end_marker` is the section's label, such as CERTIFICATE.
+        pem::Error::MissingSectionEnd { end_marker } => {
+            let label = String::from_utf8_lossy(end_marker);
+            format!("no \"-----END {label}-----\" line")
+        }
+        pem::Error::IllegalSectionStart { line } => {
+            format!(
+                "malformed section start {:?}",
+                String::from_utf8_lossy(line)
+            )
+        }
+        other => other.to_string(),
     }
 }
 
@@ -104,4 +129,51 @@ pub fn read_s3_credentials(path: &Path) -> Result<(String, Secret), String> {
         .filter(|s| !s.is_empty())
         .ok_or_else(|| missing("aws_secret_access_key"))?;
     Ok((id, Secret::new(secret)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pem_file(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("f.pem");
+        std::fs::write(&path, text).expect("write");
+        (dir, path)
+    }
+
+    /// Each key encoding a device may be given counts as a key; a certificate does not.
+    #[test]
+    fn private_keys_in_each_encoding_are_keys() {
+        for label in ["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"] {
+            let (_dir, path) = pem_file(&format!(
+                "-----BEGIN {label}-----\nAAAA\n-----END {label}-----\n"
+            ));
+            assert_eq!(
+                check_pem(&path, Pem::PrivateKey),
+                Ok(path.clone()),
+                "{label}"
+            );
+            let e = check_pem(&path, Pem::Certificates).expect_err(label);
+            assert!(e.contains("holds no PEM certificate"), "{label}: {e}");
+        }
+        let (_dir, path) =
+            pem_file("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+        assert_eq!(check_pem(&path, Pem::Certificates), Ok(path.clone()));
+        let e = check_pem(&path, Pem::PrivateKey).expect_err("a certificate is not a key");
+        assert!(e.contains("holds no PEM private key"), "{e}");
+    }
+
+    /// A broken file is refused with a sentence naming the missing line, not a list of bytes.
+    #[test]
+    fn a_truncated_pem_file_names_the_missing_end_line() {
+        let (_dir, path) = pem_file("-----BEGIN CERTIFICATE-----\nAAAA\n");
+        let e = check_pem(&path, Pem::Certificates).expect_err("truncated");
+        assert!(e.contains("is not a valid PEM file"), "{e}");
+        assert!(e.contains("-----END CERTIFICATE-----"), "{e}");
+        let (_dir, path) =
+            pem_file("-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n");
+        let e = check_pem(&path, Pem::Certificates).expect_err("bad base64");
+        assert!(e.contains("is not a valid PEM file"), "{e}");
+    }
 }

@@ -21,6 +21,8 @@ use base64::Engine as _;
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, CONTENT_LENGTH, CONTENT_TYPE, DATE, ETAG};
 use reqwest::{Response, StatusCode};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
@@ -559,8 +561,7 @@ fn tls_config(config: &UploadConfig) -> Result<rustls::ClientConfig, UploadError
         .unwrap_or_else(|| PathBuf::from(SYSTEM_CA_BUNDLE));
     match std::fs::read(&path) {
         Ok(pem) => {
-            let mut reader = pem.as_slice();
-            let certs: Vec<_> = rustls_pemfile::certs(&mut reader)
+            let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
                 .filter_map(Result::ok)
                 .collect();
             let (added, _) = roots.add_parsable_certificates(certs);
