@@ -477,6 +477,23 @@ pub fn sign_command(
     )
 }
 
+/// Runs `roomrecctl` against this test's device on `broker` to completion; `--timeout` bounds
+/// its wait for each reply.
+pub fn ctl(broker: &Broker, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_roomrecctl"))
+        .args([
+            "--broker",
+            &broker.url(),
+            "--device",
+            DEVICE,
+            "--timeout",
+            "20",
+        ])
+        .args(args)
+        .output()
+        .expect("roomrecctl runs")
+}
+
 /// A meeting snapshot: host u-1, co-host u-2, members u-3, u-4; creator u-1.
 pub fn meeting(version: u64) -> Value {
     json!({

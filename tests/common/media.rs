@@ -4,16 +4,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use roomrec::media::{self, MediaCommand, MediaFact, MediaSettings, SealedFile};
-use roomrec::protocol::Id;
 use tokio::sync::mpsc;
 
 /// Generous bounds: they only catch a hung pipeline, never a slow machine.
 pub const FACT_TIMEOUT: Duration = Duration::from_secs(60);
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
 
-pub fn id(s: &str) -> Id {
-    Id::parse(s).unwrap()
-}
+pub use super::records::id;
 
 /// Small frames keep the pipelines cheap on CI's two cores.
 pub fn small(dir: &Path) -> MediaSettings {

@@ -5,6 +5,7 @@
 pub mod device;
 pub mod faulty;
 pub mod media;
+pub mod records;
 pub mod s3;
 pub mod tls;
 

@@ -3,23 +3,8 @@ use crate::common;
 
 use std::process::Output;
 
-use common::device::{Client, Device, DEVICE};
+use common::device::{ctl, Client, Device};
 use common::Broker;
-
-fn ctl(port: u16, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_roomrecctl"))
-        .args([
-            "--broker",
-            &format!("mqtt://127.0.0.1:{port}"),
-            "--device",
-            DEVICE,
-            "--timeout",
-            "10",
-        ])
-        .args(args)
-        .output()
-        .expect("roomrecctl runs")
-}
 
 fn text(o: &Output) -> String {
     format!(
@@ -42,29 +27,23 @@ async fn roomrecctl_drives_the_daemon() {
     let meeting = concat!(env!("CARGO_MANIFEST_DIR"), "/demo/meeting.json");
 
     let out = ctl(
-        broker.port,
+        &broker,
         &["licence", "set", "--valid-until", "2099-01-01T00:00:00Z"],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let out = ctl(broker.port, &["meeting", "set", meeting]);
+    let out = ctl(&broker, &["meeting", "set", meeting]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     watcher
         .wait_state("demo meeting applied", |s| s["meeting_id"] == "m-demo")
         .await;
 
-    let out = ctl(
-        broker.port,
-        &["send", "start", "--as", "alice", "kind=local"],
-    );
+    let out = ctl(&broker, &["send", "start", "--as", "alice", "kind=local"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let out = ctl(
-        broker.port,
-        &["send", "start", "--as", "carol", "kind=local"],
-    );
+    let out = ctl(&broker, &["send", "start", "--as", "carol", "kind=local"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("forbidden"), "{}", text(&out));
 
-    let out = ctl(broker.port, &["--json", "status"]);
+    let out = ctl(&broker, &["--json", "status"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let doc: serde_json::Value =
         serde_json::from_slice(&out.stdout).expect("status --json is JSON");

@@ -5,10 +5,9 @@ use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
-use std::process::Command as Process;
 
 use common::device::{
-    self, admin_key, config_without_auth, meeting, sign_command, Client, Device, PREFIX,
+    admin_key, config_without_auth, ctl, meeting, sign_command, Client, Device, PREFIX,
 };
 use common::Broker;
 use proptest::prelude::*;
@@ -236,21 +235,6 @@ async fn signed_snapshots_when_required() {
 
 // ---------------------------------------------------------------------------------------------
 // roomrecctl end to end
-
-fn ctl(broker: &Broker, args: &[&str]) -> std::process::Output {
-    Process::new(env!("CARGO_BIN_EXE_roomrecctl"))
-        .args([
-            "--broker",
-            &broker.url(),
-            "--device",
-            device::DEVICE,
-            "--timeout",
-            "20",
-        ])
-        .args(args)
-        .output()
-        .expect("run roomrecctl")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roomrecctl_signs_admin_commands() {

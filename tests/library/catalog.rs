@@ -5,35 +5,11 @@ use std::fs;
 use std::path::Path;
 
 use roomrec::catalog::{Catalog, CatalogError, FileProblem, Op, SegmentRecord, SCHEMA_VERSION};
-use roomrec::protocol::{
-    Account, Id, Meeting, MeetingState, RecordingInfo, RecordingKind, RecordingState, Timestamp,
-};
+use roomrec::protocol::{Id, RecordingInfo, RecordingKind, RecordingState, Timestamp};
 use rusqlite::Connection;
 use tempfile::TempDir;
 
-const T0: i64 = 1_800_000_000_000;
-
-fn id(s: &str) -> Id {
-    Id::parse(s).expect("test id is valid")
-}
-
-fn meeting(m: &str) -> Meeting {
-    Meeting {
-        meeting_id: id(m),
-        state: MeetingState::Active,
-        creator: id("u-1"),
-        host: id("u-1"),
-        cohosts: vec![id("u-2")],
-        participants: vec![id("u-1"), id("u-2")],
-        sharing: false,
-        account: Account {
-            tier: Some("business".into()),
-            licence_expires_at: None,
-            cloud_quota_bytes: Some(None),
-            cloud_used_bytes: 5,
-        },
-    }
-}
+use crate::common::records::{id, meeting, T0};
 
 fn save_meeting(m: &str, version: u64) -> Op {
     Op::SaveMeeting {

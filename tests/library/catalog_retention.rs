@@ -4,39 +4,18 @@
 
 use roomrec::catalog::{Catalog, Op, SegmentRecord};
 use roomrec::protocol::{
-    Account, Id, Meeting, MeetingState, RecordingInfo, RecordingKind, RecordingState, Timestamp,
+    Id, Meeting, MeetingState, RecordingInfo, RecordingKind, RecordingState, Timestamp,
 };
 use tempfile::TempDir;
 
 use RecordingKind::{Cloud, Local};
 use RecordingState as S;
 
-const T0: i64 = 1_800_000_000_000;
+use crate::common::records::{id, meeting, T0};
+
 /// Segments with `seq < OLD_SEQS` are sealed before the cutoff.
 const OLD_SEQS: u64 = 10;
 const CUTOFF: Timestamp = Timestamp(T0 + OLD_SEQS as i64 * 1000);
-
-fn id(s: &str) -> Id {
-    Id::parse(s).expect("test id is valid")
-}
-
-fn meeting() -> Meeting {
-    Meeting {
-        meeting_id: id("m-1"),
-        state: MeetingState::Ended,
-        creator: id("u-1"),
-        host: id("u-1"),
-        cohosts: vec![],
-        participants: vec![],
-        sharing: false,
-        account: Account {
-            tier: Some("business".into()),
-            licence_expires_at: None,
-            cloud_quota_bytes: Some(None),
-            cloud_used_bytes: 0,
-        },
-    }
-}
 
 fn rec(r: &str, kind: RecordingKind, state: RecordingState) -> RecordingInfo {
     RecordingInfo {
@@ -78,7 +57,10 @@ impl Fx {
         let mut cat = Catalog::open(&dir.path().join("catalog.db")).expect("open");
         let mut ops = vec![Op::SaveMeeting {
             version: Some(1),
-            meeting: Some(meeting()),
+            meeting: Some(Meeting {
+                state: MeetingState::Ended,
+                ..meeting("m-1")
+            }),
             at: Timestamp(T0),
         }];
         ops.extend(recordings.iter().cloned().map(Op::SaveRecording));

@@ -9,12 +9,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use common::records::{id, meeting, T0};
 use common::s3::{S3Server, BUCKET, SECRET_KEY};
 use roomrec::catalog::{Catalog, Op, SegmentRecord, UploadState};
 use roomrec::config::UploadConfig;
-use roomrec::protocol::{
-    Account, Id, Meeting, MeetingState, RecordingInfo, RecordingKind, RecordingState, Timestamp,
-};
+use roomrec::protocol::{RecordingInfo, RecordingKind, RecordingState, Timestamp};
 use roomrec::upload::{self, Store, UploadCommand, UploadFact, UploadHandle, UploadSettings};
 use sha2::Digest;
 use tokio::sync::mpsc;
@@ -22,11 +21,6 @@ use tokio_util::sync::CancellationToken;
 
 /// Only a bound against hanging forever; no test asserts on elapsed time.
 const PATIENCE: Duration = Duration::from_secs(60);
-const T0: i64 = 1_800_000_000_000;
-
-fn id(s: &str) -> Id {
-    Id::parse(s).expect("test id")
-}
 
 /// Three small MPEG-TS files (H.264 + AAC, 1 s each), made once per test run.
 fn ts_fixtures() -> &'static [PathBuf] {
@@ -73,24 +67,6 @@ fn make_ts(path: &Path, pattern: u32) {
     std::fs::rename(&part, path).expect("fixture renamed into place");
 }
 
-fn meeting() -> Meeting {
-    Meeting {
-        meeting_id: id("m-1"),
-        state: MeetingState::Active,
-        creator: id("u-1"),
-        host: id("u-1"),
-        cohosts: vec![],
-        participants: vec![id("u-1"), id("u-2")],
-        sharing: false,
-        account: Account {
-            tier: Some("business".into()),
-            licence_expires_at: None,
-            cloud_quota_bytes: Some(None),
-            cloud_used_bytes: 0,
-        },
-    }
-}
-
 fn cloud_recording(r: &str, state: RecordingState) -> RecordingInfo {
     RecordingInfo {
         recording_id: id(r),
@@ -133,7 +109,7 @@ impl Rig {
             .apply(&[
                 Op::SaveMeeting {
                     version: Some(1),
-                    meeting: Some(meeting()),
+                    meeting: Some(meeting("m-1")),
                     at: Timestamp(T0),
                 },
                 Op::SaveRecording(cloud_recording("r-1", RecordingState::Recording)),
@@ -869,7 +845,7 @@ impl Bench {
             .apply(&[
                 Op::SaveMeeting {
                     version: Some(1),
-                    meeting: Some(meeting()),
+                    meeting: Some(meeting("m-1")),
                     at: Timestamp(T0),
                 },
                 Op::SaveRecording(cloud_recording("r-1", RecordingState::Recording)),
