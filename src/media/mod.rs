@@ -26,6 +26,7 @@ mod pipeline;
 mod probe;
 mod seal;
 mod sources;
+mod timeline;
 mod tsscan;
 
 use std::path::PathBuf;
@@ -230,6 +231,17 @@ pub enum MediaError {
     DiskFull(String),
     #[error("{} could not be read as media: {message}", path.display())]
     Probe { path: PathBuf, message: String },
+    #[error(
+        "converting needs about {needed_mib} MiB free in {} but only {free_mib} MiB are free: \
+         free {} MiB more (or lower the retention) and run finalize again; every segment is kept",
+        dir.display(),
+        needed_mib.saturating_sub(*free_mib)
+    )]
+    NoRoom {
+        dir: PathBuf,
+        needed_mib: u64,
+        free_mib: u64,
+    },
     #[error("conversion output rejected: {0}")]
     Check(String),
     #[error("timed out after {seconds} s while {doing}")]
