@@ -480,3 +480,78 @@ async fn a_tiny_last_segment_without_audio_still_converts_with_every_frame() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// A tmpfs of `mib` MiB mounted on a fresh folder, unmounted on drop. Needs root and mount
+/// rights, which CI has; without them the test fails rather than pass vacuously.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(mib: u64) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("mount runs");
+        assert!(
+            status.success(),
+            "cannot mount a tmpfs: run the tests as root (CI does)"
+        );
+        Tmpfs { dir }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Issue 10, disk planning: on a disk without room for the MP4 the conversion refuses before
+/// writing anything, saying how much is missing, and every segment is kept as it was; with
+/// room (the index reserved in front, no faststart copy) the same segments convert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_without_room_for_the_mp4_is_refused_up_front_and_keeps_every_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, rx) = mpsc::channel(64);
+    let handle = media::spawn(small(dir.path()), 0, tx).unwrap();
+    handle.send(capture(&["A"]));
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let all = sealed(&finish(handle, rx).await);
+    let (paths, _) = segments_of(&all, "A");
+    let hashes: Vec<String> = paths.iter().map(|p| sha256_of(p)).collect();
+
+    // 2 MiB: less than the segments plus the reserved index plus the 4 MiB kept spare.
+    let small_disk = Tmpfs::mount(2);
+    let out = small_disk.dir.path().join("A.mp4");
+    let e = media::convert(&paths, &out, &CancellationToken::new()).unwrap_err();
+    let text = e.to_string();
+    eprintln!("{text}");
+    assert!(matches!(e, MediaError::NoRoom { .. }), "{e:?}");
+    assert!(
+        text.contains("MiB") && text.contains("every segment is kept"),
+        "{text}"
+    );
+    let left: Vec<_> = std::fs::read_dir(small_disk.dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "nothing written: {left:?}");
+    let after: Vec<String> = paths.iter().map(|p| sha256_of(p)).collect();
+    assert_eq!(hashes, after, "every segment kept as it was");
+
+    let roomy = Tmpfs::mount(16);
+    let out = roomy.dir.path().join("A.mp4");
+    convert_and_check(paths.clone(), out.clone());
+    let mp4_bytes = std::fs::metadata(&out).unwrap().len();
+    let segment_bytes: u64 = paths
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    eprintln!("segments {segment_bytes} B, MP4 {mp4_bytes} B");
+    assert!(
+        mp4_bytes < segment_bytes + (1 << 20),
+        "{mp4_bytes} vs {segment_bytes}"
+    );
+}

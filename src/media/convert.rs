@@ -141,6 +141,7 @@ impl Plan {
 }
 
 /// Bytes an unprivileged writer may still use on the file system holding `dir`.
+#[allow(clippy::unnecessary_cast)] // the fields are u32 on 32-bit targets
 fn free_bytes(dir: &Path) -> Result<u64, MediaError> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
@@ -154,7 +155,7 @@ fn free_bytes(dir: &Path) -> Result<u64, MediaError> {
     }
     // SAFETY: statvfs returned 0, so it initialised `st`.
     let st = unsafe { st.assume_init() };
-    Ok(u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)))
+    Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
 }
 
 /// `.<name><suffix>` next to `out`.

@@ -26,6 +26,7 @@ mod pipeline;
 mod probe;
 mod seal;
 mod sources;
+mod syncmeasure;
 mod timeline;
 mod tsscan;
 
@@ -42,6 +43,7 @@ pub use probe::{probe, AudioInfo, MediaInfo, VideoInfo};
 /// For adopting segments written before a crash: the same fsync and hash as a live seal.
 pub(crate) use seal::seal_file;
 pub use sources::CONTENT_TEST_ARGB;
+pub use syncmeasure::{measure as measure_sync, SyncReport};
 
 /// Where the pictures and sound come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,6 +126,9 @@ pub enum TestPicture {
     Ball,
     /// 75 % colour bars scrolling 4 pixels a frame: what ffmpeg's `pal75bars` + `scroll` draw.
     Bars,
+    /// The A/V sync signal: black with one white frame a second, and in the sound (which it
+    /// replaces with silence) a 10 ms click at the same timestamp. `roomrec-sync` measures it.
+    Sync,
 }
 
 impl Default for MediaSettings {
