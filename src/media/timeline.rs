@@ -482,6 +482,53 @@ mod tests {
         assert_eq!(usize::from(adts[4]) << 3 | usize::from(adts[5] >> 5), 14);
     }
 
+    /// A TS packet starting a PES of `stream_id` on `pid` with `pts`, and a PCR when asked.
+    fn packet(pid: u16, stream_id: u8, pts: u64, pcr: Option<u64>) -> Vec<u8> {
+        let mut p = vec![SYNC, 0x40 | (pid >> 8) as u8, pid as u8];
+        match pcr {
+            Some(base) => {
+                p.extend_from_slice(&[0x30, 7, 0x10, 0, 0, 0, 0, 0x7E, 0]);
+                tsscan::write_pcr_base(&mut p[6..12], base);
+            }
+            None => p.push(0x10),
+        }
+        let at = p.len();
+        p.extend_from_slice(&[0, 0, 1, stream_id, 0, 0, 0x80, 0x80, 5, 0x21, 0, 1, 0, 1]);
+        tsscan::write_timestamp(&mut p[at + 9..at + 14], pts);
+        p.resize(PACKET, 0xFF);
+        p
+    }
+
+    #[test]
+    fn placing_moves_pts_and_pcr_and_drops_sound_under_the_floor() {
+        let base = 324_000_000u64;
+        let mut data = packet(0x41, 0xE0, base, Some(base - 900));
+        data.extend(packet(0x42, 0xC0, base - 1_000, None));
+        // The rest of that sound PES: goes with it.
+        let mut rest = vec![SYNC, 0x00, 0x42, 0x11];
+        rest.resize(PACKET, 0xAA);
+        data.extend(&rest);
+        data.extend(packet(0x42, 0xC0, base + 920, None));
+        data.extend_from_slice(&[SYNC, 1, 2]); // torn tail
+        let mut u = Unwrapper::default();
+        let times = u.segment(&data);
+        let place_at = Placement {
+            offset: 500_000,
+            sound_floor: Some(base as i64 + 500_000 - 10),
+            silence: None,
+            anchor: times.anchor,
+        };
+        let out = place(&data, &place_at);
+        let starts = tsscan::pes_starts(&out);
+        assert_eq!(
+            starts.iter().map(|s| (s.pid, s.pts)).collect::<Vec<_>>(),
+            vec![(0x41, base + 500_000), (0x42, base + 920 + 500_000)],
+            "the first sound PES (and its continuation) is under the floor"
+        );
+        assert_eq!(out.len(), 2 * PACKET);
+        assert_eq!(tsscan::read_pcr_base(&out[6..12]), base - 900 + 500_000);
+    }
+
     #[test]
     fn unwrapping_reads_through_the_33_bit_wrap() {
         let mut u = Unwrapper::default();
