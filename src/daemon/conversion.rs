@@ -131,7 +131,14 @@ async fn convert(
             .and_then(|inputs| {
                 media::convert(&inputs, &out, &cancel)
                     .map(|_| out.display().to_string())
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| match e {
+                        // The recording stays `needs_finalize` with every segment; the reason
+                        // starts with the error code, as the other `disk_full` reasons.
+                        media::MediaError::NoRoom { .. } | media::MediaError::DiskFull(_) => {
+                            format!("disk_full: {e}")
+                        }
+                        e => e.to_string(),
+                    })
             });
         // The decrypted copies go whatever the outcome.
         drop(plain);

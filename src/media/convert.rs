@@ -1,31 +1,29 @@
 //! Conversion (L5): remux a recording's segments, in order, into one MP4 without re-encoding.
 //!
-//! Owns: the remux pipeline (`splitmuxsrc` → parsers → `mp4mux faststart=true` → `filesink`),
-//! its temp file, the playability check and the atomic rename. Must not touch: the capture
-//! pipeline, SQLite, MQTT, the rules. Paused time needs no work here: it has no segments.
+//! Owns: the remux pipeline (`appsrc` → `tsdemux` → parsers → `mp4mux` → `filesink`), the
+//! disk plan, its temp file, the check and the atomic rename. Must not touch: the capture
+//! pipeline, SQLite, MQTT, the rules.
+//!
+//! One timeline (see `docs/media.md`): the segments are fed to one `tsdemux` as one MPEG-TS
+//! stream, packet by packet, their timestamps placed by [`super::timeline`]: a capture's own
+//! timestamps are kept (continuous across its cuts), and each run after a pause is moved to
+//! follow the previous one by one frame. The demuxer sees no join at all. (`splitmuxsrc`, used
+//! before, started each part where tsdemux said the previous one ended, measured from the
+//! part's first PCR ~125 ms ahead of its first frame: a hole at every join.)
 //!
 //! The MP4 is written as `.<name>.part` next to `out`, fsynced, checked, renamed onto `out` and
-//! the folder fsynced: `out` either does not exist or is a complete, playable file.
+//! the folder fsynced: `out` either does not exist or is a complete, playable file. The index
+//! (`moov`) goes first without a second pass: `mp4mux` reserves room for it at the start
+//! (`reserved-max-duration`, sized from the segments' duration) instead of `faststart`, which
+//! copies the whole media into a temp file (in /tmp) and then again behind the index. So
+//! conversion needs the MP4's size free next to `out`, once, and checks that before starting.
 //!
-//! The check: the MP4 plays, has video, holds every video frame of the segments (sample count
-//! against the segments' video packets), and lasts as long as they do. splitmuxsrc starts
-//! each part where tsdemux says the previous one ended, which is measured from the part's first
-//! PCR (the muxer sends it ~125 ms ahead of the first frame), so every join may add a little
-//! time: the upper bound grows with the number of joins; the frame count may fall short by at
-//! most one frame per segment (see `check`).
-//!
-//! A segment of a frame or two (capture stopped just after a cut: no audio yet, 4 TS packets)
-//! is too short for the MPEG-TS typefinder, and splitmuxsrc fails the whole remux on a part it
-//! cannot type. Such a segment is read from a copy padded with null packets (PID 0x1FFF, which
-//! demuxers skip by definition) in a hidden folder next to the output; sealed files are never
-//! modified.
-//!
-//! At a join, splitmuxsrc (1.22) sometimes pushes a part's first buffer twice on one stream
-//! (same PTS, same bytes; about one conversion in twelve with two video streams). h264parse
-//! strips the repeated timestamp and mp4mux then fails the whole file with "Buffer has no PTS".
-//! Each stream therefore drops a buffer that repeats the one before it exactly ([`Repeats`]).
+//! The check: the MP4 plays, has video, holds exactly every video frame of the segments, no
+//! track steps by more than 1.5 of its usual sample duration anywhere, and it lasts as long as
+//! the timeline within one frame.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
@@ -34,31 +32,25 @@ use tokio_util::sync::CancellationToken;
 
 use super::pipeline::make;
 use super::seal::sync_parent;
+use super::timeline::{self, Placement, Timeline};
+use super::tsscan::PACKET;
 use super::{MediaError, MediaInfo};
 
 /// How often a running conversion looks at its cancel token.
 const POLL: gst::ClockTime = gst::ClockTime::from_mseconds(100);
-/// The MP4 may differ from the sum of its segments by rounding, plus [`JOIN_SLACK_MS`] a join.
-const DURATION_TOLERANCE_MS: u64 = 1_000;
-/// What one join between segments may add (see the module header): above the muxer's PCR lead.
-const JOIN_SLACK_MS: u64 = 250;
-/// Segments with fewer packets are padded for the typefinder (4 failed, 8 passed here).
-const TYPEFIND_MIN_PACKETS: usize = 16;
-const TS_PACKET: usize = 188;
-/// A TS null packet: PID 0x1FFF, payload only, stuffing bytes.
-const NULL_PACKET_HEAD: [u8; 4] = [0x47, 0x1F, 0xFF, 0x10];
-
-/// What the segments hold, for the check.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Expected {
-    duration_ms: u64,
-    /// `None` when a segment is not MPEG-TS (its frames are not counted then).
-    video_frames: Option<u64>,
-    joins: u64,
-}
+/// Index room reserved per second and per track: `mp4mux`'s own default, which holds a
+/// 30 fps video track with a sample per chunk several times over.
+const MOOV_BYTES_PER_SEC: u64 = 550;
+/// Reserved beyond the segments' duration, so the index always fits.
+const MOOV_SPARE_S: u64 = 60;
+/// Free space kept beyond the MP4, for the file system's own blocks.
+const SPARE_BYTES: u64 = 4 << 20;
+/// A step between samples above this many usual sample durations is a hole.
+const MAX_STEP: f64 = 1.5;
 
 /// Remux `segments` (in order) into the MP4 `out` and return what it plays. Blocking: run it
-/// under `spawn_blocking`. Cancelled: the temp file is removed and `Cancelled` returned.
+/// under `spawn_blocking`. Cancelled: the temp file is removed and `Cancelled` returned. Not
+/// enough free space for the MP4: refused before anything is written (`NoRoom`).
 pub fn convert(
     segments: &[PathBuf],
     out: &Path,
@@ -68,87 +60,102 @@ pub fn convert(
     if segments.is_empty() {
         return Err(MediaError::Settings("no segments to convert".into()));
     }
-    let expected = expected(segments)?;
+    let plan = plan(segments)?;
+    plan.check_room(out)?;
     let tmp = temp_path(out, ".part")?;
-    let parts_dir = temp_path(out, ".parts")?;
-    let result = remux_inputs(segments, &parts_dir)
-        .and_then(|inputs| convert_via(&inputs, &tmp, out, expected, cancel));
+    let result = convert_via(segments, &plan, &tmp, out, cancel);
     if result.is_err() {
         remove_if_present(&tmp);
-    }
-    if let Err(e) = std::fs::remove_dir_all(&parts_dir) {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            tracing::warn!(path = %parts_dir.display(), error = %e, "cannot remove padded copies");
-        }
     }
     result
 }
 
-/// What the segments hold. TS segments are read packet by packet (exact, and works for a
-/// segment of two frames, which the Discoverer cannot type); anything else is probed. A
-/// segment that does not play is named before any work.
-fn expected(segments: &[PathBuf]) -> Result<Expected, MediaError> {
-    let mut total = Expected {
-        video_frames: Some(0),
-        joins: segments.len().saturating_sub(1) as u64,
-        ..Expected::default()
-    };
+/// The timeline of the segments, and what the MP4 will need on disk.
+struct Plan {
+    timeline: Timeline,
+    segment_bytes: u64,
+    tracks: u64,
+}
+
+/// Read every segment's timestamps (a segment is a few MB at most) and place them.
+fn plan(segments: &[PathBuf]) -> Result<Plan, MediaError> {
+    let mut unwrapper = timeline::Unwrapper::default();
+    let mut times = Vec::with_capacity(segments.len());
+    let mut segment_bytes = 0;
+    let mut tracks = 0;
     for segment in segments {
-        let ts = super::tsscan::ts_content(segment)?;
-        match ts.duration_ms {
-            Some(ms) => {
-                total.duration_ms += ms;
-                total.video_frames = total.video_frames.map(|n| n + ts.video_frames);
-            }
-            None => {
-                total.duration_ms += super::probe(segment)?.duration_ms;
-                total.video_frames = None;
-            }
+        let data = std::fs::read(segment).map_err(|e| MediaError::io(segment, e))?;
+        if data.first() != Some(&super::tsscan::SYNC) {
+            return Err(MediaError::Probe {
+                path: segment.clone(),
+                message: "not an MPEG-TS segment (no sync byte at its start)".into(),
+            });
         }
+        segment_bytes += data.len() as u64;
+        let t = unwrapper.segment(&data);
+        tracks = tracks.max(super::tsscan::pes_pids(&data));
+        times.push(t);
     }
-    Ok(total)
+    let timeline = timeline::plan(&times);
+    if timeline.video_frames == 0 {
+        return Err(MediaError::Check(
+            "the segments hold no video frame; there is nothing to convert".into(),
+        ));
+    }
+    Ok(Plan {
+        timeline,
+        segment_bytes,
+        tracks: tracks.max(1) as u64,
+    })
 }
 
-/// The files splitmuxsrc reads: the segments, except that one too short to be typed is
-/// replaced by a padded copy in `parts_dir`.
-fn remux_inputs(segments: &[PathBuf], parts_dir: &Path) -> Result<Vec<PathBuf>, MediaError> {
-    let min_bytes = (TYPEFIND_MIN_PACKETS * TS_PACKET) as u64;
-    segments
-        .iter()
-        .map(|segment| {
-            let bytes = std::fs::metadata(segment)
-                .map_err(|e| MediaError::io(segment, e))?
-                .len();
-            if bytes >= min_bytes || !is_ts(segment) {
-                return Ok(segment.clone());
-            }
-            padded_copy(segment, parts_dir)
+impl Plan {
+    /// The index room `mp4mux` is asked to reserve, in seconds of media.
+    fn moov_seconds(&self) -> u64 {
+        self.timeline.duration_ms() / 1000 + MOOV_SPARE_S
+    }
+
+    /// What the MP4 may take at most: its media is the segments' minus the TS packaging,
+    /// plus the reserved index.
+    fn bytes_needed(&self) -> u64 {
+        self.segment_bytes + self.moov_seconds() * MOOV_BYTES_PER_SEC * self.tracks + SPARE_BYTES
+    }
+
+    /// Refuse at once when the folder of `out` has less free space than the MP4 needs.
+    fn check_room(&self, out: &Path) -> Result<(), MediaError> {
+        let dir = match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let free = free_bytes(dir)?;
+        let needed = self.bytes_needed();
+        if free >= needed {
+            return Ok(());
+        }
+        Err(MediaError::NoRoom {
+            dir: dir.to_path_buf(),
+            needed_mib: needed.div_ceil(1 << 20),
+            free_mib: free >> 20,
         })
-        .collect()
-}
-
-fn is_ts(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e == "ts")
-}
-
-/// A copy of `segment` (cut to whole packets) followed by null packets up to the typefinder's
-/// minimum.
-fn padded_copy(segment: &Path, parts_dir: &Path) -> Result<PathBuf, MediaError> {
-    let mut data = std::fs::read(segment).map_err(|e| MediaError::io(segment, e))?;
-    data.truncate(data.len() / TS_PACKET * TS_PACKET);
-    let mut null = NULL_PACKET_HEAD.to_vec();
-    null.resize(TS_PACKET, 0xFF);
-    while data.len() < TYPEFIND_MIN_PACKETS * TS_PACKET {
-        data.extend_from_slice(&null);
     }
-    std::fs::create_dir_all(parts_dir).map_err(|e| MediaError::io(parts_dir, e))?;
-    let name = segment.file_name().ok_or_else(|| {
-        MediaError::Settings(format!("segment {} names no file", segment.display()))
-    })?;
-    let copy = parts_dir.join(name);
-    std::fs::write(&copy, data).map_err(|e| MediaError::io(&copy, e))?;
-    tracing::info!(segment = %segment.display(), "short segment read from a padded copy");
-    Ok(copy)
+}
+
+/// Bytes an unprivileged writer may still use on the file system holding `dir`.
+#[allow(clippy::unnecessary_cast)] // the fields are u32 on 32-bit targets
+fn free_bytes(dir: &Path) -> Result<u64, MediaError> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| MediaError::Settings(format!("{} holds a NUL byte", dir.display())))?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a buffer of the right type, which
+    // statvfs fills completely when it returns 0.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(MediaError::io(dir, std::io::Error::last_os_error()));
+    }
+    // SAFETY: statvfs returned 0, so it initialised `st`.
+    let st = unsafe { st.assume_init() };
+    Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
 }
 
 /// `.<name><suffix>` next to `out`.
@@ -173,102 +180,120 @@ fn remove_if_present(path: &Path) {
 
 fn convert_via(
     segments: &[PathBuf],
+    plan: &Plan,
     tmp: &Path,
     out: &Path,
-    expected: Expected,
     cancel: &CancellationToken,
 ) -> Result<MediaInfo, MediaError> {
     // Remuxing reads and writes at disk speed; the bound only catches a stuck pipeline.
-    let limit = Duration::from_secs(120) + Duration::from_millis(expected.duration_ms / 10);
-    remux(segments, tmp, cancel, limit)?;
+    let limit = Duration::from_secs(120) + Duration::from_millis(plan.timeline.duration_ms() / 10);
+    remux(segments, plan, tmp, cancel, limit)?;
     let file = std::fs::File::open(tmp).map_err(|e| MediaError::io(tmp, e))?;
     file.sync_all().map_err(|e| MediaError::io(tmp, e))?;
-    let info = check(tmp, expected)?;
+    let info = check(tmp, &plan.timeline)?;
     if cancel.is_cancelled() {
         return Err(MediaError::Cancelled);
     }
     std::fs::rename(tmp, out).map_err(|e| MediaError::io(out, e))?;
     sync_parent(out)?;
-    tracing::info!(out = %out.display(), duration_ms = info.duration_ms, "conversion done");
+    tracing::info!(
+        out = %out.display(),
+        duration_ms = info.duration_ms,
+        runs = plan.timeline.runs,
+        "conversion done"
+    );
     Ok(info)
 }
 
-/// The MP4 must play, hold video, hold every video frame of its segments, and last as long
-/// as they do (see the module header for the bounds).
-fn check(path: &Path, expected: Expected) -> Result<MediaInfo, MediaError> {
+/// The MP4 must play, hold video, hold every video frame of its segments, have no hole in
+/// any track, and last as long as the timeline within one frame.
+fn check(path: &Path, expected: &Timeline) -> Result<MediaInfo, MediaError> {
     let info = super::probe(path)?;
     if info.video.is_none() {
         return Err(MediaError::Check("the MP4 has no video stream".into()));
     }
-    if let Some(frames) = expected.video_frames {
-        let got = super::mp4scan::video_samples(path)?;
-        // One frame per segment may go: with two video streams (D3) splitmuxsrc can drop a
-        // stream's last frame where the streams end unevenly at a cut (135 of 136 seen).
-        // Failing the whole conversion for it would cost the user far more than the frame.
-        let floor = frames.saturating_sub(expected.joins + 1);
-        if got.is_none_or(|n| n < floor) {
+    let index = super::mp4scan::index(path)?
+        .ok_or_else(|| MediaError::Check("the MP4 has no index (moov box)".into()))?;
+    let frames = index.video_samples();
+    // With two video streams (D3) the content stream's very first frame, when it precedes the
+    // camera's first, does not reach the MP4 (tsdemux or mp4mux drops it; 211 of 212 seen):
+    // one frame per extra stream at the start, never at a join.
+    let extra_streams = index.video_tracks().saturating_sub(1);
+    if frames > expected.video_frames || frames + extra_streams < expected.video_frames {
+        return Err(MediaError::Check(format!(
+            "the MP4 holds {frames} video frames but its segments {}",
+            expected.video_frames
+        )));
+    }
+    for track in &index.tracks {
+        if let Some(hole) = track.largest_step_over(MAX_STEP) {
             return Err(MediaError::Check(format!(
-                "the MP4 holds {} video frames but its segments {frames}",
-                got.map_or("no".into(), |n| n.to_string())
+                "the MP4's {} track jumps {} ms where its samples last {} ms",
+                track.kind(),
+                hole.step_ms,
+                hole.usual_ms
             )));
         }
     }
-    if !duration_fits(info.duration_ms, expected) {
+    let (mp4_ms, want_ms) = (index.duration_ms, expected.duration_ms());
+    if mp4_ms.abs_diff(want_ms) > expected.frame_ms() {
         return Err(MediaError::Check(format!(
-            "the MP4 plays {} ms but its {} segments hold {} ms",
-            info.duration_ms,
-            expected.joins + 1,
-            expected.duration_ms
+            "the MP4 plays {mp4_ms} ms but its segments hold {want_ms} ms (one frame is {} ms)",
+            expected.frame_ms()
         )));
     }
     Ok(info)
 }
 
-fn duration_fits(mp4_ms: u64, expected: Expected) -> bool {
-    let low = expected.duration_ms.saturating_sub(DURATION_TOLERANCE_MS);
-    let high = expected.duration_ms + DURATION_TOLERANCE_MS + expected.joins * JOIN_SLACK_MS;
-    (low..=high).contains(&mp4_ms)
-}
-
 /// Run the remux pipeline to EOS, an error, cancellation or `limit`.
 fn remux(
     segments: &[PathBuf],
+    plan: &Plan,
     tmp: &Path,
     cancel: &CancellationToken,
     limit: Duration,
 ) -> Result<(), MediaError> {
-    let pipeline = build_remux(segments, tmp)?;
+    let pipeline = build_remux(segments, plan, tmp, cancel)?;
     let result = run_to_eos(&pipeline, cancel, limit);
     // Null closes the file whatever happened, so it can be removed or renamed.
     let _ = pipeline.set_state(gst::State::Null);
     result
 }
 
-fn build_remux(segments: &[PathBuf], tmp: &Path) -> Result<gst::Pipeline, MediaError> {
+fn build_remux(
+    segments: &[PathBuf],
+    plan: &Plan,
+    tmp: &Path,
+    cancel: &CancellationToken,
+) -> Result<gst::Pipeline, MediaError> {
     let perr = |e: &dyn std::fmt::Display| MediaError::Pipeline(e.to_string());
     let pipeline = gst::Pipeline::with_name("convert");
-    let src = make("splitmuxsrc")?;
+    let src = make("appsrc")?;
+    let demux = make("tsdemux")?;
     let mux = make("mp4mux")?;
     let sink = make("filesink")?;
-    // moov first, so the file starts playing before it is fully downloaded.
-    mux.set_property("faststart", true);
+    let caps = gst::Caps::builder("video/mpegts")
+        .field("systemstream", true)
+        .field("packetsize", PACKET as i32)
+        .build();
+    src.set_property("caps", &caps);
+    src.set_property_from_str("format", "bytes");
+    // Index first (see the module header), without faststart's second copy.
+    mux.set_property(
+        "reserved-max-duration",
+        gst::ClockTime::from_seconds(plan.moov_seconds()).nseconds(),
+    );
+    mux.set_property("reserved-bytes-per-sec", MOOV_BYTES_PER_SEC as u32);
     sink.set_property("location", tmp.to_string_lossy().as_ref());
     pipeline
-        .add_many([&src, &mux, &sink])
+        .add_many([&src, &demux, &mux, &sink])
         .map_err(|e| perr(&e))?;
+    src.link(&demux).map_err(|e| perr(&e))?;
     mux.link(&sink).map_err(|e| perr(&e))?;
+    feed(&src, segments, &plan.timeline.placements, cancel);
 
-    // Exactly these files, in this order (the `location` glob would take every segment).
-    let files: Vec<String> = segments
-        .iter()
-        .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
-        .map(|p| p.to_string_lossy().into_owned())
-        .collect();
-    src.connect("format-location", false, move |_| {
-        Some(gst::glib::StrV::from(files.clone()).to_value())
-    });
     let weak_pipeline = pipeline.downgrade();
-    src.connect_pad_added(move |_, pad| {
+    demux.connect_pad_added(move |_, pad| {
         let Some(pipeline) = weak_pipeline.upgrade() else {
             return;
         };
@@ -283,7 +308,71 @@ fn build_remux(segments: &[PathBuf], tmp: &Path) -> Result<gst::Pipeline, MediaE
     Ok(pipeline)
 }
 
-/// splitmuxsrc → parser (so mp4mux gets the stream format it needs) → a new mp4mux pad.
+/// What `appsrc` is fed: the next segment, placed on the timeline, each time it asks.
+struct Feeder {
+    next: usize,
+    segments: Vec<(PathBuf, Placement)>,
+    cancel: CancellationToken,
+}
+
+impl Feeder {
+    /// The next segment's packets; `None` at the end (or once cancelled).
+    fn next_chunk(&mut self) -> Option<Result<Vec<u8>, MediaError>> {
+        if self.cancel.is_cancelled() {
+            return None;
+        }
+        let (path, placement) = self.segments.get(self.next)?;
+        self.next += 1;
+        Some(
+            std::fs::read(path)
+                .map(|data| timeline::place(&data, placement))
+                .map_err(|e| MediaError::io(path, e)),
+        )
+    }
+}
+
+/// Feed `src` one placed segment per `need-data`, then end the stream.
+fn feed(
+    src: &gst::Element,
+    segments: &[PathBuf],
+    placements: &[Placement],
+    cancel: &CancellationToken,
+) {
+    let feeder = Arc::new(Mutex::new(Feeder {
+        next: 0,
+        segments: segments
+            .iter()
+            .cloned()
+            .zip(placements.iter().copied())
+            .collect(),
+        cancel: cancel.clone(),
+    }));
+    src.connect("need-data", false, move |args| {
+        let src = args[0].get::<gst::Element>().ok()?;
+        // need-data comes from appsrc's one streaming thread: the lock is never contended.
+        let chunk = feeder.lock().ok().and_then(|mut f| f.next_chunk());
+        match chunk {
+            Some(Ok(bytes)) => {
+                let _ = src.emit_by_name::<gst::FlowReturn>(
+                    "push-buffer",
+                    &[&gst::Buffer::from_mut_slice(bytes)],
+                );
+            }
+            Some(Err(e)) => {
+                let msg = gst::message::Error::builder(gst::ResourceError::Read, &e.to_string())
+                    .src(&src)
+                    .build();
+                let _ = src.post_message(msg);
+            }
+            None => {
+                let _ = src.emit_by_name::<gst::FlowReturn>("end-of-stream", &[]);
+            }
+        }
+        None
+    });
+}
+
+/// tsdemux → queue → parser (so mp4mux gets the stream format it needs) → a new mp4mux pad.
 fn link_stream(
     pipeline: &gst::Pipeline,
     pad: &gst::Pad,
@@ -305,67 +394,28 @@ fn link_stream(
             )))
         }
     };
-    let parser = make(parser)?;
     let perr = |e: &dyn std::fmt::Display| MediaError::Pipeline(e.to_string());
-    drop_repeats(pad);
-    pipeline.add(&parser).map_err(|e| perr(&e))?;
-    parser.sync_state_with_parent().map_err(|e| perr(&e))?;
-    let sink_pad = parser
-        .static_pad("sink")
-        .ok_or_else(|| MediaError::Pipeline("parser without sink pad".into()))?;
-    pad.link(&sink_pad).map_err(|e| perr(&e))?;
+    // mp4mux takes the earliest buffer of all its pads, so one stream may run ahead of another
+    // by as long as the other has nothing (a segment without sound): the queue takes that up,
+    // bounded by bytes only.
+    let queue = make("queue")?;
+    queue.set_property("max-size-buffers", 0u32);
+    queue.set_property("max-size-time", 0u64);
+    queue.set_property("max-size-bytes", 64u32 << 20);
+    let parser = make(parser)?;
+    pipeline.add_many([&queue, &parser]).map_err(|e| perr(&e))?;
+    queue.link(&parser).map_err(|e| perr(&e))?;
     parser
         .link_pads(Some("src"), mux, Some(mux_pad))
-        .map_err(|e| perr(&e))
-}
-
-/// Drop, on `pad`, every buffer that repeats the one before it (see the module header).
-fn drop_repeats(pad: &gst::Pad) {
-    // The probe runs on the pad's one streaming thread; the lock is never contended.
-    let repeats = std::sync::Mutex::new(Repeats::default());
-    let stream = pad.name();
-    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-        let Some(gst::PadProbeData::Buffer(buffer)) = &info.data else {
-            return gst::PadProbeReturn::Ok;
-        };
-        let repeat = repeats
-            .lock()
-            .map(|mut r| r.is_repeat(buffer))
-            .unwrap_or(false);
-        if repeat {
-            tracing::debug!(%stream, pts = ?buffer.pts(), "dropped a repeated buffer at a join");
-            return gst::PadProbeReturn::Drop;
-        }
-        gst::PadProbeReturn::Ok
-    });
-}
-
-/// Remembers a stream's last buffer (a reference, not a copy) to spot an exact repeat.
-#[derive(Default)]
-struct Repeats {
-    last: Option<gst::Buffer>,
-}
-
-impl Repeats {
-    /// True when `buffer` has the same timestamps and bytes as the buffer before it. The bytes
-    /// are compared only when the timestamps match, which in a sound stream never happens.
-    fn is_repeat(&mut self, buffer: &gst::Buffer) -> bool {
-        let repeat = self.last.as_ref().is_some_and(|last| {
-            last.pts().is_some()
-                && last.pts() == buffer.pts()
-                && last.dts() == buffer.dts()
-                && same_bytes(last, buffer)
-        });
-        self.last = Some(buffer.clone());
-        repeat
+        .map_err(|e| perr(&e))?;
+    let sink_pad = queue
+        .static_pad("sink")
+        .ok_or_else(|| MediaError::Pipeline("queue without sink pad".into()))?;
+    pad.link(&sink_pad).map_err(|e| perr(&e))?;
+    for element in [&parser, &queue] {
+        element.sync_state_with_parent().map_err(|e| perr(&e))?;
     }
-}
-
-fn same_bytes(a: &gst::Buffer, b: &gst::Buffer) -> bool {
-    match (a.map_readable(), b.map_readable()) {
-        (Ok(a), Ok(b)) => a.as_slice() == b.as_slice(),
-        _ => false,
-    }
+    Ok(())
 }
 
 fn run_to_eos(
@@ -419,86 +469,29 @@ mod tests {
     }
 
     #[test]
-    fn joins_widen_the_upper_bound_only() {
-        let e = Expected {
-            duration_ms: 41_000,
-            video_frames: None,
-            joins: 41,
-        };
-        // The camera-removed recording: 41 joins of ~55 ms each.
-        assert!(duration_fits(43_333, e));
-        assert!(
-            !duration_fits(39_900, e),
-            "a missing second is never excused"
-        );
-        assert!(!duration_fits(41_000 + 1_000 + 41 * 250 + 1, e));
-        let one = Expected { joins: 0, ..e };
-        assert!(!duration_fits(42_001, one));
-    }
-
-    #[test]
-    fn a_short_segment_is_padded_to_whole_null_packets() {
-        let dir = tempfile::tempdir().unwrap();
-        let seg = dir.path().join("00000042.ts");
-        let mut data = vec![0x47u8; 4 * TS_PACKET];
-        data.extend_from_slice(&[0x47, 1, 2]); // a torn tail is dropped
-        std::fs::write(&seg, &data).unwrap();
-        let parts = dir.path().join(".x.mp4.parts");
-        let inputs = remux_inputs(std::slice::from_ref(&seg), &parts).unwrap();
-        assert_eq!(inputs, vec![parts.join("00000042.ts")]);
-        let copy = std::fs::read(&inputs[0]).unwrap();
-        assert_eq!(copy.len(), TYPEFIND_MIN_PACKETS * TS_PACKET);
-        assert_eq!(copy[..4 * TS_PACKET], data[..4 * TS_PACKET]);
-        assert_eq!(copy[4 * TS_PACKET..4 * TS_PACKET + 4], NULL_PACKET_HEAD);
-        assert_eq!(
-            std::fs::read(&seg).unwrap(),
-            data,
-            "the sealed file is untouched"
-        );
-    }
-
-    fn buffer(pts_ms: u64, bytes: &[u8]) -> gst::Buffer {
-        let mut buffer = gst::Buffer::from_slice(bytes.to_vec());
-        let b = buffer.get_mut().expect("a new buffer is writable");
-        b.set_pts(gst::ClockTime::from_mseconds(pts_ms));
-        b.set_dts(gst::ClockTime::from_mseconds(pts_ms));
-        buffer
-    }
-
-    #[test]
-    fn only_an_exact_repeat_of_the_previous_buffer_is_dropped() {
-        gst::init().expect("gstreamer");
-        let mut repeats = Repeats::default();
-        let cases = [
-            (buffer(0, b"idr"), false, "first buffer"),
-            (buffer(0, b"idr"), true, "same time, same bytes"),
-            (buffer(66, b"p1"), false, "next frame"),
-            (
-                buffer(66, b"p2"),
-                false,
-                "same time, other bytes: kept, the muxer judges",
-            ),
-            (buffer(133, b"p2"), false, "same bytes, later time"),
-            (
-                buffer(0, b"idr"),
-                false,
-                "an earlier buffer, not the previous one",
-            ),
-        ];
-        for (buffer, dropped, why) in cases {
-            assert_eq!(repeats.is_repeat(&buffer), dropped, "{why}");
-        }
-        let untimed = gst::Buffer::from_slice(b"x".to_vec());
-        assert!(!repeats.is_repeat(&untimed));
-        assert!(
-            !repeats.is_repeat(&untimed),
-            "untimed buffers are never taken as repeats"
-        );
-    }
-
-    #[test]
     fn nothing_to_convert_is_an_error() {
         let e = convert(&[], Path::new("/tmp/x.mp4"), &CancellationToken::new()).unwrap_err();
         assert!(matches!(e, MediaError::Settings(_)), "{e}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_segment_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = dir.path().join("00000001.ts");
+        std::fs::write(&seg, b"not a transport stream").unwrap();
+        let e = convert(
+            std::slice::from_ref(&seg),
+            &dir.path().join("x.mp4"),
+            &CancellationToken::new(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("00000001.ts"), "{e}");
+    }
+
+    #[test]
+    fn free_space_is_read_from_the_file_system() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(free_bytes(dir.path()).unwrap() > 0);
+        assert!(free_bytes(&dir.path().join("missing")).is_err());
     }
 }

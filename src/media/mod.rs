@@ -26,6 +26,8 @@ mod pipeline;
 mod probe;
 mod seal;
 mod sources;
+mod syncmeasure;
+mod timeline;
 mod tsscan;
 
 use std::path::PathBuf;
@@ -39,6 +41,7 @@ pub use devices::{
 };
 pub use probe::{probe, AudioInfo, MediaInfo, VideoInfo};
 pub use sources::CONTENT_TEST_ARGB;
+pub use syncmeasure::{measure as measure_sync, SyncReport};
 
 /// Where the pictures and sound come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,6 +125,9 @@ pub enum TestPicture {
     Ball,
     /// 75 % colour bars scrolling 4 pixels a frame: what ffmpeg's `pal75bars` + `scroll` draw.
     Bars,
+    /// The A/V sync signal: black with one white frame a second, and in the sound (which it
+    /// replaces with silence) a 10 ms click at the same timestamp. `roomrec-sync` measures it.
+    Sync,
 }
 
 impl Default for MediaSettings {
@@ -229,6 +235,17 @@ pub enum MediaError {
     DiskFull(String),
     #[error("{} could not be read as media: {message}", path.display())]
     Probe { path: PathBuf, message: String },
+    #[error(
+        "converting needs about {needed_mib} MiB free in {} but only {free_mib} MiB are free: \
+         free {} MiB more (or lower the retention) and run finalize again; every segment is kept",
+        dir.display(),
+        needed_mib.saturating_sub(*free_mib)
+    )]
+    NoRoom {
+        dir: PathBuf,
+        needed_mib: u64,
+        free_mib: u64,
+    },
     #[error("conversion output rejected: {0}")]
     Check(String),
     #[error("timed out after {seconds} s while {doing}")]

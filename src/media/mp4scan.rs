@@ -1,11 +1,13 @@
-//! The number of video samples (frames) in an MP4, read from its boxes.
+//! What an MP4's index says: per track its kind, sample count and sample durations, and the
+//! movie's duration, read from its boxes.
 //!
-//! Owns: walking `moov/trak/mdia` to each track's handler and sample table. Must not touch: the
-//! pipelines, SQLite, MQTT.
+//! Owns: walking `moov` (`mvhd`, and `trak/mdia` to each track's `hdlr`, `mdhd` and sample
+//! table). Must not touch: the pipelines, SQLite, MQTT.
 //!
-//! Why: the conversion check must show that the MP4 holds every frame of the segments. A
-//! duration alone cannot: the remux leaves small joins between segments, so the MP4 may be a
-//! little longer than its content and still miss frames. The sample counts are exact.
+//! Why: the conversion check must show that the MP4 holds every frame of the segments and has
+//! no hole. A duration alone cannot: a file may have the right length and still miss frames,
+//! or hide a hole behind a drift elsewhere. The sample counts and the `stts` durations (a hole
+//! is a sample lasting longer than its neighbours) are exact.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
@@ -15,8 +17,81 @@ use super::MediaError;
 /// `moov` is a few kB per minute; anything this large is not an MP4 roomrec wrote.
 const MAX_MOOV_BYTES: u64 = 256 << 20;
 
-/// The sample count of every video track (`hdlr` `vide`), summed. `None`: no `moov` box.
-pub(crate) fn video_samples(path: &Path) -> Result<Option<u64>, MediaError> {
+/// One track of the index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Track {
+    /// The handler type: `vide`, `soun`, ...
+    pub handler: [u8; 4],
+    /// Ticks per second of the track's durations.
+    pub timescale: u32,
+    pub samples: u64,
+    /// `stts`: runs of (sample count, duration of each), in sample order.
+    pub durations: Vec<(u32, u32)>,
+}
+
+/// A step between two samples much longer than the track's usual sample duration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Hole {
+    pub step_ms: u64,
+    pub usual_ms: u64,
+}
+
+impl Track {
+    pub fn kind(&self) -> String {
+        String::from_utf8_lossy(&self.handler).into_owned()
+    }
+
+    /// The longest step between consecutive samples, when above `factor` times the duration
+    /// most samples have. The last sample's duration is no step (the muxer guesses it).
+    pub fn largest_step_over(&self, factor: f64) -> Option<Hole> {
+        let usual = self.durations.iter().max_by_key(|(n, _)| *n)?.1;
+        let mut steps = self.durations.clone();
+        if let Some(last) = steps.last_mut() {
+            last.0 -= 1; // the last sample
+        }
+        let largest = steps
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(_, d)| *d)
+            .max()?;
+        let ms = |ticks: u32| u64::from(ticks) * 1000 / u64::from(self.timescale.max(1));
+        (f64::from(largest) > factor * f64::from(usual)).then(|| Hole {
+            step_ms: ms(largest),
+            usual_ms: ms(usual),
+        })
+    }
+}
+
+/// The index of an MP4.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Index {
+    /// `mvhd`: the longest track, edits included.
+    pub duration_ms: u64,
+    pub tracks: Vec<Track>,
+}
+
+impl Index {
+    pub fn video_tracks(&self) -> u64 {
+        self.tracks.iter().filter(|t| &t.handler == b"vide").count() as u64
+    }
+
+    /// The sample count of every video track, summed.
+    pub fn video_samples(&self) -> u64 {
+        self.tracks
+            .iter()
+            .filter(|t| &t.handler == b"vide")
+            .map(|t| t.samples)
+            .sum()
+    }
+}
+
+/// The index of the MP4 at `path`. `None`: no `moov` box.
+pub(crate) fn index(path: &Path) -> Result<Option<Index>, MediaError> {
+    Ok(moov_of(path)?.as_deref().and_then(index_of_moov))
+}
+
+/// The payload of the file's `moov` box. `None`: none found.
+fn moov_of(path: &Path) -> Result<Option<Vec<u8>>, MediaError> {
     let io = |e| MediaError::io(path, e);
     let mut file = std::fs::File::open(path).map_err(io)?;
     let len = file.metadata().map_err(io)?.len();
@@ -39,28 +114,59 @@ pub(crate) fn video_samples(path: &Path) -> Result<Option<u64>, MediaError> {
         if &head[4..8] == b"moov" && size <= MAX_MOOV_BYTES {
             let mut moov = vec![0u8; (size - header) as usize];
             file.read_exact(&mut moov).map_err(io)?;
-            return Ok(Some(video_samples_in_moov(&moov)));
+            return Ok(Some(moov));
         }
         at += size;
     }
     Ok(None)
 }
 
-fn video_samples_in_moov(moov: &[u8]) -> u64 {
-    children(moov)
+fn index_of_moov(moov: &[u8]) -> Option<Index> {
+    let mvhd = child(moov, b"mvhd")?;
+    // Full box (4); version 1: created, modified (8 + 8), timescale (4), duration (8);
+    // version 0: the same with 4-byte times and duration.
+    let (timescale, duration) = match mvhd.first()? {
+        1 => (be32(mvhd.get(20..24)?), be64(mvhd.get(24..32)?)),
+        _ => (be32(mvhd.get(12..16)?), u64::from(be32(mvhd.get(16..20)?))),
+    };
+    let tracks = children(moov)
         .filter(|(kind, _)| kind == b"trak")
-        .filter_map(|(_, trak)| {
-            let mdia = child(trak, b"mdia")?;
-            let hdlr = child(mdia, b"hdlr")?;
-            // Full box: version and flags (4), pre_defined (4), then the handler type.
-            if hdlr.get(8..12)? != b"vide" {
-                return None;
-            }
-            let stsz = child(child(child(mdia, b"minf")?, b"stbl")?, b"stsz")?;
-            // Full box (4), sample_size (4), sample_count (4).
-            Some(u64::from(be32(stsz.get(8..12)?)))
+        .filter_map(|(_, trak)| track_of(trak))
+        .collect();
+    Some(Index {
+        duration_ms: duration * 1000 / u64::from(timescale.max(1)),
+        tracks,
+    })
+}
+
+fn track_of(trak: &[u8]) -> Option<Track> {
+    let mdia = child(trak, b"mdia")?;
+    let hdlr = child(mdia, b"hdlr")?;
+    // Full box: version and flags (4), pre_defined (4), then the handler type.
+    let handler: [u8; 4] = hdlr.get(8..12)?.try_into().ok()?;
+    let mdhd = child(mdia, b"mdhd")?;
+    let timescale = match mdhd.first()? {
+        1 => be32(mdhd.get(20..24)?),
+        _ => be32(mdhd.get(12..16)?),
+    };
+    let stbl = child(child(mdia, b"minf")?, b"stbl")?;
+    // Full box (4), sample_size (4), sample_count (4).
+    let samples = u64::from(be32(child(stbl, b"stsz")?.get(8..12)?));
+    // Full box (4), entry_count (4), then (sample_count, sample_delta) pairs.
+    let stts = child(stbl, b"stts")?;
+    let entries = be32(stts.get(4..8)?) as usize;
+    let durations = (0..entries)
+        .map(|i| {
+            let e = stts.get(8 + i * 8..16 + i * 8)?;
+            Some((be32(&e[..4]), be32(&e[4..])))
         })
-        .sum()
+        .collect::<Option<Vec<_>>>()?;
+    Some(Track {
+        handler,
+        timescale,
+        samples,
+        durations,
+    })
 }
 
 /// The first child box of that type.
@@ -101,30 +207,92 @@ mod tests {
         b
     }
 
-    fn trak(handler: &[u8; 4], samples: u32) -> Vec<u8> {
+    fn be(values: &[u32]) -> Vec<u8> {
+        values.iter().flat_map(|v| v.to_be_bytes()).collect()
+    }
+
+    fn trak(handler: &[u8; 4], timescale: u32, stts: &[(u32, u32)]) -> Vec<u8> {
         let mut hdlr = vec![0u8; 8];
         hdlr.extend_from_slice(handler);
         hdlr.extend_from_slice(&[0u8; 12]);
-        let mut stsz = vec![0u8; 8];
-        stsz.extend_from_slice(&samples.to_be_bytes());
-        let stbl = boxed(b"stbl", &boxed(b"stsz", &stsz));
+        let mdhd = be(&[0, 0, 0, timescale, 0, 0]);
+        let samples: u32 = stts.iter().map(|(n, _)| n).sum();
+        let mut stts_box = be(&[0, stts.len() as u32]);
+        for (n, d) in stts {
+            stts_box.extend(be(&[*n, *d]));
+        }
+        let stbl = boxed(
+            b"stbl",
+            &[
+                boxed(b"stts", &stts_box),
+                boxed(b"stsz", &be(&[0, 0, samples])),
+            ]
+            .concat(),
+        );
         let minf = boxed(b"minf", &stbl);
-        let mdia = boxed(b"mdia", &[boxed(b"hdlr", &hdlr), minf].concat());
+        let mdia = boxed(
+            b"mdia",
+            &[boxed(b"mdhd", &mdhd), boxed(b"hdlr", &hdlr), minf].concat(),
+        );
         boxed(b"trak", &mdia)
     }
 
+    fn mp4(traks: &[Vec<u8>], duration_ms: u32) -> Vec<u8> {
+        let mvhd = boxed(b"mvhd", &be(&[0, 0, 0, 1000, duration_ms]));
+        let moov = boxed(b"moov", &[vec![mvhd], traks.to_vec()].concat().concat());
+        [boxed(b"ftyp", b"isom"), moov, boxed(b"mdat", &[0; 32])].concat()
+    }
+
     #[test]
-    fn counts_video_tracks_only() {
+    fn reads_tracks_durations_and_counts_video_only() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.mp4");
-        let moov = boxed(
-            b"moov",
-            &[trak(b"vide", 617), trak(b"soun", 1904), trak(b"vide", 3)].concat(),
+        let file = mp4(
+            &[
+                trak(b"vide", 90_000, &[(617, 6_000)]),
+                trak(b"soun", 48_000, &[(1904, 1024)]),
+                trak(b"vide", 90_000, &[(3, 6_000)]),
+            ],
+            41_133,
         );
-        let file = [boxed(b"ftyp", b"isom"), moov, boxed(b"mdat", &[0; 32])].concat();
         std::fs::write(&path, file).unwrap();
-        assert_eq!(video_samples(&path).unwrap(), Some(620));
+        let index = index(&path).unwrap().unwrap();
+        assert_eq!(index.video_samples(), 620);
+        assert_eq!(index.duration_ms, 41_133);
+        assert_eq!(index.tracks[1].kind(), "soun");
+        assert!(index
+            .tracks
+            .iter()
+            .all(|t| t.largest_step_over(1.5).is_none()));
         std::fs::write(&path, boxed(b"mdat", &[0; 32])).unwrap();
-        assert_eq!(video_samples(&path).unwrap(), None);
+        assert_eq!(super::index(&path).unwrap(), None);
+    }
+
+    #[test]
+    fn a_step_above_one_and_a_half_samples_is_a_hole_but_not_the_last_sample() {
+        let t = |stts: &[(u32, u32)]| Track {
+            handler: *b"vide",
+            timescale: 90_000,
+            samples: stts.iter().map(|(n, _)| u64::from(*n)).sum(),
+            durations: stts.to_vec(),
+        };
+        // The join hole splitmuxsrc left: 125 ms more than a 66.7 ms frame.
+        let hole = t(&[(29, 6_000), (1, 17_250), (30, 6_000)]);
+        assert_eq!(
+            hole.largest_step_over(1.5),
+            Some(Hole {
+                step_ms: 191,
+                usual_ms: 66
+            })
+        );
+        assert_eq!(
+            t(&[(29, 6_000), (1, 8_999), (30, 6_000)]).largest_step_over(1.5),
+            None
+        );
+        assert!(t(&[(29, 6_000), (1, 9_001), (30, 6_000)])
+            .largest_step_over(1.5)
+            .is_some());
+        // The last sample's duration is the muxer's guess, not a step.
+        assert_eq!(t(&[(59, 6_000), (1, 60_000)]).largest_step_over(1.5), None);
     }
 }

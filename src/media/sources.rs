@@ -14,6 +14,7 @@
 //! itself (nothing to lose; one pipeline is what the benchmark compares with gst-launch).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use gst::prelude::*;
 use gstreamer as gst;
@@ -58,7 +59,13 @@ pub(crate) struct Channels {
     pub camera: String,
     pub content: String,
     pub microphone: String,
+    /// [`TestPicture::Sync`]: the running time (ns) of the test camera's first frame, from
+    /// which flashes and clicks are counted; [`NO_EPOCH`] until that frame.
+    pub sync_epoch: Arc<AtomicU64>,
 }
+
+/// No frame seen yet.
+const NO_EPOCH: u64 = u64::MAX;
 
 impl Channels {
     pub fn new() -> Channels {
@@ -68,6 +75,7 @@ impl Channels {
             camera: format!("roomrec-{n}-camera"),
             content: format!("roomrec-{n}-content"),
             microphone: format!("roomrec-{n}-microphone"),
+            sync_epoch: Arc::new(AtomicU64::new(NO_EPOCH)),
         }
     }
 }
@@ -88,6 +96,7 @@ pub(crate) fn camera_input(
                     src.set_property_from_str("pattern", "smpte75");
                     src.set_property("horizontal-speed", 4i32);
                 }
+                TestPicture::Sync => return sync_picture(src, settings, ch),
             }
             Ok(vec![src])
         }
@@ -125,6 +134,7 @@ pub(crate) fn audio_input(
     ch: &Channels,
 ) -> Result<Vec<gst::Element>, MediaError> {
     match settings.source {
+        Source::Test if settings.test_picture == TestPicture::Sync => sync_sound(ch),
         Source::Test => {
             let src = make("audiotestsrc")?;
             src.set_property("is-live", true);
@@ -137,6 +147,102 @@ pub(crate) fn audio_input(
             Ok(vec![src, capsfilter(&audio_caps())?])
         }
     }
+}
+
+/// The sync signal's period: one flash and one click a second.
+const SYNC_PERIOD_NS: u64 = 1_000_000_000;
+/// How long a click lasts, and its tone.
+const CLICK_NS: u64 = 10_000_000;
+const CLICK_HZ: f64 = 1_000.0;
+const SYNC_RATE: i32 = 48_000;
+/// Luma of a flash frame (video range white); the rest is black (16).
+const FLASH_LUMA: u8 = 235;
+
+/// [`TestPicture::Sync`] video: black, and one white frame a second, counted from the first
+/// frame's timestamp (second 1 on: by then the sound side knows the epoch).
+fn sync_picture(
+    src: gst::Element,
+    settings: &MediaSettings,
+    ch: &Channels,
+) -> Result<Vec<gst::Element>, MediaError> {
+    src.set_property_from_str("pattern", "black");
+    let filter = capsfilter(&video_caps(settings))?;
+    let pad = filter
+        .static_pad("src")
+        .ok_or_else(|| MediaError::Pipeline("capsfilter without src pad".into()))?;
+    let epoch = ch.sync_epoch.clone();
+    let frame_ns = 1_000_000_000 / u64::from(settings.framerate.max(1));
+    let luma_bytes = (settings.width as usize).next_multiple_of(4) * settings.height as usize;
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let Some(buffer) = info.buffer_mut() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let Some(pts) = buffer.pts().map(|t| t.nseconds()) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let _ = epoch.compare_exchange(NO_EPOCH, pts, Ordering::AcqRel, Ordering::Acquire);
+        let since = pts.saturating_sub(epoch.load(Ordering::Acquire));
+        // The frame nearest a whole second since the epoch (frames land on it exactly).
+        let nearest = (since + frame_ns / 2) / SYNC_PERIOD_NS * SYNC_PERIOD_NS;
+        if nearest == 0 || since.abs_diff(nearest) >= frame_ns / 2 {
+            return gst::PadProbeReturn::Ok;
+        }
+        let buffer = buffer.make_mut();
+        if let Ok(mut map) = buffer.map_writable() {
+            let n = luma_bytes.min(map.len());
+            map[..n].fill(FLASH_LUMA);
+        }
+        gst::PadProbeReturn::Ok
+    });
+    Ok(vec![src, filter])
+}
+
+/// [`TestPicture::Sync`] sound: silence, and a 10 ms 1 kHz click at each flash's timestamp
+/// (the epoch plus whole seconds), written sample by sample from the buffers' timestamps.
+fn sync_sound(ch: &Channels) -> Result<Vec<gst::Element>, MediaError> {
+    let src = make("audiotestsrc")?;
+    src.set_property("is-live", true);
+    src.set_property_from_str("wave", "silence");
+    let caps = gst::Caps::builder("audio/x-raw")
+        .field("format", "S16LE")
+        .field("layout", "interleaved")
+        .field("rate", SYNC_RATE)
+        .field("channels", 1i32)
+        .build();
+    let filter = capsfilter(&caps)?;
+    let pad = filter
+        .static_pad("src")
+        .ok_or_else(|| MediaError::Pipeline("capsfilter without src pad".into()))?;
+    let epoch = ch.sync_epoch.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let start = epoch.load(Ordering::Acquire);
+        let Some(buffer) = info.buffer_mut() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let Some(pts) = buffer.pts().map(|t| t.nseconds()) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        if start == NO_EPOCH {
+            return gst::PadProbeReturn::Ok;
+        }
+        let buffer = buffer.make_mut();
+        let Ok(mut map) = buffer.map_writable() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        for (i, sample) in map.chunks_exact_mut(2).enumerate() {
+            let t = pts + i as u64 * 1_000_000_000 / SYNC_RATE as u64;
+            let Some(since) = t.checked_sub(start) else {
+                continue;
+            };
+            let phase = since % SYNC_PERIOD_NS;
+            if since >= SYNC_PERIOD_NS && phase < CLICK_NS {
+                let x = (phase as f64 / 1e9 * CLICK_HZ * std::f64::consts::TAU).sin();
+                sample.copy_from_slice(&((x * 26_000.0) as i16).to_le_bytes());
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+    Ok(vec![src, filter])
 }
 
 fn inter_video(channel: &str) -> Result<Vec<gst::Element>, MediaError> {

@@ -13,12 +13,12 @@ use std::path::Path;
 
 use super::MediaError;
 
-const PACKET: usize = 188;
-const SYNC: u8 = 0x47;
+pub(crate) const PACKET: usize = 188;
+pub(crate) const SYNC: u8 = 0x47;
 /// PTS ticks per millisecond (the 90 kHz MPEG clock).
-const TICKS_PER_MS: u64 = 90;
+pub(crate) const TICKS_PER_MS: u64 = 90;
 /// PTS values are 33 bits; a segment may straddle the wrap.
-const PTS_WRAP: u64 = 1 << 33;
+pub(crate) const PTS_WRAP: u64 = 1 << 33;
 
 /// The presentation span of the first video stream (or, if there is none, of every stream) plus
 /// one frame: what a player plays. `None` when the file holds no timestamped packet.
@@ -69,17 +69,77 @@ fn timestamps(data: &[u8]) -> (Vec<u64>, Vec<u64>) {
             continue;
         }
         if let Some((stream_id, pts)) = pes_pts(packet) {
-            match stream_id {
-                0xE0..=0xEF => video.push(pts),
-                _ => other.push(pts),
+            if is_video_stream(stream_id) {
+                video.push(pts);
+            } else {
+                other.push(pts);
             }
         }
     }
     (video, other)
 }
 
+/// A TS packet that starts a PES packet with a PTS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PesStart {
+    pub pid: u16,
+    pub stream_id: u8,
+    /// The raw 33-bit PTS (90 kHz).
+    pub pts: u64,
+}
+
+impl PesStart {
+    pub fn is_video(&self) -> bool {
+        is_video_stream(self.stream_id)
+    }
+}
+
+/// PES stream ids 0xE0..=0xEF carry video (H.262/H.264/H.265).
+pub(crate) fn is_video_stream(stream_id: u8) -> bool {
+    (0xE0..=0xEF).contains(&stream_id)
+}
+
+/// Every PES start with a PTS, in file order (a torn last packet is ignored).
+pub(crate) fn pes_starts(data: &[u8]) -> Vec<PesStart> {
+    data.chunks_exact(PACKET)
+        .filter(|p| p[0] == SYNC)
+        .filter_map(|p| {
+            let (stream_id, pts) = pes_pts(p)?;
+            Some(PesStart {
+                pid: pid_of(p),
+                stream_id,
+                pts,
+            })
+        })
+        .collect()
+}
+
+/// How many PIDs carry timestamped PES packets: the tracks the MP4 will have.
+pub(crate) fn pes_pids(data: &[u8]) -> usize {
+    let mut pids: Vec<u16> = pes_starts(data).iter().map(|p| p.pid).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids.len()
+}
+
+/// The 13-bit PID of a TS packet.
+pub(crate) fn pid_of(p: &[u8]) -> u16 {
+    u16::from(p[1] & 0x1F) << 8 | u16::from(p[2])
+}
+
 /// The stream id and PTS of a packet that starts a PES packet with a PTS.
 fn pes_pts(p: &[u8]) -> Option<(u8, u64)> {
+    let at = pes_header_at(p)?;
+    let pes = &p[at..];
+    if pes[7] & 0x80 == 0 {
+        return None;
+    }
+    Some((pes[3], read_timestamp(&pes[9..14])))
+}
+
+/// Where the PES header starts in a packet that starts a PES packet (with room for a PTS after
+/// it: 14 bytes); `None` for any other packet (PSI tables, continuations).
+pub(crate) fn pes_header_at(p: &[u8]) -> Option<usize> {
     let starts_unit = p[1] & 0x40 != 0;
     let control = (p[3] >> 4) & 0x3;
     if !starts_unit || control & 0x1 == 0 {
@@ -90,15 +150,50 @@ fn pes_pts(p: &[u8]) -> Option<(u8, u64)> {
         at += 1 + usize::from(p[4]);
     }
     let pes = p.get(at..)?;
-    if pes.len() < 14 || pes[..3] != [0, 0, 1] || pes[7] & 0x80 == 0 {
-        return None;
-    }
-    let pts = (u64::from(pes[9] >> 1) & 0x7) << 30
-        | u64::from(pes[10]) << 22
-        | u64::from(pes[11] >> 1) << 15
-        | u64::from(pes[12]) << 7
-        | u64::from(pes[13] >> 1);
-    Some((pes[3], pts))
+    (pes.len() >= 14 && pes[..3] == [0, 0, 1]).then_some(at)
+}
+
+/// Where the 6-byte PCR sits in a packet's adaptation field, if it carries one.
+pub(crate) fn pcr_at(p: &[u8]) -> Option<usize> {
+    let control = (p[3] >> 4) & 0x3;
+    let has_pcr = control & 0x2 != 0 && p[4] >= 7 && p[5] & 0x10 != 0;
+    has_pcr.then_some(6)
+}
+
+/// A 33-bit PTS or DTS from its 5 bytes (4-bit prefix, marker bits).
+pub(crate) fn read_timestamp(b: &[u8]) -> u64 {
+    (u64::from(b[0] >> 1) & 0x7) << 30
+        | u64::from(b[1]) << 22
+        | u64::from(b[2] >> 1) << 15
+        | u64::from(b[3]) << 7
+        | u64::from(b[4] >> 1)
+}
+
+/// Overwrite a 33-bit PTS or DTS in place, keeping its 4-bit prefix and marker bits.
+pub(crate) fn write_timestamp(b: &mut [u8], ts: u64) {
+    b[0] = (b[0] & 0xF1) | ((ts >> 29) & 0x0E) as u8 | 1;
+    b[1] = (ts >> 22) as u8;
+    b[2] = ((ts >> 14) & 0xFE) as u8 | 1;
+    b[3] = (ts >> 7) as u8;
+    b[4] = ((ts << 1) & 0xFE) as u8 | 1;
+}
+
+/// The 33-bit base (90 kHz) of a PCR from its 6 bytes; the 27 MHz extension is not needed.
+pub(crate) fn read_pcr_base(b: &[u8]) -> u64 {
+    u64::from(b[0]) << 25
+        | u64::from(b[1]) << 17
+        | u64::from(b[2]) << 9
+        | u64::from(b[3]) << 1
+        | u64::from(b[4] >> 7)
+}
+
+/// Overwrite a PCR's base in place, keeping its reserved bits and extension.
+pub(crate) fn write_pcr_base(b: &mut [u8], base: u64) {
+    b[0] = (base >> 25) as u8;
+    b[1] = (base >> 17) as u8;
+    b[2] = (base >> 9) as u8;
+    b[3] = (base >> 1) as u8;
+    b[4] = ((base & 1) as u8) << 7 | (b[4] & 0x7F);
 }
 
 /// Last minus first (unwrapped past the 33-bit wrap), plus the smallest step between two
@@ -144,6 +239,21 @@ mod tests {
         // Audio running past the video does not count when there is video.
         data.extend(packet(0xC0, 1000 + 40 * 6000));
         assert_eq!(duration_of(&data), Some(2000));
+    }
+
+    #[test]
+    fn timestamps_and_pcr_are_rewritten_in_place() {
+        for ts in [0, 1, 324_002_695, PTS_WRAP - 1, 0x1_5555_5555] {
+            let mut p = packet(0xC0, 77);
+            let at = pes_header_at(&p).unwrap();
+            write_timestamp(&mut p[at + 9..at + 14], ts);
+            assert_eq!(pes_starts(&p)[0].pts, ts);
+            assert_eq!(p[at + 9] & 0xF1, 0x21, "prefix and marker kept");
+            let mut pcr = [0u8, 0, 0, 0, 0x7E | 0x01, 0x23];
+            write_pcr_base(&mut pcr, ts);
+            assert_eq!(read_pcr_base(&pcr), ts);
+            assert_eq!(pcr[4] & 0x7F, 0x7F, "reserved bits and extension kept");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod device;
 pub mod faulty;
+pub mod ffprobe;
 pub mod media;
 pub mod records;
 pub mod s3;

@@ -15,4 +15,5 @@ mod docs;
 mod fuzz_corpus;
 mod media;
 mod media_sources;
+mod media_sync;
 mod upload;
