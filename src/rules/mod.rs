@@ -109,7 +109,7 @@ pub struct Now {
     pub mono_ms: u64,
 }
 
-/// Settings the rules need; built by the daemon from the validated config.
+/// Settings the rules need; built from the validated config by [`RulesConfig::from_config`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RulesConfig {
     /// Cloud recording needs an upload target; without one `cloud.state` is `unavailable`.
@@ -122,6 +122,19 @@ pub struct RulesConfig {
     pub quota_headroom_ms: u64,
     /// Disk budget: a start needs room for this much recording, in milliseconds.
     pub min_room_ms: u64,
+}
+
+impl RulesConfig {
+    /// The rules' settings for this device: cloud needs an `[upload]` table, and the quota
+    /// stop looks one and a half segments ahead, so that it lands before the next segment
+    /// could cross the limit.
+    pub fn from_config(config: &crate::config::Config) -> RulesConfig {
+        RulesConfig {
+            cloud_available: config.upload.is_some(),
+            quota_headroom_ms: u64::from(config.media.segment_seconds) * 1500,
+            ..RulesConfig::default()
+        }
+    }
 }
 
 impl Default for RulesConfig {

@@ -53,7 +53,8 @@ pub struct UploadSettings {
     pub key_prefix: String,
     /// Bytes per second for all uploads together; `None` for no cap.
     pub rate_cap: Option<u64>,
-    /// Percent of the rate (cap, or measured link) allowed while a meeting is live; 1..=100.
+    /// Percent of the rate (cap, or measured link) allowed while a meeting is live; bounds:
+    /// `config::keys::LIVE_SHARE_PERCENT`.
     pub live_share_percent: u8,
     pub concurrency: usize,
     pub seal_grace: Duration,
@@ -85,8 +86,12 @@ impl UploadSettings {
 
     fn validate(&self) -> Result<(), UploadError> {
         let bad = |msg: &str| Err(UploadError::Settings(msg.to_owned()));
-        if !(1..=100).contains(&self.live_share_percent) {
-            return bad("live_share_percent must be 1 to 100");
+        let share = crate::config::keys::LIVE_SHARE_PERCENT;
+        if !share.range().contains(&u32::from(self.live_share_percent)) {
+            return Err(UploadError::Settings(format!(
+                "live_share_percent must be {} to {}",
+                share.min, share.max
+            )));
         }
         if self.concurrency == 0 || self.concurrency > 16 {
             return bad("concurrency must be 1 to 16");
