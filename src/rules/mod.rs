@@ -9,7 +9,9 @@
 //!
 //! Layout: `cloud` (C1–C8, D1, M1), `local` (L1–L3, X1), `commands` (authorisation, X3, L5
 //! and E2 commands), `lifecycle` (snapshots, E1, C6, restore, segments, conversion),
-//! `views` (the published state and capture set), `state` (shared memory and transitions).
+//! `views` (the published state and capture set), `state` (shared memory and transitions),
+//! `transitions` (the table of legal state changes, each with the rules that allow it).
+//! The one event the engine logs itself is a refused illegal transition: a bug, never input.
 //!
 //! # Decisions where the spec is silent
 //!
@@ -87,6 +89,7 @@ mod lifecycle;
 mod local;
 mod state;
 mod storage;
+mod transitions;
 mod views;
 
 #[cfg(test)]
