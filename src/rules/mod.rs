@@ -303,7 +303,8 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// `next_recording` seeds recording ids (`r-<n>`) so they stay unique across restarts.
+    /// `next_recording` seeds recording ids (`r-<n>`); the daemon takes it from the catalog
+    /// (one past the largest id there), so ids stay unique across restarts.
     pub fn new(config: RulesConfig, next_recording: u64) -> Engine {
         Engine {
             config,
@@ -328,11 +329,6 @@ impl Engine {
     /// The state as it would be published now (for a first publication or a status page).
     pub fn state(&self, now: Now) -> StateDoc {
         self.doc(now)
-    }
-
-    /// The id the next recording will get, for the daemon to persist alongside the catalog.
-    pub fn next_recording(&self) -> u64 {
-        self.next_recording
     }
 
     pub fn handle(&mut self, input: Input, now: Now) -> Vec<Output> {

@@ -8,8 +8,10 @@
 //!
 //! Must not touch: the recording rules (completion, share and delete are carried out, not
 //! decided, here), MQTT (facts go back to the daemon), media (segments are read as opaque
-//! files; only the file name's extension is used, for the object key and content type),
-//! and catalog rows other than `uploads` and a segment's `released_at`.
+//! files; only the file name's extension is used, for the object key and content type).
+//! In the catalog it writes only `uploads`, the `recording_ops` it queues and completes (share
+//! and delete work, durable so that a restart resumes it) and a segment's `released_at` once
+//! a delete removed its file; recordings and segments it only reads.
 //!
 //! Layout in the bucket (deterministic, so a retry overwrites the same object, never adds one):
 //! `<key_prefix><creator>/<meeting>/<recording>/<seq:08>.<ext>`, plus `index.m3u8` and
