@@ -447,30 +447,15 @@ fn the_example_file_loads() {
 
 #[test]
 fn the_example_file_documents_every_key() {
-    let text = std::fs::read_to_string(Path::new(MANIFEST).join("config/roomrec.example.toml"))
-        .expect("example file");
-    let mut section = String::new();
-    let mut documented = Vec::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            section = header.to_string();
-            continue;
-        }
-        let assignment = line.trim_start_matches('#').trim();
-        if let Some((name, _)) = assignment.split_once(" = ") {
-            documented.push(match section.as_str() {
-                "" => name.to_string(),
-                s => format!("{s}.{name}"),
-            });
-        }
-    }
+    let text = example();
     for key in KEYS {
-        assert!(
-            documented.iter().any(|d| d == key),
-            "{key} is not in the example"
-        );
+        example_paragraph(&text, key); // panics naming a key that is not there
     }
+}
+
+fn example() -> String {
+    std::fs::read_to_string(Path::new(MANIFEST).join("config/roomrec.example.toml"))
+        .expect("example file")
 }
 
 /// The comment paragraph above `key`'s line in the example file, and that line.
@@ -502,8 +487,7 @@ fn example_paragraph(text: &str, key: &str) -> String {
 /// them, and the config enforces exactly them.
 #[test]
 fn every_limit_is_stated_in_the_example_and_enforced_at_its_edges() {
-    let text = std::fs::read_to_string(Path::new(MANIFEST).join("config/roomrec.example.toml"))
-        .expect("example file");
+    let text = example();
     for b in BOUNDED {
         let paragraph = example_paragraph(&text, b.key);
         let (dash, words) = (
