@@ -4,8 +4,8 @@
 //!
 //! Must not touch: when a transition happens (the rule modules decide that). A recording is
 //! created in `recording` (C1, L1, C2); that is not a transition and is not in the table.
-//! Nothing the rules do leads into `failed`; the catalog keeps it for rows of older versions,
-//! and L5 and E2 lead out of it.
+//! Nothing leads into `failed` (no code writes it today; the catalog schema allows it); L5 and
+//! E2 lead out of it, for a row that holds it.
 
 use crate::protocol::{RecordingKind, RecordingState};
 
