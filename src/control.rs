@@ -39,6 +39,7 @@ const RESPONSE_TOPIC_MAX: usize = 256;
 /// control stops taking more from the core until the broker has acknowledged some.
 const PENDING_MAX: usize = 256;
 
+/// The MQTT session's settings; build them with [`ControlSettings::from_config`].
 #[derive(Clone, Debug)]
 pub struct ControlSettings {
     pub host: String,
@@ -53,6 +54,30 @@ pub struct ControlSettings {
     pub password: Option<String>,
     pub ca_file: Option<PathBuf>,
     pub client_cert: Option<(PathBuf, PathBuf)>,
+}
+
+impl ControlSettings {
+    /// The session `[mqtt]` describes. The password is the config's, which already read
+    /// `password_file` when it was loaded (and refused it if unreadable).
+    pub fn from_config(config: &crate::config::Config) -> ControlSettings {
+        let m = &config.mqtt;
+        ControlSettings {
+            host: m.host.clone(),
+            port: m.port,
+            tls: m.tls,
+            client_id: m.client_id.clone(),
+            prefix: config.topic_prefix(),
+            keep_alive: m.keep_alive,
+            reconnect_max: m.reconnect_max,
+            username: m.username.clone(),
+            password: m.password.as_ref().map(|p| p.expose().to_owned()),
+            ca_file: m.ca_file.clone(),
+            client_cert: m
+                .client_auth
+                .as_ref()
+                .map(|a| (a.cert_file.clone(), a.key_file.clone())),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,9 +1,12 @@
 //! The MQTT wire contract (`docs/api.md`, v1) as Rust types.
 //!
-//! Owns: payload shapes, decoding with precise `bad_request` messages, id validation and
-//! RFC 3339 timestamps. Must not touch: I/O, the recording rules; the clock only through
+//! Owns: payload shapes, decoding with precise `bad_request` messages (a payload holding a
+//! key twice, at any depth, is refused: `strict_json`), id validation and RFC 3339
+//! timestamps. Must not touch: I/O, the recording rules; the clock only through
 //! `Timestamp::now`, which adapters call and the rules never do. Every type here is
 //! shared by `rules`, `control`, `catalog` and `roomrecctl`, so the contract lives in one place.
+
+mod strict_json;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -566,7 +569,16 @@ impl Command {
                 ),
             ));
         }
-        let obj = parse_object(payload).map_err(|m| fail(None, m))?;
+        let parsed = strict_json::parse_object(payload).map_err(|m| fail(None, m))?;
+        let obj = parsed.map;
+        if let Some(path) = parsed.repeated {
+            // The id still answers the sender, unless it is the repeated key.
+            let id = match obj.get("id") {
+                Some(Value::String(s)) if path != "id" && Id::parse(s).is_ok() => Some(s.clone()),
+                _ => None,
+            };
+            return Err(fail(id, strict_json::repeated_message(&path)));
+        }
         let raw_id = match obj.get("id") {
             Some(Value::String(s)) => s.clone(),
             Some(_) => return Err(fail(None, "field 'id' must be a string".into())),
@@ -737,13 +749,12 @@ impl Fields<'_> {
     }
 }
 
+/// A payload's object, refused when it holds a key twice anywhere (see `strict_json`).
 fn parse_object(payload: &[u8]) -> Result<Map<String, Value>, String> {
-    let text =
-        std::str::from_utf8(payload).map_err(|_| "the payload is not UTF-8 text".to_owned())?;
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(obj)) => Ok(obj),
-        Ok(_) => Err("the payload must be a JSON object".into()),
-        Err(e) => Err(format!("the payload is not valid JSON ({e})")),
+    let obj = strict_json::parse_object(payload)?;
+    match obj.repeated {
+        Some(path) => Err(strict_json::repeated_message(&path)),
+        None => Ok(obj.map),
     }
 }
 
@@ -1052,6 +1063,69 @@ mod tests {
             assert_eq!(e.id.as_deref(), id, "{input}");
             assert!(e.message.contains(needle), "{input}: {}", e.message);
         }
+    }
+
+    /// A repeated key was read with its last value (`u-1`, the host), while a gateway that
+    /// keeps the first saw a member: every decoded payload now refuses it, naming the key.
+    #[test]
+    fn a_repeated_key_is_refused_in_every_payload() {
+        let cases = [
+            (
+                r#"{"id":"c-1","actor":"u-3","actor":"u-1","action":"start","kind":"cloud"}"#,
+                Some("c-1"),
+                "field 'actor' appears more than once",
+            ),
+            (
+                r#"{"id":"c-1","actor":"u-1","action":"status","action":"delete"}"#,
+                Some("c-1"),
+                "field 'action' appears more than once",
+            ),
+            // The same value twice is refused too: readers still may differ on the rest.
+            (
+                r#"{"id":"c-2","id":"c-2","actor":"u-1","action":"status"}"#,
+                None,
+                "field 'id' appears more than once",
+            ),
+            (
+                r#"{"id":"c-3","actor":"u-1","action":"mute","muted":true,"x":{"a":1,"a":2}}"#,
+                Some("c-3"),
+                "field 'x.a' appears more than once",
+            ),
+        ];
+        for (input, id, needle) in cases {
+            let e = decode(input).expect_err(input);
+            assert_eq!(e.id.as_deref(), id, "{input}");
+            assert!(e.message.contains(needle), "{input}: {}", e.message);
+        }
+
+        let snapshot = |extra: &str, account: &str| {
+            format!(
+                r#"{{"version":3,"meeting_id":"m-1","state":"active","creator":"u-1","host":"u-3"{extra},
+                    "account":{{"tier":"free"{account}}}}}"#
+            )
+        };
+        assert!(MeetingSnapshot::decode(snapshot("", "").as_bytes()).is_ok());
+        for (extra, account, needle) in [
+            (r#","host":"u-1""#, "", "field 'host' appears"),
+            (
+                "",
+                r#","tier":"enterprise""#,
+                "field 'account.tier' appears",
+            ),
+            (r#","version":9"#, "", "field 'version' appears"),
+        ] {
+            let text = snapshot(extra, account);
+            let e = MeetingSnapshot::decode(text.as_bytes()).expect_err(&text);
+            assert!(e.contains(needle), "{text}: {e}");
+        }
+        let e = Licence::decode(
+            br#"{"kind":"rooms","valid_until":"2020-01-01T00:00:00Z","valid_until":"2099-01-01T00:00:00Z"}"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("field 'valid_until' appears more than once"),
+            "{e}"
+        );
     }
 
     #[test]

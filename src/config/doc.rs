@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use toml::{Table, Value};
 
+use super::keys::Bounds;
 use super::{values, Problem};
 
 pub(super) struct Doc<'a> {
@@ -18,6 +19,9 @@ pub(super) struct Doc<'a> {
     /// Folder that relative file names are resolved against.
     base: &'a Path,
     problems: Vec<Problem>,
+    /// Every key a reader asked for, so a test can check that each declared key is read.
+    #[cfg(test)]
+    pub asked: std::cell::RefCell<std::collections::BTreeSet<String>>,
 }
 
 /// What is at a dotted key.
@@ -34,6 +38,8 @@ impl<'a> Doc<'a> {
             root,
             base,
             problems: Vec::new(),
+            #[cfg(test)]
+            asked: Default::default(),
         }
     }
 
@@ -59,6 +65,8 @@ impl<'a> Doc<'a> {
     }
 
     fn lookup(&self, key: &str) -> Lookup<'a> {
+        #[cfg(test)]
+        self.asked.borrow_mut().insert(key.to_owned());
         let mut table = self.root;
         let mut parts = key.split('.').peekable();
         while let Some(part) = parts.next() {
@@ -143,32 +151,29 @@ impl<'a> Doc<'a> {
         Some(value)
     }
 
-    /// A count of `unit`s within `range`, or `default` when absent.
-    pub fn uint(&mut self, key: &str, default: u32, range: RangeInclusive<u32>, unit: &str) -> u32 {
+    /// A count of `unit`s within the key's bounds, or its default when absent.
+    pub fn uint(&mut self, bounds: Bounds, unit: &str) -> u32 {
         let hint = format!(
             "a whole number of {unit} from {} to {}",
-            range.start(),
-            range.end()
+            bounds.min, bounds.max
         );
-        let range = i64::from(*range.start())..=i64::from(*range.end());
-        self.int(key, range, &hint)
+        self.int(bounds.key, wide(bounds), &hint)
             .and_then(|v| u32::try_from(v).ok())
-            .unwrap_or(default)
+            .unwrap_or(bounds.default)
     }
 
-    pub fn seconds(&mut self, key: &str, default: u32, range: RangeInclusive<u32>) -> Duration {
-        Duration::from_secs(u64::from(self.uint(key, default, range, "seconds")))
+    pub fn seconds(&mut self, bounds: Bounds) -> Duration {
+        Duration::from_secs(u64::from(self.uint(bounds, "seconds")))
     }
 
     /// An even pixel count: H.264 with 4:2:0 chroma needs even frame sizes.
-    pub fn even(&mut self, key: &str, default: u32, range: RangeInclusive<u32>) -> u32 {
+    pub fn even(&mut self, bounds: Bounds) -> u32 {
+        let (key, default) = (bounds.key, bounds.default);
         let hint = format!(
             "an even number of pixels from {} to {}",
-            range.start(),
-            range.end()
+            bounds.min, bounds.max
         );
-        let wide = i64::from(*range.start())..=i64::from(*range.end());
-        let Some(value) = self.int(key, wide, &hint) else {
+        let Some(value) = self.int(key, wide(bounds), &hint) else {
             return default;
         };
         if value % 2 != 0 {
@@ -283,6 +288,11 @@ fn suggest<'k>(key: &str, known: impl Iterator<Item = &'k &'k str>) -> Option<&'
     let (distance, candidate) = best?;
     let allowed = (key.len() / 3).clamp(1, 3);
     (distance <= allowed).then_some(candidate)
+}
+
+/// The bounds as TOML integers, which are 64-bit.
+fn wide(bounds: Bounds) -> RangeInclusive<i64> {
+    i64::from(bounds.min)..=i64::from(bounds.max)
 }
 
 fn type_name(value: &Value) -> &'static str {

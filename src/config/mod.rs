@@ -8,11 +8,13 @@
 //!
 //! Parsing never stops at the first problem: every problem is collected, each naming its key
 //! and saying what is allowed, so one `--check-config` run shows everything to fix. Unknown
-//! keys are problems too, so a typo is never silently ignored. `config/roomrec.example.toml`
-//! documents every key.
+//! keys are problems too, so a typo is never silently ignored. Every key and every numeric
+//! limit is declared once, in `keys`; `config/roomrec.example.toml` documents every key.
+//! Each subsystem builds its own settings from a validated [`Config`] (`from_config`).
 
 mod doc;
 mod files;
+pub mod keys;
 mod values;
 
 use std::fmt;
@@ -20,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use doc::Doc;
+pub use keys::{AUTH_KEYS, KEYS};
 
 /// One thing wrong with the configuration.
 ///
@@ -149,9 +152,9 @@ pub struct MqttConfig {
     pub ca_file: Option<PathBuf>,
     /// Client certificate authentication (`mqtts://` only).
     pub client_auth: Option<ClientAuth>,
-    /// Default 30 s; 5–600 s.
+    /// Bounds: [`keys::KEEP_ALIVE_S`].
     pub keep_alive: Duration,
-    /// Longest wait between reconnection attempts; default 30 s; 1–600 s.
+    /// Longest wait between reconnection attempts; bounds: [`keys::RECONNECT_MAX_S`].
     pub reconnect_max: Duration,
 }
 
@@ -174,7 +177,7 @@ pub struct StorageConfig {
     /// Bytes to leave free on the file system; default 512 MiB.
     pub min_free_bytes: u64,
     /// Hours an uploaded (or converted) segment stays on disk before it may be evicted;
-    /// default 24, 0–8760 (a year).
+    /// bounds: [`keys::RETENTION_HOURS`] (up to a year).
     pub retention_hours: u32,
     /// Encrypt each segment once sealed (`encrypt_segments`, default false; needs a key).
     pub encrypt_segments: bool,
@@ -196,15 +199,15 @@ impl StorageConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MediaConfig {
     pub source: MediaSource,
-    /// Default 2; 1–60.
+    /// Bounds: [`keys::SEGMENT_SECONDS`].
     pub segment_seconds: u32,
-    /// Even; default 1280; 160–4096.
+    /// Even; bounds: [`keys::WIDTH`].
     pub width: u32,
-    /// Even; default 720; 120–2160.
+    /// Even; bounds: [`keys::HEIGHT`].
     pub height: u32,
-    /// Frames per second; default 30; 1–60.
+    /// Frames per second; bounds: [`keys::FRAMERATE`].
     pub framerate: u32,
-    /// Default 2500; 100–20000.
+    /// Bounds: [`keys::VIDEO_BITRATE_KBPS`].
     pub video_bitrate_kbps: u32,
     pub audio_codec: AudioCodec,
     pub encoder: VideoEncoder,
@@ -253,7 +256,8 @@ pub struct UploadConfig {
     pub ca_file: Option<PathBuf>,
     /// Bytes per second for all uploads together; `None` for no cap.
     pub rate_cap: Option<u64>,
-    /// Percent of the rate uploads may use while a meeting is live (1–100, default 25).
+    /// Percent of the rate uploads may use while a meeting is live; bounds:
+    /// [`keys::LIVE_SHARE_PERCENT`].
     pub live_share_percent: u8,
     /// Prepended to every object key: empty, or relative path levels ending in `/`.
     pub key_prefix: String,
@@ -314,67 +318,6 @@ impl Config {
     }
 }
 
-/// Every key the file may hold; the example file documents each of them.
-pub const KEYS: &[&str] = &[
-    "device_id",
-    "mqtt.url",
-    "mqtt.topic_prefix",
-    "mqtt.client_id",
-    "mqtt.username",
-    "mqtt.password",
-    "mqtt.password_file",
-    "mqtt.ca_file",
-    "mqtt.client_cert_file",
-    "mqtt.client_key_file",
-    "mqtt.keep_alive_s",
-    "mqtt.reconnect_max_s",
-    "storage.dir",
-    "storage.save_dir",
-    "storage.max_bytes",
-    "storage.min_free_bytes",
-    "storage.retention_hours",
-    "storage.encrypt_segments",
-    "storage.segment_key_file",
-    "media.source",
-    "media.segment_seconds",
-    "media.width",
-    "media.height",
-    "media.framerate",
-    "media.video_bitrate_kbps",
-    "media.audio_codec",
-    "media.encoder",
-    "media.camera",
-    "media.camera_card",
-    "media.camera_bus",
-    "media.microphone",
-    "media.content",
-    "media.pip",
-    "media.multistream",
-    "upload.endpoint",
-    "upload.bucket",
-    "upload.region",
-    "upload.path_style",
-    "upload.access_key_id",
-    "upload.secret_access_key",
-    "upload.credentials_file",
-    "upload.ca_file",
-    "upload.rate_cap",
-    "upload.live_share_percent",
-    "upload.key_prefix",
-    "log.format",
-    "log.level",
-];
-
-/// The keys of `[auth]`. Kept apart from [`KEYS`] so the generic key-table tests stay as they
-/// are; `parse` accepts both and the example file documents both.
-pub const AUTH_KEYS: &[&str] = &[
-    "auth.admin_keys",
-    "auth.meeting_keys",
-    "auth.window_s",
-    "auth.allow_unsigned_admin",
-    "auth.require_signed_meeting",
-];
-
 /// `storage.min_free_bytes` when absent: 512 MiB.
 pub const DEFAULT_MIN_FREE_BYTES: u64 = 512 * 1024 * 1024;
 
@@ -418,8 +361,8 @@ fn syntax_error(text: &str, error: &toml::de::Error) -> ConfigError {
 
 fn read_config(doc: &mut Doc) -> Option<Config> {
     let device_id = doc
-        .req_str("device_id", values::DEVICE_ID_HINT)
-        .and_then(|s| doc.check("device_id", values::device_id(s)));
+        .req_str(keys::DEVICE_ID, values::DEVICE_ID_HINT)
+        .and_then(|s| doc.check(keys::DEVICE_ID, values::device_id(s)));
     let mqtt = read_mqtt(doc, device_id.as_deref());
     let storage = read_storage(doc);
     let media = read_media(doc);
@@ -443,17 +386,17 @@ fn read_config(doc: &mut Doc) -> Option<Config> {
 fn read_auth(doc: &mut Doc) -> Option<AuthConfig> {
     let admin_keys = read_keys(
         doc,
-        "auth.admin_keys",
+        keys::AUTH_ADMIN_KEYS,
         "an admin name (the <name> of admin:<name>)",
     );
-    let meeting_keys = read_keys(doc, "auth.meeting_keys", "a key id of your choice");
-    let window = doc.seconds("auth.window_s", 300, 30..=3600);
-    let allow_unsigned_admin = doc.boolean("auth.allow_unsigned_admin", false);
-    let require_signed_meeting = doc.boolean("auth.require_signed_meeting", false);
+    let meeting_keys = read_keys(doc, keys::AUTH_MEETING_KEYS, "a key id of your choice");
+    let window = doc.seconds(keys::WINDOW_S);
+    let allow_unsigned_admin = doc.boolean(keys::AUTH_ALLOW_UNSIGNED_ADMIN, false);
+    let require_signed_meeting = doc.boolean(keys::AUTH_REQUIRE_SIGNED_MEETING, false);
     if let (Some(keys), true) = (&meeting_keys, require_signed_meeting) {
         if keys.is_empty() {
             doc.problem(
-                "auth.require_signed_meeting",
+                keys::AUTH_REQUIRE_SIGNED_MEETING,
                 "needs at least one key in auth.meeting_keys, or every snapshot would be refused",
             );
         }
@@ -462,7 +405,7 @@ fn read_auth(doc: &mut Doc) -> Option<AuthConfig> {
         if !keys.is_empty() {
             // Mixing both would let anyone on the broker bypass the keys by not signing.
             doc.problem(
-                "auth.allow_unsigned_admin",
+                keys::AUTH_ALLOW_UNSIGNED_ADMIN,
                 "cannot be true while auth.admin_keys has keys: unsigned commands would bypass them; remove one of the two",
             );
         }
@@ -515,24 +458,24 @@ fn read_keys(
 }
 
 fn read_mqtt(doc: &mut Doc, device_id: Option<&str>) -> Option<MqttConfig> {
-    let url_text = doc.req_str("mqtt.url", values::MQTT_URL_HINT);
-    let url = url_text.and_then(|s| doc.check("mqtt.url", values::mqtt_url(s)));
+    let url_text = doc.req_str(keys::MQTT_URL, values::MQTT_URL_HINT);
+    let url = url_text.and_then(|s| doc.check(keys::MQTT_URL, values::mqtt_url(s)));
     let topic_prefix = doc
-        .opt_str("mqtt.topic_prefix", values::TOPIC_PREFIX_HINT)
-        .and_then(|s| doc.check("mqtt.topic_prefix", values::topic_prefix(s)));
-    let client_id = match doc.opt_str("mqtt.client_id", values::CLIENT_ID_HINT) {
-        Some(s) => doc.check("mqtt.client_id", values::client_id(s)),
+        .opt_str(keys::MQTT_TOPIC_PREFIX, values::TOPIC_PREFIX_HINT)
+        .and_then(|s| doc.check(keys::MQTT_TOPIC_PREFIX, values::topic_prefix(s)));
+    let client_id = match doc.opt_str(keys::MQTT_CLIENT_ID, values::CLIENT_ID_HINT) {
+        Some(s) => doc.check(keys::MQTT_CLIENT_ID, values::client_id(s)),
         None => device_id.map(|id| format!("roomrecd-{id}")),
     };
     let username = doc
-        .opt_str("mqtt.username", "a non-empty user name")
-        .and_then(|s| doc.check("mqtt.username", values::non_empty(s)));
+        .opt_str(keys::MQTT_USERNAME, "a non-empty user name")
+        .and_then(|s| doc.check(keys::MQTT_USERNAME, values::non_empty(s)));
     let (password, password_file) = read_mqtt_password(doc);
     let tls = url.as_ref().map(|u| u.tls);
-    let ca_file = read_tls_file(doc, "mqtt.ca_file", tls, files::Pem::Certificates);
+    let ca_file = read_tls_file(doc, keys::MQTT_CA_FILE, tls, files::Pem::Certificates);
     let client_auth = read_client_auth(doc, tls);
-    let keep_alive = doc.seconds("mqtt.keep_alive_s", 30, 5..=600);
-    let reconnect_max = doc.seconds("mqtt.reconnect_max_s", 30, 1..=600);
+    let keep_alive = doc.seconds(keys::KEEP_ALIVE_S);
+    let reconnect_max = doc.seconds(keys::RECONNECT_MAX_S);
     let url = url?;
     Some(MqttConfig {
         url: url_text?.to_string(),
@@ -553,25 +496,25 @@ fn read_mqtt(doc: &mut Doc, device_id: Option<&str>) -> Option<MqttConfig> {
 
 fn read_mqtt_password(doc: &mut Doc) -> (Option<Secret>, Option<PathBuf>) {
     let inline = doc
-        .opt_str("mqtt.password", "a non-empty password")
-        .and_then(|s| doc.check("mqtt.password", values::non_empty(s)));
-    let file = doc.opt_path("mqtt.password_file");
+        .opt_str(keys::MQTT_PASSWORD, "a non-empty password")
+        .and_then(|s| doc.check(keys::MQTT_PASSWORD, values::non_empty(s)));
+    let file = doc.opt_path(keys::MQTT_PASSWORD_FILE);
     if inline.is_some() && file.is_some() {
         doc.problem(
-            "mqtt.password_file",
+            keys::MQTT_PASSWORD_FILE,
             "set either mqtt.password or mqtt.password_file, not both",
         );
         return (None, None);
     }
     let password = match &file {
-        Some(path) => doc.check("mqtt.password_file", files::read_password(path)),
+        Some(path) => doc.check(keys::MQTT_PASSWORD_FILE, files::read_password(path)),
         None => inline.map(Secret::new),
     };
-    if password.is_some() && !doc.has("mqtt.username") {
+    if password.is_some() && !doc.has(keys::MQTT_USERNAME) {
         let key = if file.is_some() {
-            "mqtt.password_file"
+            keys::MQTT_PASSWORD_FILE
         } else {
-            "mqtt.password"
+            keys::MQTT_PASSWORD
         };
         doc.problem(key, "a password needs mqtt.username as well");
     }
@@ -592,8 +535,8 @@ fn read_tls_file(doc: &mut Doc, key: &str, tls: Option<bool>, pem: files::Pem) -
 }
 
 fn read_client_auth(doc: &mut Doc, tls: Option<bool>) -> Option<ClientAuth> {
-    let cert_key = "mqtt.client_cert_file";
-    let key_key = "mqtt.client_key_file";
+    let cert_key = keys::MQTT_CLIENT_CERT_FILE;
+    let key_key = keys::MQTT_CLIENT_KEY_FILE;
     let cert = read_tls_file(doc, cert_key, tls, files::Pem::Certificates);
     let key = read_tls_file(doc, key_key, tls, files::Pem::PrivateKey);
     match (doc.has(cert_key), doc.has(key_key)) {
@@ -609,38 +552,38 @@ fn read_client_auth(doc: &mut Doc, tls: Option<bool>) -> Option<ClientAuth> {
 
 fn read_storage(doc: &mut Doc) -> Option<StorageConfig> {
     let dir = doc
-        .req_str("storage.dir", values::ABSOLUTE_DIR_HINT)
-        .and_then(|s| doc.check("storage.dir", values::absolute_dir(s)));
-    let save_dir = match doc.opt_str("storage.save_dir", values::ABSOLUTE_DIR_HINT) {
-        Some(s) => doc.check("storage.save_dir", values::absolute_dir(s)),
+        .req_str(keys::STORAGE_DIR, values::ABSOLUTE_DIR_HINT)
+        .and_then(|s| doc.check(keys::STORAGE_DIR, values::absolute_dir(s)));
+    let save_dir = match doc.opt_str(keys::STORAGE_SAVE_DIR, values::ABSOLUTE_DIR_HINT) {
+        Some(s) => doc.check(keys::STORAGE_SAVE_DIR, values::absolute_dir(s)),
         None => dir.as_ref().map(|d| d.join("local")),
     };
     if let (Some(dir), Some(save_dir)) = (&dir, &save_dir) {
         if dir == save_dir {
             doc.problem(
-                "storage.save_dir",
+                keys::STORAGE_SAVE_DIR,
                 "must differ from storage.dir, which holds the catalog and segments; default <dir>/local",
             );
         }
     }
-    let max_bytes = doc.opt_bytes("storage.max_bytes", 1);
+    let max_bytes = doc.opt_bytes(keys::STORAGE_MAX_BYTES, 1);
     let min_free_bytes = doc
-        .opt_bytes("storage.min_free_bytes", 0)
+        .opt_bytes(keys::STORAGE_MIN_FREE_BYTES, 0)
         .unwrap_or(DEFAULT_MIN_FREE_BYTES);
-    let retention_hours = doc.uint("storage.retention_hours", 24, 0..=8760, "hours");
-    let encrypt = doc.boolean("storage.encrypt_segments", false);
-    let key_file = doc.opt_path("storage.segment_key_file");
+    let retention_hours = doc.uint(keys::RETENTION_HOURS, "hours");
+    let encrypt = doc.boolean(keys::STORAGE_ENCRYPT_SEGMENTS, false);
+    let key_file = doc.opt_path(keys::STORAGE_SEGMENT_KEY_FILE);
     // A named key file is checked even with encryption off, so turning it on later cannot
     // be the moment a wrong file shows up.
     let key = key_file.as_ref().and_then(|path| {
         doc.check(
-            "storage.segment_key_file",
+            keys::STORAGE_SEGMENT_KEY_FILE,
             crate::crypt::SegmentKey::load(path),
         )
     });
-    if encrypt && !doc.has("storage.segment_key_file") {
+    if encrypt && !doc.has(keys::STORAGE_SEGMENT_KEY_FILE) {
         doc.problem(
-            "storage.encrypt_segments",
+            keys::STORAGE_ENCRYPT_SEGMENTS,
             "needs storage.segment_key_file (a private file with a 32-byte key: roomrecctl key segment)",
         );
         return None;
@@ -661,37 +604,41 @@ fn read_storage(doc: &mut Doc) -> Option<StorageConfig> {
 }
 
 fn read_media(doc: &mut Doc) -> Option<MediaConfig> {
-    let source = doc.req_choice("media.source", values::SOURCES);
-    let segment_seconds = doc.uint("media.segment_seconds", 2, 1..=60, "seconds");
-    let width = doc.even("media.width", 1280, 160..=4096);
-    let height = doc.even("media.height", 720, 120..=2160);
-    let framerate = doc.uint("media.framerate", 30, 1..=60, "frames per second");
-    let bitrate = doc.uint("media.video_bitrate_kbps", 2500, 100..=20_000, "kbit/s");
-    let audio_codec = doc.choice("media.audio_codec", values::AUDIO_CODECS, AudioCodec::Aac);
-    let encoder = doc.choice("media.encoder", values::ENCODERS, VideoEncoder::Auto);
+    let source = doc.req_choice(keys::MEDIA_SOURCE, values::SOURCES);
+    let segment_seconds = doc.uint(keys::SEGMENT_SECONDS, "seconds");
+    let width = doc.even(keys::WIDTH);
+    let height = doc.even(keys::HEIGHT);
+    let framerate = doc.uint(keys::FRAMERATE, "frames per second");
+    let bitrate = doc.uint(keys::VIDEO_BITRATE_KBPS, "kbit/s");
+    let audio_codec = doc.choice(
+        keys::MEDIA_AUDIO_CODEC,
+        values::AUDIO_CODECS,
+        AudioCodec::Aac,
+    );
+    let encoder = doc.choice(keys::MEDIA_ENCODER, values::ENCODERS, VideoEncoder::Auto);
     let camera = doc
-        .opt_str("media.camera", values::DEVICE_PATH_HINT)
-        .and_then(|s| doc.check("media.camera", values::device_path(s)));
+        .opt_str(keys::MEDIA_CAMERA, values::DEVICE_PATH_HINT)
+        .and_then(|s| doc.check(keys::MEDIA_CAMERA, values::device_path(s)));
     let camera_card = doc
-        .opt_str("media.camera_card", values::CAMERA_NAME_HINT)
-        .and_then(|s| doc.check("media.camera_card", values::camera_name(s)));
+        .opt_str(keys::MEDIA_CAMERA_CARD, values::CAMERA_NAME_HINT)
+        .and_then(|s| doc.check(keys::MEDIA_CAMERA_CARD, values::camera_name(s)));
     let camera_bus = doc
-        .opt_str("media.camera_bus", values::CAMERA_NAME_HINT)
-        .and_then(|s| doc.check("media.camera_bus", values::camera_name(s)));
+        .opt_str(keys::MEDIA_CAMERA_BUS, values::CAMERA_NAME_HINT)
+        .and_then(|s| doc.check(keys::MEDIA_CAMERA_BUS, values::camera_name(s)));
     if camera.is_some() && (camera_card.is_some() || camera_bus.is_some()) {
         doc.problem(
-            "media.camera",
+            keys::MEDIA_CAMERA,
             "set either media.camera (a path) or media.camera_card / media.camera_bus, not both",
         );
     }
     let microphone = doc
-        .opt_str("media.microphone", values::ALSA_HINT)
-        .and_then(|s| doc.check("media.microphone", values::alsa_name(s)));
+        .opt_str(keys::MEDIA_MICROPHONE, values::ALSA_HINT)
+        .and_then(|s| doc.check(keys::MEDIA_MICROPHONE, values::alsa_name(s)));
     let content = doc
-        .opt_str("media.content", values::DEVICE_PATH_HINT)
-        .and_then(|s| doc.check("media.content", values::device_path(s)));
-    let pip = doc.boolean("media.pip", true);
-    let multistream = doc.boolean("media.multistream", false);
+        .opt_str(keys::MEDIA_CONTENT, values::DEVICE_PATH_HINT)
+        .and_then(|s| doc.check(keys::MEDIA_CONTENT, values::device_path(s)));
+    let pip = doc.boolean(keys::MEDIA_PIP, true);
+    let multistream = doc.boolean(keys::MEDIA_MULTISTREAM, false);
     Some(MediaConfig {
         source: source?,
         segment_seconds,
@@ -713,34 +660,34 @@ fn read_media(doc: &mut Doc) -> Option<MediaConfig> {
 
 fn read_upload(doc: &mut Doc) -> Option<UploadConfig> {
     let endpoint = doc
-        .req_str("upload.endpoint", values::ENDPOINT_HINT)
-        .and_then(|s| doc.check("upload.endpoint", values::http_endpoint(s)));
+        .req_str(keys::UPLOAD_ENDPOINT, values::ENDPOINT_HINT)
+        .and_then(|s| doc.check(keys::UPLOAD_ENDPOINT, values::http_endpoint(s)));
     let bucket = doc
-        .req_str("upload.bucket", values::BUCKET_HINT)
-        .and_then(|s| doc.check("upload.bucket", values::bucket(s)));
-    let region = match doc.opt_str("upload.region", values::REGION_HINT) {
-        Some(s) => doc.check("upload.region", values::region(s)),
+        .req_str(keys::UPLOAD_BUCKET, values::BUCKET_HINT)
+        .and_then(|s| doc.check(keys::UPLOAD_BUCKET, values::bucket(s)));
+    let region = match doc.opt_str(keys::UPLOAD_REGION, values::REGION_HINT) {
+        Some(s) => doc.check(keys::UPLOAD_REGION, values::region(s)),
         None => Some("us-east-1".to_string()),
     };
-    let path_style = doc.boolean("upload.path_style", true);
+    let path_style = doc.boolean(keys::UPLOAD_PATH_STYLE, true);
     let credentials = read_upload_credentials(doc);
-    let ca_file = doc.opt_path("upload.ca_file").and_then(|path| {
+    let ca_file = doc.opt_path(keys::UPLOAD_CA_FILE).and_then(|path| {
         if endpoint.as_ref().is_some_and(|e| !e.tls) {
             doc.problem(
-                "upload.ca_file",
+                keys::UPLOAD_CA_FILE,
                 "only used with an https:// endpoint; change upload.endpoint or remove this key",
             );
             return None;
         }
         doc.check(
-            "upload.ca_file",
+            keys::UPLOAD_CA_FILE,
             files::check_pem(&path, files::Pem::Certificates),
         )
     });
-    let rate_cap = doc.opt_bytes("upload.rate_cap", 1024);
-    let live_share_percent = doc.uint("upload.live_share_percent", 25, 1..=100, "percent") as u8;
-    let key_prefix = match doc.opt_str("upload.key_prefix", values::KEY_PREFIX_HINT) {
-        Some(p) => doc.check("upload.key_prefix", values::key_prefix(p)),
+    let rate_cap = doc.opt_bytes(keys::UPLOAD_RATE_CAP, 1024);
+    let live_share_percent = doc.uint(keys::LIVE_SHARE_PERCENT, "percent") as u8;
+    let key_prefix = match doc.opt_str(keys::UPLOAD_KEY_PREFIX, values::KEY_PREFIX_HINT) {
+        Some(p) => doc.check(keys::UPLOAD_KEY_PREFIX, values::key_prefix(p)),
         None => Some(String::new()),
     };
     Some(UploadConfig {
@@ -758,25 +705,28 @@ fn read_upload(doc: &mut Doc) -> Option<UploadConfig> {
 
 fn read_upload_credentials(doc: &mut Doc) -> Option<UploadCredentials> {
     let id = doc
-        .opt_str("upload.access_key_id", "a non-empty access key id")
-        .and_then(|s| doc.check("upload.access_key_id", values::non_empty(s)));
+        .opt_str(keys::UPLOAD_ACCESS_KEY_ID, "a non-empty access key id")
+        .and_then(|s| doc.check(keys::UPLOAD_ACCESS_KEY_ID, values::non_empty(s)));
     let secret = doc
-        .opt_str("upload.secret_access_key", "a non-empty secret access key")
-        .and_then(|s| doc.check("upload.secret_access_key", values::non_empty(s)));
-    let file = doc.opt_path("upload.credentials_file");
-    let has_id = doc.has("upload.access_key_id");
-    let has_secret = doc.has("upload.secret_access_key");
+        .opt_str(
+            keys::UPLOAD_SECRET_ACCESS_KEY,
+            "a non-empty secret access key",
+        )
+        .and_then(|s| doc.check(keys::UPLOAD_SECRET_ACCESS_KEY, values::non_empty(s)));
+    let file = doc.opt_path(keys::UPLOAD_CREDENTIALS_FILE);
+    let has_id = doc.has(keys::UPLOAD_ACCESS_KEY_ID);
+    let has_secret = doc.has(keys::UPLOAD_SECRET_ACCESS_KEY);
     if has_id != has_secret {
         let (key, other) = match has_id {
-            true => ("upload.access_key_id", "upload.secret_access_key"),
-            false => ("upload.secret_access_key", "upload.access_key_id"),
+            true => (keys::UPLOAD_ACCESS_KEY_ID, keys::UPLOAD_SECRET_ACCESS_KEY),
+            false => (keys::UPLOAD_SECRET_ACCESS_KEY, keys::UPLOAD_ACCESS_KEY_ID),
         };
         doc.problem(key, format!("needs {other} as well"));
         return None;
     }
-    if has_id && doc.has("upload.credentials_file") {
+    if has_id && doc.has(keys::UPLOAD_CREDENTIALS_FILE) {
         doc.problem(
-            "upload.credentials_file",
+            keys::UPLOAD_CREDENTIALS_FILE,
             "set either upload.access_key_id + upload.secret_access_key or upload.credentials_file, not both",
         );
         return None;
@@ -788,27 +738,65 @@ fn read_upload_credentials(doc: &mut Doc) -> Option<UploadCredentials> {
             file: None,
         }),
         (None, None, Some(path)) => {
-            let (access_key_id, secret) =
-                doc.check("upload.credentials_file", files::read_s3_credentials(&path))?;
+            let (access_key_id, secret) = doc.check(
+                keys::UPLOAD_CREDENTIALS_FILE,
+                files::read_s3_credentials(&path),
+            )?;
             Some(UploadCredentials::Keys {
                 access_key_id,
                 secret_access_key: secret,
                 file: Some(path),
             })
         }
-        _ if has_id || doc.has("upload.credentials_file") => None,
+        _ if has_id || doc.has(keys::UPLOAD_CREDENTIALS_FILE) => None,
         _ => Some(UploadCredentials::Environment),
     }
 }
 
 fn read_log(doc: &mut Doc) -> Option<LogConfig> {
-    let format = doc.choice("log.format", values::LOG_FORMATS, LogFormat::Text);
-    let level = match doc.opt_str("log.level", values::LOG_LEVEL_HINT) {
-        Some(s) => doc.check("log.level", values::log_level(s)),
+    let format = doc.choice(keys::LOG_FORMAT, values::LOG_FORMATS, LogFormat::Text);
+    let level = match doc.opt_str(keys::LOG_LEVEL, values::LOG_LEVEL_HINT) {
+        Some(s) => doc.check(keys::LOG_LEVEL, values::log_level(s)),
         None => Some("info".to_string()),
     };
     Some(LogConfig {
         format,
         level: level?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// The readers ask for every declared key, and for nothing else but the sections: a key
+    /// declared without a reader would be accepted and ignored.
+    #[test]
+    fn the_readers_read_every_declared_key_and_no_other() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/roomrec.example.toml");
+        let text = std::fs::read_to_string(&path).expect("the example file");
+        let root: toml::Table = toml::from_str(&text).expect("the example is TOML");
+        let mut doc = Doc::new(&root, Path::new(""));
+        let config = read_config(&mut doc);
+        let asked = doc.asked.take();
+        let problems = doc.into_problems();
+        assert!(config.is_some() && problems.is_empty(), "{problems:?}");
+        let declared: BTreeSet<String> = KEYS
+            .iter()
+            .chain(AUTH_KEYS)
+            .map(|k| k.to_string())
+            .collect();
+        let missing: Vec<&String> = declared.difference(&asked).collect();
+        assert!(missing.is_empty(), "declared but never read: {missing:?}");
+        let undeclared: Vec<&String> = asked
+            .difference(&declared)
+            .filter(|k| !SECTIONS.contains(&k.as_str()))
+            .collect();
+        assert!(
+            undeclared.is_empty(),
+            "read but not declared: {undeclared:?}"
+        );
+    }
 }

@@ -27,7 +27,7 @@ use tracing::{info, warn};
 use crate::catalog::{Catalog, CatalogError};
 use crate::config::Config;
 use crate::control::{self, ControlError, ControlSettings};
-use crate::media::{self, MediaError, MediaSettings, TestPicture};
+use crate::media::{self, MediaError, MediaSettings};
 use crate::rules::{Engine, RulesConfig};
 use crate::segments::{self, SEGMENTS_DIR};
 use crate::upload::{self, UploadError, UploadSettings};
@@ -44,11 +44,6 @@ pub enum DaemonError {
         "cannot prepare the storage folder {path}: {source}; check storage.dir and its permissions"
     )]
     Storage {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot read mqtt.password_file {path}: {source}")]
-    PasswordFile {
         path: PathBuf,
         source: std::io::Error,
     },
@@ -73,7 +68,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
         &storage.join(SEGMENTS_DIR),
         &config.storage.save_dir,
     ])?;
-    let control_settings = control_settings(&config)?;
+    let control_settings = ControlSettings::from_config(&config);
 
     let mut catalog = Catalog::open(&storage.join(CATALOG_FILE))?;
     let capturing = segments::capturing(&catalog.live_recordings()?);
@@ -118,14 +113,15 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
     };
 
     let (media_tx, media_rx) = mpsc::channel(64);
-    let media = media::spawn(media_settings(&config), next_seq, media_tx)?;
+    let media_settings = MediaSettings::from_config(&config, storage.join(SEGMENTS_DIR));
+    let media = media::spawn(media_settings, next_seq, media_tx)?;
     let (inbound_tx, inbound_rx) = mpsc::channel(256);
     let (outbound_tx, outbound_rx) = mpsc::channel(256);
     let (conv_tx, conv_rx) = mpsc::channel(16);
 
     log_auth(&config.auth);
     let mut core = core::Core::new(core::Wiring {
-        engine: Engine::new(rules_config(&config), next_recording),
+        engine: Engine::new(RulesConfig::from_config(&config), next_recording),
         verifier: crate::auth::Verifier::new(config.auth.clone()),
         catalog,
         media,
@@ -218,71 +214,4 @@ fn log_auth(auth: &crate::auth::AuthConfig) {
             "meeting snapshots must be signed"
         );
     }
-}
-
-fn rules_config(config: &Config) -> RulesConfig {
-    RulesConfig {
-        cloud_available: config.upload.is_some(),
-        // Look one and a half segments ahead: the quota stop must land before the next
-        // segment could cross the limit.
-        quota_headroom_ms: u64::from(config.media.segment_seconds) * 1500,
-        ..RulesConfig::default()
-    }
-}
-
-fn media_settings(config: &Config) -> MediaSettings {
-    let m = &config.media;
-    MediaSettings {
-        segments_dir: config.storage.dir.join(SEGMENTS_DIR),
-        segment_ms: u64::from(m.segment_seconds) * 1000,
-        width: m.width,
-        height: m.height,
-        framerate: m.framerate,
-        video_bitrate_kbps: m.video_bitrate_kbps,
-        audio: m.audio_codec,
-        encoder: m.encoder,
-        source: m.source,
-        camera: m.camera.clone(),
-        camera_card: m.camera_card.clone(),
-        camera_bus: m.camera_bus.clone(),
-        microphone: m.microphone.clone(),
-        content: m.content.clone(),
-        pip: m.pip,
-        multistream: m.multistream,
-        test_picture: TestPicture::default(),
-    }
-}
-
-fn control_settings(config: &Config) -> Result<ControlSettings, DaemonError> {
-    let m = &config.mqtt;
-    let password = match (&m.password, &m.password_file) {
-        (Some(p), _) => Some(p.expose().to_owned()),
-        (None, Some(path)) => Some(read_secret(path)?),
-        (None, None) => None,
-    };
-    Ok(ControlSettings {
-        host: m.host.clone(),
-        port: m.port,
-        tls: m.tls,
-        client_id: m.client_id.clone(),
-        prefix: config.topic_prefix(),
-        keep_alive: m.keep_alive,
-        reconnect_max: m.reconnect_max,
-        username: m.username.clone(),
-        password,
-        ca_file: m.ca_file.clone(),
-        client_cert: m
-            .client_auth
-            .as_ref()
-            .map(|a| (a.cert_file.clone(), a.key_file.clone())),
-    })
-}
-
-fn read_secret(path: &Path) -> Result<String, DaemonError> {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim_end_matches(['\n', '\r']).to_owned())
-        .map_err(|source| DaemonError::PasswordFile {
-            path: path.to_path_buf(),
-            source,
-        })
 }

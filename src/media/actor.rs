@@ -180,22 +180,41 @@ fn needed_factories(s: &MediaSettings) -> Vec<&'static str> {
     f
 }
 
+/// The same bounds as the config's (`config::keys`), so settings written out by hand (tests,
+/// benches) cannot ask for what the config would refuse.
 fn validate(s: &MediaSettings, next_seq: u64) -> Result<(), MediaError> {
+    use crate::config::keys::{
+        Bounds, FRAMERATE, HEIGHT, SEGMENT_SECONDS, VIDEO_BITRATE_KBPS, WIDTH,
+    };
     let bad = |m: String| Err(MediaError::Settings(m));
-    if s.width == 0 || s.height == 0 || s.width % 2 == 1 || s.height % 2 == 1 {
+    let outside = |value: u32, b: Bounds| {
+        (!b.range().contains(&value))
+            .then(|| format!("{} {value} must be {} to {}", b.key, b.min, b.max))
+    };
+    if let Some(m) = [
+        outside(s.width, WIDTH),
+        outside(s.height, HEIGHT),
+        outside(s.framerate, FRAMERATE),
+        outside(s.video_bitrate_kbps, VIDEO_BITRATE_KBPS),
+    ]
+    .into_iter()
+    .flatten()
+    .next()
+    {
+        return bad(m);
+    }
+    if s.width % 2 == 1 || s.height % 2 == 1 {
+        return bad(format!("size {}x{} must be even", s.width, s.height));
+    }
+    let segments = u64::from(SEGMENT_SECONDS.min) * 1000..=u64::from(SEGMENT_SECONDS.max) * 1000;
+    if !segments.contains(&s.segment_ms) {
         return bad(format!(
-            "size {}x{} must be even and non-zero",
-            s.width, s.height
+            "segment_ms {} must be {} to {} ({})",
+            s.segment_ms,
+            segments.start(),
+            segments.end(),
+            SEGMENT_SECONDS.key
         ));
-    }
-    if !(1..=120).contains(&s.framerate) {
-        return bad(format!("framerate {} must be 1 to 120", s.framerate));
-    }
-    if s.segment_ms < 500 {
-        return bad(format!("segment_ms {} must be at least 500", s.segment_ms));
-    }
-    if s.video_bitrate_kbps == 0 {
-        return bad("video_bitrate_kbps must not be 0".into());
     }
     if s.segments_dir.file_name().is_none() {
         return bad(format!(
@@ -879,6 +898,67 @@ mod tests {
         };
         assert!(validate(&short, 0).is_err());
         assert!(validate(&ok, u64::MAX).is_err());
+    }
+
+    /// Media once allowed 120 fps and half-second segments, which the config refuses: the
+    /// bounds are now the config's, so media accepts exactly what a valid config can ask.
+    #[test]
+    fn settings_are_checked_against_the_config_bounds() {
+        let ok = MediaSettings::default();
+        let with = |edit: fn(&mut MediaSettings)| {
+            let mut s = ok.clone();
+            edit(&mut s);
+            validate(&s, 0).map_err(|e| e.to_string())
+        };
+        type Edit = fn(&mut MediaSettings);
+        let refused: [(Edit, &str); 6] = [
+            (|s| s.framerate = 61, "media.framerate 61 must be 1 to 60"),
+            (|s| s.framerate = 120, "media.framerate"),
+            (
+                |s| s.segment_ms = 500,
+                "segment_ms 500 must be 1000 to 60000",
+            ),
+            (|s| s.segment_ms = 60_001, "media.segment_seconds"),
+            (|s| s.width = 4098, "media.width"),
+            (|s| s.video_bitrate_kbps = 99, "media.video_bitrate_kbps"),
+        ];
+        for (edit, needle) in refused {
+            let e = with(edit).expect_err(needle);
+            assert!(e.contains(needle), "{e}");
+        }
+        for edit in [
+            |s: &mut MediaSettings| s.framerate = 60,
+            |s: &mut MediaSettings| s.segment_ms = 1_000,
+            |s: &mut MediaSettings| s.segment_ms = 60_000,
+            |s: &mut MediaSettings| (s.width, s.height) = (160, 120),
+            |s: &mut MediaSettings| (s.width, s.height) = (4096, 2160),
+        ] {
+            assert!(with(edit).is_ok());
+        }
+    }
+
+    /// Whatever the config accepts at the edges of its bounds, media accepts as built.
+    #[test]
+    fn settings_from_any_valid_config_pass() {
+        use crate::config::{keys, Config};
+        for b in [
+            keys::SEGMENT_SECONDS,
+            keys::WIDTH,
+            keys::HEIGHT,
+            keys::FRAMERATE,
+            keys::VIDEO_BITRATE_KBPS,
+        ] {
+            for value in [b.min, b.max] {
+                let leaf = b.key.trim_start_matches("media.");
+                let text = format!(
+                    "device_id = \"d\"\n[mqtt]\nurl = \"mqtt://127.0.0.1\"\n\
+                     [storage]\ndir = \"/srv/r\"\n[media]\nsource = \"test\"\n{leaf} = {value}\n"
+                );
+                let config = Config::from_toml_str(&text).expect(&text);
+                let settings = MediaSettings::from_config(&config, "/srv/r/segments".into());
+                assert!(validate(&settings, 0).is_ok(), "{}", text);
+            }
+        }
     }
 }
 

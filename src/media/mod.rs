@@ -81,7 +81,8 @@ pub enum VideoEncoder {
     OpenH264,
 }
 
-/// Everything the capture pipeline needs; validated by [`spawn`].
+/// Everything the capture pipeline needs; build it with [`MediaSettings::from_config`]
+/// (tests and benches also write it out). Validated by [`spawn`] against the config's bounds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MediaSettings {
     pub source: Source,
@@ -128,6 +129,34 @@ pub enum TestPicture {
     /// The A/V sync signal: black with one white frame a second, and in the sound (which it
     /// replaces with silence) a 10 ms click at the same timestamp. `roomrec-sync` measures it.
     Sync,
+}
+
+impl MediaSettings {
+    /// The settings of `[media]`, writing segments into `segments_dir` (the storage layout is
+    /// not media's to decide). The config has checked every value against the bounds
+    /// [`spawn`] checks again (`config::keys`).
+    pub fn from_config(config: &crate::config::Config, segments_dir: PathBuf) -> MediaSettings {
+        let m = &config.media;
+        MediaSettings {
+            source: m.source,
+            segments_dir,
+            segment_ms: m.segment_duration().as_millis() as u64,
+            width: m.width,
+            height: m.height,
+            framerate: m.framerate,
+            video_bitrate_kbps: m.video_bitrate_kbps,
+            audio: m.audio_codec,
+            encoder: m.encoder,
+            camera: m.camera.clone(),
+            camera_card: m.camera_card.clone(),
+            camera_bus: m.camera_bus.clone(),
+            microphone: m.microphone.clone(),
+            content: m.content.clone(),
+            pip: m.pip,
+            multistream: m.multistream,
+            test_picture: TestPicture::default(),
+        }
+    }
 }
 
 impl Default for MediaSettings {

@@ -239,7 +239,9 @@ impl Engine {
             if self.recs[i].info.state != from {
                 continue; // already where the command wants it
             }
-            self.transition(i, to, now, out);
+            if !self.transition(i, to, now, out) {
+                continue;
+            }
             let mut ev = self.rec_event(kind, i, self.audience(&self.recs[i].info), now);
             ev.actor = Some(p.clone());
             out.push(Output::Event(ev));
@@ -313,13 +315,7 @@ impl Engine {
                 format!("recording {recording_id} is {}, not converting; there is no conversion to stop", info.state.as_str()),
             ));
         }
-        self.put(
-            RecordingInfo {
-                state: RecordingState::NeedsFinalize,
-                ..info
-            },
-            out,
-        );
+        self.put_moved(info, RecordingState::NeedsFinalize, out)?;
         let recording_id = recording_id.clone();
         out.push(Output::Effect(Effect::StopConversion { recording_id }));
         Ok(())
@@ -358,7 +354,7 @@ impl Engine {
                 },
             ),
         };
-        self.put(RecordingInfo { state, ..info }, out);
+        self.put_moved(info, state, out)?;
         out.push(Output::Effect(effect));
         Ok(())
     }
@@ -415,13 +411,7 @@ impl Engine {
                 format!("recording {recording_id} {why}"),
             ));
         }
-        let i = self.put(
-            RecordingInfo {
-                state: RecordingState::Deleted,
-                ..info
-            },
-            out,
-        );
+        let i = self.put_moved(info, RecordingState::Deleted, out)?;
         let recording_id = recording_id.clone();
         out.push(Output::Effect(Effect::Delete { recording_id }));
         let mut ev = self.rec_event(EventType::RecordingDeleted, i, self.host_and_owner(i), now);

@@ -3,7 +3,7 @@
 //!
 //! Must not touch: command authorisation (see `commands`).
 
-use super::state::{DeviceLicence, Rec};
+use super::state::{legal, DeviceLicence, Rec};
 use super::{Effect, Engine, Now, Output, SealedSegment};
 use crate::protocol::{
     EventType, Id, LocalPolicy, MeetingSnapshot, MeetingState, RecordingInfo, RecordingKind,
@@ -129,8 +129,11 @@ impl Engine {
                 (_, s) if s.is_live() || s == RecordingState::Stopped => s,
                 _ => continue, // settled: the catalog's business
             };
-            let recording_id = info.recording_id.clone();
             let changed = target != state;
+            if changed && !legal(&info, target) {
+                continue; // left as the catalog has it
+            }
+            let recording_id = info.recording_id.clone();
             self.recs.push(Rec {
                 info: RecordingInfo {
                     state: target,
@@ -200,14 +203,18 @@ impl Engine {
         let owner = vec![self.recs[i].info.owner.clone()];
         let ev = match result {
             Ok(location) => {
-                self.recs[i].info.location = Some(location.clone());
-                self.transition(i, RecordingState::Ready, now, out);
+                let at = Some(location.clone());
+                if !self.transition_with(i, RecordingState::Ready, now, out, |r| r.location = at) {
+                    return;
+                }
                 let mut ev = self.rec_event(EventType::ConversionDone, i, owner, now);
                 ev.location = Some(location);
                 ev
             }
             Err(message) => {
-                self.transition(i, RecordingState::NeedsFinalize, now, out);
+                if !self.transition(i, RecordingState::NeedsFinalize, now, out) {
+                    return;
+                }
                 let mut ev = self.rec_event(EventType::ConversionFailed, i, owner, now);
                 ev.reason = Some(message);
                 ev
@@ -232,8 +239,10 @@ impl Engine {
             return;
         }
         let creator = vec![info.owner.clone()]; // C4
-        self.recs[i].info.location = Some(location.clone());
-        self.transition(i, RecordingState::Ready, now, out);
+        let at = Some(location.clone());
+        if !self.transition_with(i, RecordingState::Ready, now, out, |r| r.location = at) {
+            return;
+        }
         let mut ev = self.rec_event(EventType::RecordingReady, i, creator, now);
         ev.location = Some(location);
         out.push(Output::Event(ev));

@@ -9,7 +9,9 @@
 //!
 //! Layout: `cloud` (C1–C8, D1, M1), `local` (L1–L3, X1), `commands` (authorisation, X3, L5
 //! and E2 commands), `lifecycle` (snapshots, E1, C6, restore, segments, conversion),
-//! `views` (the published state and capture set), `state` (shared memory and transitions).
+//! `views` (the published state and capture set), `state` (shared memory and transitions),
+//! `transitions` (the table of legal state changes, each with the rules that allow it).
+//! The one event the engine logs itself is a refused illegal transition: a bug, never input.
 //!
 //! # Decisions where the spec is silent
 //!
@@ -90,6 +92,7 @@ mod lifecycle;
 mod local;
 mod state;
 mod storage;
+mod transitions;
 mod views;
 
 #[cfg(test)]
@@ -112,7 +115,7 @@ pub struct Now {
     pub mono_ms: u64,
 }
 
-/// Settings the rules need; built by the daemon from the validated config.
+/// Settings the rules need; built from the validated config by [`RulesConfig::from_config`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RulesConfig {
     /// Cloud recording needs an upload target; without one `cloud.state` is `unavailable`.
@@ -125,6 +128,19 @@ pub struct RulesConfig {
     pub quota_headroom_ms: u64,
     /// Disk budget: a start needs room for this much recording, in milliseconds.
     pub min_room_ms: u64,
+}
+
+impl RulesConfig {
+    /// The rules' settings for this device: cloud needs an `[upload]` table, and the quota
+    /// stop looks one and a half segments ahead, so that it lands before the next segment
+    /// could cross the limit.
+    pub fn from_config(config: &crate::config::Config) -> RulesConfig {
+        RulesConfig {
+            cloud_available: config.upload.is_some(),
+            quota_headroom_ms: u64::from(config.media.segment_seconds) * 1500,
+            ..RulesConfig::default()
+        }
+    }
 }
 
 impl Default for RulesConfig {
@@ -295,7 +311,8 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// `next_recording` seeds recording ids (`r-<n>`) so they stay unique across restarts.
+    /// `next_recording` seeds recording ids (`r-<n>`); the daemon takes it from the catalog
+    /// (one past the largest id there), so ids stay unique across restarts.
     pub fn new(config: RulesConfig, next_recording: u64) -> Engine {
         Engine {
             config,
@@ -321,11 +338,6 @@ impl Engine {
     /// The state as it would be published now (for a first publication or a status page).
     pub fn state(&self, now: Now) -> StateDoc {
         self.doc(now)
-    }
-
-    /// The id the next recording will get, for the daemon to persist alongside the catalog.
-    pub fn next_recording(&self) -> u64 {
-        self.next_recording
     }
 
     pub fn handle(&mut self, input: Input, now: Now) -> Vec<Output> {

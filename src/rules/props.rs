@@ -1,13 +1,17 @@
-//! Property tests: random sequences of snapshots, licences, commands from random actors,
-//! sealed segments, media facts and ticks, checked after every step against invariants that
-//! are recomputed from the outputs alone (the catalog rows the engine saved, the capture set
-//! it sent, the snapshot it was given), not from the engine's own bookkeeping.
+//! Property tests: random sequences of snapshots, licences, commands from random actors
+//! (about recordings the engine holds, or only the catalog does), sealed segments, media
+//! facts and ticks, checked after every step against invariants that are recomputed from the
+//! outputs alone (the catalog rows the engine saved, the capture set it sent, the snapshot it
+//! was given), not from the engine's own bookkeeping. Every state a saved row changes to must
+//! be a transition of the table (`transitions`), and every row of the table is made by some
+//! sequence.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 
 use super::tests::{id, meeting, rooms_licence};
+use super::transitions::{allowed, TABLE};
 use super::*;
 use crate::protocol::{
     Account, Action, Actor, CloudState, LocalPolicy, MeetingState, RecordingKind, RecordingState,
@@ -58,13 +62,60 @@ enum Op {
     /// Disk budget: the room the daemon reports, in bytes.
     Storage(u64),
     DeviceLost,
+    /// A conversion ends: of the `rec`-th converting recording (`r-<rec>` when none is).
     Converted {
         rec: u8,
         ok: bool,
     },
+    /// A cloud recording is complete: the `rec`-th stopped one (`r-<rec>` when none is).
     Completed {
         rec: u8,
     },
+    /// A management command (L5, E2) about the `pick`-th recording the catalog has.
+    Manage {
+        actor: usize,
+        verb: u8,
+        pick: u8,
+    },
+    /// A command about a recording only the catalog holds (from an earlier run or meeting):
+    /// the catalog has it as `row` unless it already knows it.
+    Catalog {
+        actor: usize,
+        action: Action,
+        row: (RecordingKind, RecordingState, usize),
+    },
+}
+
+/// The catalog's recordings that the engine has never seen: `r-c1` to `r-c3`, settled (the
+/// engine holds every live, stopped or converting one since its restore).
+fn catalog_op() -> impl Strategy<Value = Op> {
+    let state = prop::sample::select(vec![
+        RecordingState::NeedsFinalize,
+        RecordingState::Ready,
+        RecordingState::Discarded,
+        RecordingState::Failed,
+        RecordingState::Deleted,
+    ]);
+    ((0..USERS + 1, 1..4u8, 0..4u8), (kind(), state, 0..USERS)).prop_map(
+        |((actor, n, verb), row)| Op::Catalog {
+            actor,
+            action: manage(verb, id(&format!("r-c{n}"))),
+            row,
+        },
+    )
+}
+
+/// The L5 and E2 commands.
+fn manage(verb: u8, recording_id: Id) -> Action {
+    match verb % 4 {
+        0 => Action::StopConversion { recording_id },
+        1 => Action::Finalize { recording_id },
+        2 => Action::Share {
+            recording_id,
+            shared: true,
+        },
+        _ => Action::Delete { recording_id },
+    }
 }
 
 fn kind() -> impl Strategy<Value = RecordingKind> {
@@ -151,7 +202,21 @@ fn op() -> impl Strategy<Value = Op> {
         1 => prop_oneof![Just(0u64), 0..10_000_000u64, Just(u64::MAX)].prop_map(Op::Storage),
         1 => (1..12u8, any::<bool>()).prop_map(|(rec, ok)| Op::Converted { rec, ok }),
         1 => (1..12u8).prop_map(|rec| Op::Completed { rec }),
+        2 => ((0..USERS + 1), any::<u8>(), any::<u8>())
+            .prop_map(|(actor, verb, pick)| Op::Manage { actor, verb, pick }),
+        2 => catalog_op(),
     ]
+}
+
+/// The recording a command names, if any: the daemon gives the engine its catalog row.
+fn named(action: &Action) -> Option<&Id> {
+    match action {
+        Action::StopConversion { recording_id }
+        | Action::Finalize { recording_id }
+        | Action::Share { recording_id, .. }
+        | Action::Delete { recording_id } => Some(recording_id),
+        _ => None,
+    }
 }
 
 /// What the outputs say the world should look like.
@@ -160,9 +225,14 @@ struct Model {
     now: Now,
     version: Option<u64>,
     meeting: Option<Meeting>,
+    /// The catalog: every row the engine saved, and the rows it had before.
     rows: BTreeMap<Id, RecordingInfo>,
     capture: Vec<Id>,
     n: u64,
+    /// Saved state changes the transition table does not allow.
+    illegal: Vec<String>,
+    /// Every state change saved: kind, from, to.
+    made: BTreeSet<(RecordingKind, &'static str, &'static str)>,
 }
 
 impl Model {
@@ -178,6 +248,8 @@ impl Model {
             rows: BTreeMap::new(),
             capture: Vec::new(),
             n: 0,
+            illegal: Vec::new(),
+            made: BTreeSet::new(),
         };
         if restore {
             let row = |rid: &str, kind, state| RecordingInfo {
@@ -198,6 +270,8 @@ impl Model {
                 row("r-90", RecordingKind::Cloud, RecordingState::Recording),
                 row("r-91", RecordingKind::Local, RecordingState::Paused),
                 row("r-92", RecordingKind::Local, RecordingState::Stopped),
+                row("r-93", RecordingKind::Local, RecordingState::Converting),
+                row("r-94", RecordingKind::Local, RecordingState::Recording),
             ];
             for r in &rows {
                 m.rows.insert(r.recording_id.clone(), r.clone());
@@ -213,6 +287,7 @@ impl Model {
         for o in &out {
             match o {
                 Output::Effect(Effect::SaveRecording(r)) => {
+                    self.check_transition(r);
                     self.rows.insert(r.recording_id.clone(), r.clone());
                 }
                 Output::Effect(Effect::SetCapture { recordings }) => {
@@ -222,6 +297,34 @@ impl Model {
             }
         }
         out
+    }
+
+    /// A saved row either creates a recording in `recording` or changes its state by the
+    /// table (or keeps it).
+    fn check_transition(&mut self, r: &RecordingInfo) {
+        let from = match self.rows.get(&r.recording_id) {
+            Some(before) => before.state,
+            None if r.state == RecordingState::Recording => return,
+            None => {
+                let state = r.state.as_str();
+                self.illegal
+                    .push(format!("{} created as {state}", r.recording_id));
+                return;
+            }
+        };
+        if from == r.state {
+            return;
+        }
+        self.made.insert((r.kind, from.as_str(), r.state.as_str()));
+        if allowed(r.kind, from, r.state).is_none() {
+            self.illegal.push(format!(
+                "{} ({}) went from {} to {}",
+                r.recording_id,
+                r.kind.as_str(),
+                from.as_str(),
+                r.state.as_str()
+            ));
+        }
     }
 
     fn snapshot(&self, s: &Snap) -> MeetingSnapshot {
@@ -315,25 +418,74 @@ impl Model {
                     message: "gone".into(),
                 });
             }
+            Op::Manage { actor, verb, pick } => {
+                let known = self.rows.len().max(1);
+                let Some(rid) = self.rows.keys().nth(usize::from(*pick) % known) else {
+                    return self.invariants();
+                };
+                let action = manage(*verb, rid.clone());
+                self.command(*actor, &action)?;
+            }
             Op::Converted { rec, ok } => {
                 let result = if *ok {
                     Ok("/srv/x.mp4".into())
                 } else {
                     Err("failed".into())
                 };
+                let recording_id = self.nth_in(*rec, RecordingState::Converting);
                 self.feed(Input::ConversionFinished {
-                    recording_id: id(&format!("r-{rec}")),
+                    recording_id,
                     result,
                 });
             }
             Op::Completed { rec } => {
+                let recording_id = self.nth_in(*rec, RecordingState::Stopped);
                 self.feed(Input::CloudCompleted {
-                    recording_id: id(&format!("r-{rec}")),
+                    recording_id,
                     location: "s3://b/x".into(),
                 });
             }
+            Op::Catalog {
+                actor,
+                action,
+                row: (kind, state, host),
+            } => {
+                if let Some(rid) = named(action) {
+                    self.rows
+                        .entry(rid.clone())
+                        .or_insert_with(|| RecordingInfo {
+                            recording_id: rid.clone(),
+                            meeting_id: id("m-9"),
+                            kind: *kind,
+                            owner: user(*host),
+                            started_by: user(*host),
+                            host: user(*host),
+                            state: *state,
+                            created_at: Timestamp(T0),
+                            recorded_ms: 30_000,
+                            bytes: 1_000,
+                            shared: false,
+                            location: None,
+                        });
+                }
+                self.command(*actor, action)?;
+            }
         }
         self.invariants()
+    }
+
+    /// The `n`-th recording in `state`, or `r-<n>` (perhaps unknown) when none is.
+    fn nth_in(&self, n: u8, state: RecordingState) -> Id {
+        let found: Vec<&Id> = self
+            .rows
+            .values()
+            .filter(|r| r.state == state)
+            .map(|r| &r.recording_id)
+            .collect();
+        match found.is_empty() {
+            true => id(&format!("r-{n}")),
+            false => found[usize::from(n) % found.len()].clone(),
+        }
     }
 
     /// A stale snapshot changes nothing, state or outputs.
@@ -368,7 +520,11 @@ impl Model {
             actor,
             action: action.clone(),
         };
-        let out = self.feed(Input::Command(cmd, CommandContext::default()));
+        let ctx = CommandContext {
+            recording: named(action).and_then(|rid| self.rows.get(rid).cloned()),
+            listing: Vec::new(),
+        };
+        let out = self.feed(Input::Command(cmd, ctx));
         let replies: Vec<&Reply> = out.iter().filter_map(Output::reply).collect();
         prop_assert_eq!(replies.len(), 1);
         prop_assert_eq!(replies[0].id.as_deref(), Some(cmd_id.as_str()));
@@ -383,6 +539,7 @@ impl Model {
     }
 
     fn invariants(&self) -> Result<(), TestCaseError> {
+        prop_assert!(self.illegal.is_empty(), "illegal: {:?}", self.illegal);
         let live = |r: &&RecordingInfo| r.state.is_live();
         // C3: at most one live cloud recording.
         let clouds: Vec<&RecordingInfo> = self
@@ -502,5 +659,46 @@ proptest! {
             model.step(&Op::Cmd(actor, action))?;
             model.step(&Op::Wait(3_000))?;
         }
+    }
+}
+
+/// The table holds no transition the rules never make: each row is made by some sequence of
+/// the property test's inputs (a fixed seed, so the run is the same every time).
+#[test]
+fn every_row_of_the_transition_table_is_made() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+
+    let mut runner = TestRunner::deterministic();
+    let sequences = (any::<bool>(), snap(), prop::collection::vec(op(), 1..60));
+    let mut made = BTreeSet::new();
+    for _ in 0..500 {
+        let (restore, first, ops) = sequences
+            .new_tree(&mut runner)
+            .expect("a sequence")
+            .current();
+        let mut model = Model::new(restore);
+        let first = Snap {
+            stale: false,
+            meeting: 1,
+            ended: false,
+            ..first
+        };
+        let first = Op::Snap(first);
+        let steps = std::iter::once(&first).chain(&ops);
+        for op in steps {
+            model.step(op).expect("invariants hold");
+        }
+        made.append(&mut model.made);
+    }
+    for row in TABLE {
+        let kinds = match row.kind {
+            Some(kind) => vec![kind],
+            None => vec![RecordingKind::Cloud, RecordingKind::Local],
+        };
+        let seen = kinds
+            .iter()
+            .any(|k| made.contains(&(*k, row.from.as_str(), row.to.as_str())));
+        assert!(seen, "no sequence made {row:?}; made: {made:?}");
     }
 }

@@ -1,12 +1,12 @@
 //! The engine's memory of recordings and roles, and the helpers every rule module shares:
-//! state transitions (with their `SaveRecording`), stopping a recording (L4, C6, E1 all end
+//! state transitions (checked against `transitions`, with their `SaveRecording`), stopping a recording (L4, C6, E1 all end
 //! here), audiences of events, and error constructors.
 //!
 //! Must not touch: command authorisation or the published state (see `commands`, `views`).
 
 use std::collections::BTreeSet;
 
-use super::{Effect, Engine, Now, Output};
+use super::{transitions, Effect, Engine, Now, Output};
 use crate::protocol::{
     ErrorBody, ErrorCode, Event, EventType, Id, Licence, Meeting, MeetingState, RecordingInfo,
     RecordingKind, RecordingState, StopReason,
@@ -72,6 +72,30 @@ pub(super) struct Meter {
 
 pub(super) fn err(code: ErrorCode, message: impl Into<String>) -> ErrorBody {
     ErrorBody::new(code, message)
+}
+
+/// Whether the transition table allows `info` to move to `to`. A refusal is a bug in the
+/// rules: logged, and fatal in debug builds so that tests and fuzzing find it.
+pub(super) fn legal(info: &RecordingInfo, to: RecordingState) -> bool {
+    if transitions::allowed(info.kind, info.state, to).is_some() {
+        return true;
+    }
+    tracing::error!(
+        recording_id = %info.recording_id,
+        kind = info.kind.as_str(),
+        from = info.state.as_str(),
+        to = to.as_str(),
+        "illegal recording transition refused"
+    );
+    debug_assert!(
+        false,
+        "illegal transition of {} ({}): {} -> {}",
+        info.recording_id,
+        info.kind.as_str(),
+        info.state.as_str(),
+        to.as_str()
+    );
+    false
 }
 
 impl Engine {
@@ -177,18 +201,61 @@ impl Engine {
     }
 
     /// Moves a recording to `state`, keeping its capture clock right, and persists the row.
+    /// `false`, with nothing changed, when the table does not allow it (a bug).
+    #[must_use]
     pub(super) fn transition(
         &mut self,
         i: usize,
         state: RecordingState,
         now: Now,
         out: &mut Vec<Output>,
-    ) {
+    ) -> bool {
+        self.transition_with(i, state, now, out, |_| {})
+    }
+
+    /// [`transition`](Self::transition), with `edit` applied to the row before it is saved.
+    #[must_use]
+    pub(super) fn transition_with(
+        &mut self,
+        i: usize,
+        state: RecordingState,
+        now: Now,
+        out: &mut Vec<Output>,
+        edit: impl FnOnce(&mut RecordingInfo),
+    ) -> bool {
         let rec = &mut self.recs[i];
+        if !legal(&rec.info, state) {
+            return false;
+        }
         rec.settle(now);
         rec.since = (state == RecordingState::Recording).then_some(now.mono_ms);
         rec.info.state = state;
+        edit(&mut rec.info);
         out.push(Output::Effect(Effect::SaveRecording(rec.info.clone())));
+        true
+    }
+
+    /// A catalog row (the engine's copy or the command's context) moved to `state` and
+    /// persisted, for the commands that act on settled recordings (L5, E2). An illegal move
+    /// (a bug) is an `internal` error and changes nothing.
+    pub(super) fn put_moved(
+        &mut self,
+        info: RecordingInfo,
+        state: RecordingState,
+        out: &mut Vec<Output>,
+    ) -> Result<usize, ErrorBody> {
+        if !legal(&info, state) {
+            return Err(err(
+                ErrorCode::Internal,
+                format!(
+                    "recording {} cannot go from {} to {}",
+                    info.recording_id,
+                    info.state.as_str(),
+                    state.as_str()
+                ),
+            ));
+        }
+        Ok(self.put(RecordingInfo { state, ..info }, out))
     }
 
     /// Ends capture of a live recording. Cloud: stopped and completed (C6, E1). Local: kept
@@ -201,7 +268,9 @@ impl Engine {
         now: Now,
         out: &mut Vec<Output>,
     ) {
-        self.transition(i, RecordingState::Stopped, now, out);
+        if !self.transition(i, RecordingState::Stopped, now, out) {
+            return;
+        }
         let info = &self.recs[i].info;
         let mut ev = self.rec_event(EventType::RecordingStopped, i, self.audience(info), now);
         ev.reason = Some(reason.as_str().into());
@@ -218,7 +287,9 @@ impl Engine {
 
     /// L4: too short to keep.
     fn discard(&mut self, i: usize, now: Now, out: &mut Vec<Output>) {
-        self.transition(i, RecordingState::Discarded, now, out);
+        if !self.transition(i, RecordingState::Discarded, now, out) {
+            return;
+        }
         let info = &self.recs[i].info;
         let mut ev = self.rec_event(
             EventType::RecordingDiscarded,
@@ -235,7 +306,9 @@ impl Engine {
 
     /// L5: a stopped local recording becomes one MP4.
     pub(super) fn convert(&mut self, i: usize, now: Now, out: &mut Vec<Output>) {
-        self.transition(i, RecordingState::Converting, now, out);
+        if !self.transition(i, RecordingState::Converting, now, out) {
+            return;
+        }
         let recording_id = self.recs[i].info.recording_id.clone();
         out.push(Output::Effect(Effect::Convert { recording_id }));
     }

@@ -8,8 +8,10 @@
 //!
 //! Must not touch: the recording rules (completion, share and delete are carried out, not
 //! decided, here), MQTT (facts go back to the daemon), media (segments are read as opaque
-//! files; only the file name's extension is used, for the object key and content type),
-//! and catalog rows other than `uploads` and a segment's `released_at`.
+//! files; only the file name's extension is used, for the object key and content type).
+//! In the catalog it writes only `uploads`, the `recording_ops` it queues and completes (share
+//! and delete work, durable so that a restart resumes it) and a segment's `released_at` once
+//! a delete removed its file; recordings and segments it only reads.
 //!
 //! Layout in the bucket (deterministic, so a retry overwrites the same object, never adds one):
 //! `<key_prefix><creator>/<meeting>/<recording>/<seq:08>.<ext>`, plus `index.m3u8` and
@@ -53,7 +55,8 @@ pub struct UploadSettings {
     pub key_prefix: String,
     /// Bytes per second for all uploads together; `None` for no cap.
     pub rate_cap: Option<u64>,
-    /// Percent of the rate (cap, or measured link) allowed while a meeting is live; 1..=100.
+    /// Percent of the rate (cap, or measured link) allowed while a meeting is live; bounds:
+    /// `config::keys::LIVE_SHARE_PERCENT`.
     pub live_share_percent: u8,
     pub concurrency: usize,
     pub seal_grace: Duration,
@@ -85,8 +88,12 @@ impl UploadSettings {
 
     fn validate(&self) -> Result<(), UploadError> {
         let bad = |msg: &str| Err(UploadError::Settings(msg.to_owned()));
-        if !(1..=100).contains(&self.live_share_percent) {
-            return bad("live_share_percent must be 1 to 100");
+        let share = crate::config::keys::LIVE_SHARE_PERCENT;
+        if !share.range().contains(&u32::from(self.live_share_percent)) {
+            return Err(UploadError::Settings(format!(
+                "live_share_percent must be {} to {}",
+                share.min, share.max
+            )));
         }
         if self.concurrency == 0 || self.concurrency > 16 {
             return bad("concurrency must be 1 to 16");

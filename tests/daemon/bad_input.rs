@@ -120,6 +120,56 @@ async fn malformed_commands_get_bad_request_and_the_daemon_keeps_serving() {
     );
 }
 
+/// A key sent twice was read with its last value: a member (`u-3`, as a gateway that keeps
+/// the first value sees the command) started a recording as the host `u-1`. Now the command
+/// is refused naming the key, and a snapshot with a repeated key is not applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_key_is_refused_rather_than_read_one_way() {
+    let (_broker, mut device, mut c) = started().await;
+
+    c.publish(
+        "cmd",
+        r#"{"id":"dk-1","actor":"u-3","actor":"u-1","action":"start","kind":"local"}"#,
+        false,
+    )
+    .await;
+    let reply = c.wait_reply(&json!("dk-1")).await;
+    let (code, message) = error_of(&reply);
+    assert_eq!(code, "bad_request", "{reply}");
+    assert!(
+        message.contains("field 'actor' appears more than once"),
+        "{message}"
+    );
+
+    // Meeting 5 has co-host u-2; this snapshot names u-2 then u-3 as co-hosts.
+    let repeated = r#"{"version":6,"meeting_id":"m-1","state":"active","creator":"u-1",
+        "host":"u-1","cohosts":["u-2"],"cohosts":["u-3"],"participants":["u-1","u-2","u-3","u-4"],
+        "sharing":false,"account":{"tier":"business","licence_expires_at":"2099-01-01T00:00:00Z",
+        "cloud_quota_bytes":null,"cloud_used_bytes":0}}"#;
+    c.publish("meeting", repeated, true).await;
+    // Snapshots arrive in order on their topic: once 7 is applied, 6 was read and refused.
+    c.meeting(meeting(7)).await;
+    c.wait_state("snapshot 7 applied", |s| s["meeting_version"] == 7)
+        .await;
+    let applied: Vec<&Value> = c
+        .seen
+        .iter()
+        .filter(|m| m.topic == format!("{PREFIX}/state"))
+        .map(|m| &m.json["meeting_version"])
+        .filter(|v| **v == 6)
+        .collect();
+    assert!(applied.is_empty(), "the repeated-key snapshot was applied");
+
+    let status = c.cmd(json!({"actor": "u-1", "action": "status"})).await;
+    assert_eq!(status["ok"], true, "daemon still answers: {status}");
+    assert_eq!(
+        status["state"]["local"].as_array().map(Vec::len),
+        Some(0),
+        "no recording was started: {status}"
+    );
+    assert!(device.is_running());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_snapshot_changes_nothing() {
     let (_broker, _device, mut c) = started().await;

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use roomrec::config::keys::BOUNDED;
 use roomrec::config::{
     AudioCodec, Config, ConfigError, LogFormat, MediaSource, Problem, Secret, UploadCredentials,
     VideoEncoder, KEYS,
@@ -446,29 +447,75 @@ fn the_example_file_loads() {
 
 #[test]
 fn the_example_file_documents_every_key() {
-    let text = std::fs::read_to_string(Path::new(MANIFEST).join("config/roomrec.example.toml"))
-        .expect("example file");
-    let mut section = String::new();
-    let mut documented = Vec::new();
+    let text = example();
+    for key in KEYS {
+        example_paragraph(&text, key); // panics naming a key that is not there
+    }
+}
+
+fn example() -> String {
+    std::fs::read_to_string(Path::new(MANIFEST).join("config/roomrec.example.toml"))
+        .expect("example file")
+}
+
+/// The comment paragraph above `key`'s line in the example file, and that line.
+fn example_paragraph(text: &str, key: &str) -> String {
+    let (section, leaf) = key.rsplit_once('.').unwrap_or(("", key));
+    let mut current = String::new();
+    let mut paragraph = Vec::new();
     for line in text.lines() {
         let line = line.trim();
         if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            section = header.to_string();
+            current = header.to_string();
+            paragraph.clear();
             continue;
         }
+        if line.is_empty() {
+            paragraph.clear();
+            continue;
+        }
+        paragraph.push(line);
         let assignment = line.trim_start_matches('#').trim();
-        if let Some((name, _)) = assignment.split_once(" = ") {
-            documented.push(match section.as_str() {
-                "" => name.to_string(),
-                s => format!("{s}.{name}"),
-            });
+        if current == section && assignment.starts_with(&format!("{leaf} = ")) {
+            return paragraph.join("\n");
         }
     }
-    for key in KEYS {
-        assert!(
-            documented.iter().any(|d| d == key),
-            "{key} is not in the example"
+    panic!("{key} is not in the example");
+}
+
+/// Each numeric key's limits are declared once (`config::keys`); the example file states
+/// them, and the config enforces exactly them.
+#[test]
+fn every_limit_is_stated_in_the_example_and_enforced_at_its_edges() {
+    let text = example();
+    for b in BOUNDED {
+        let paragraph = example_paragraph(&text, b.key);
+        let (dash, words) = (
+            format!("{}-{}", b.min, b.max),
+            format!("{} to {}", b.min, b.max),
         );
+        assert!(
+            paragraph.contains(&dash) || paragraph.contains(&words),
+            "{}: the example does not say {dash}:\n{paragraph}",
+            b.key
+        );
+        let default = format!("default {}", b.default);
+        assert!(
+            paragraph.to_lowercase().contains(&default),
+            "{}: the example does not say {default}:\n{paragraph}",
+            b.key
+        );
+        let even = b.key.ends_with("width") || b.key.ends_with("height");
+        for ok in [b.min, b.max] {
+            valid(&set(b.key, &ok.to_string()));
+        }
+        for bad in [
+            i64::from(b.min) - 1 - i64::from(even),
+            i64::from(b.max) + 1 + i64::from(even),
+        ] {
+            let found = problems(&set(b.key, &bad.to_string()));
+            assert_eq!(keys(&found), [b.key], "{} = {bad}", b.key);
+        }
     }
 }
 
