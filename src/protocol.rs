@@ -750,7 +750,15 @@ impl Fields<'_> {
 }
 
 /// A payload's object, refused when it holds a key twice anywhere (see `strict_json`).
+/// Reads a snapshot or licence payload: at most [`MAX_PAYLOAD_BYTES`], as every payload the
+/// device reads (the MQTT client alone would take 4 MiB), one JSON object, no key twice.
 fn parse_object(payload: &[u8]) -> Result<Map<String, Value>, String> {
+    if payload.len() > MAX_PAYLOAD_BYTES {
+        return Err(format!(
+            "the payload is {} bytes; the limit is {MAX_PAYLOAD_BYTES} bytes",
+            payload.len()
+        ));
+    }
     let obj = strict_json::parse_object(payload)?;
     match obj.repeated {
         Some(path) => Err(strict_json::repeated_message(&path)),
@@ -980,6 +988,29 @@ mod tests {
 
     fn decode(s: &str) -> Result<Command, DecodeError> {
         Command::decode(s.as_bytes())
+    }
+
+    #[test]
+    fn snapshots_and_licences_over_the_payload_limit_are_refused_unread() {
+        let filler = "x".repeat(MAX_PAYLOAD_BYTES);
+        let snapshot = format!(r#"{{"version": 9, "meeting_id": null, "pad": "{filler}"}}"#);
+        let refused = MeetingSnapshot::decode(snapshot.as_bytes()).unwrap_err();
+        assert!(refused.contains("limit is 65536 bytes"), "{refused}");
+        let licence = format!(
+            r#"{{"kind": "rooms", "valid_until": "2099-01-01T00:00:00Z", "pad": "{filler}"}}"#
+        );
+        assert!(Licence::decode(licence.as_bytes()).is_err());
+        // At the limit they are read.
+        let mut at_limit = r#"{"version": 9, "meeting_id": null, "pad": ""}"#.to_owned();
+        at_limit.insert_str(
+            at_limit.len() - 2,
+            &"x".repeat(MAX_PAYLOAD_BYTES - at_limit.len()),
+        );
+        assert_eq!(at_limit.len(), MAX_PAYLOAD_BYTES);
+        assert_eq!(
+            MeetingSnapshot::decode(at_limit.as_bytes()).map(|s| s.version),
+            Ok(Some(9))
+        );
     }
 
     #[test]
