@@ -21,6 +21,7 @@ use super::housekeeping;
 use super::notify::Notifier;
 use super::status::StatusBoard;
 use super::store::Store;
+use super::watchdog::Watchdog;
 use crate::auth::{Refusal, Verifier};
 use crate::catalog::{Op, SegmentRecord};
 use crate::config::StorageConfig;
@@ -76,6 +77,8 @@ pub struct Core {
     pub conversions: Conversions,
     pub status: StatusBoard,
     pub notifier: Notifier,
+    /// Decides each tick whether to ping systemd's watchdog (core turning, media progressing).
+    pub watchdog: Watchdog,
     pub clock: Clock,
     /// The last state published, for republishing after a reconnect.
     pub last_state: Option<Vec<u8>>,
@@ -753,7 +756,7 @@ impl Core {
             self.run_deferred(|since| since.elapsed() > MEDIA_RELEASE_TIMEOUT)
                 .await;
         }
-        self.notifier.watchdog();
+        self.watchdog.on_core_turn(&self.notifier);
         if ticks % 30 == 0 {
             self.publish_status().await;
         }

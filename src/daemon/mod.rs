@@ -12,6 +12,7 @@ mod housekeeping;
 mod notify;
 mod status;
 mod store;
+mod watchdog;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -119,6 +120,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
 
     let (media_tx, media_rx) = mpsc::channel(64);
     let media = media::spawn(media_settings(&config), next_seq, media_tx)?;
+    let watchdog = watchdog::Watchdog::new(media.progress(), Notifier::watchdog_timeout());
     let (inbound_tx, inbound_rx) = mpsc::channel(256);
     let (outbound_tx, outbound_rx) = mpsc::channel(256);
     let (conv_tx, conv_rx) = mpsc::channel(16);
@@ -139,6 +141,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
         ),
         status: status::StatusBoard::new(),
         notifier: Notifier::default(),
+        watchdog,
         clock: Clock::new(),
         last_state: None,
         kinds: Default::default(),

@@ -20,10 +20,13 @@
 mod actor;
 mod convert;
 mod devices;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 mod inputs;
 mod mp4scan;
 mod pipeline;
 mod probe;
+mod progress;
 mod seal;
 mod sources;
 mod tsscan;
@@ -38,6 +41,7 @@ pub use devices::{
     devices, Camera, CameraChoice, CameraFormat, DeviceError, DeviceReport, Limits, Microphone,
 };
 pub use probe::{probe, AudioInfo, MediaInfo, VideoInfo};
+pub use progress::{MediaProgress, SinceProgress};
 /// For adopting segments written before a crash: the same fsync and hash as a live seal.
 pub(crate) use seal::seal_file;
 pub use sources::CONTENT_TEST_ARGB;
