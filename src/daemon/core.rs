@@ -29,6 +29,7 @@ use super::housekeeping;
 use super::notify::Notifier;
 use super::schedule;
 use super::status::StatusBoard;
+use super::watchdog::Watchdog;
 use crate::auth::Verifier;
 use crate::catalog::{Op, SegmentRecord};
 use crate::config::StorageConfig;
@@ -52,6 +53,8 @@ pub struct Wiring {
     pub uploader: Option<UploadHandle>,
     pub to_control: mpsc::Sender<Outbound>,
     pub conversions: Conversions,
+    /// Decides each tick whether to ping systemd's watchdog (core turning, media progressing).
+    pub watchdog: Watchdog,
     pub storage: StorageConfig,
     /// Bytes of segments not yet released, as the catalog counted them at start.
     pub ledger: ByteLedger,
@@ -67,6 +70,7 @@ pub struct Core {
     conversions: Conversions,
     status: StatusBoard,
     notifier: Notifier,
+    watchdog: Watchdog,
     clock: Clock,
     /// The last state published, for republishing after a reconnect.
     last_state: Option<Vec<u8>>,
@@ -99,6 +103,7 @@ impl Core {
             conversions: wiring.conversions,
             status: StatusBoard::new(),
             notifier: Notifier::default(),
+            watchdog: wiring.watchdog,
             clock: Clock::new(),
             last_state: None,
             kinds: HashMap::new(),
@@ -573,7 +578,7 @@ impl Core {
         if self.barrier.is_holding() {
             self.run_ready().await;
         }
-        self.notifier.watchdog();
+        self.watchdog.on_core_turn(&self.notifier);
         if due.status {
             self.publish_status().await;
         }

@@ -16,6 +16,7 @@ mod housekeeping;
 mod notify;
 mod schedule;
 mod status;
+mod watchdog;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -115,6 +116,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
     let (media_tx, media_rx) = mpsc::channel(64);
     let media_settings = MediaSettings::from_config(&config, storage.join(SEGMENTS_DIR));
     let media = media::spawn(media_settings, next_seq, media_tx)?;
+    let watchdog = watchdog::Watchdog::new(media.progress(), Notifier::watchdog_timeout());
     let (inbound_tx, inbound_rx) = mpsc::channel(256);
     let (outbound_tx, outbound_rx) = mpsc::channel(256);
     let (conv_tx, conv_rx) = mpsc::channel(16);
@@ -133,6 +135,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
             keys.decrypt().cloned(),
             conv_tx,
         ),
+        watchdog,
         storage: config.storage.clone(),
         ledger,
     });

@@ -1,5 +1,6 @@
-//! systemd notification: READY once initialised, STATUS on each change, watchdog pings from
-//! the core loop (so a wedged core stops the pings and systemd restarts the daemon).
+//! systemd notification: READY once initialised, STATUS on each change, watchdog pings (sent
+//! by the core loop when `watchdog` finds the daemon healthy: a wedged core or a stalled
+//! capture stops them, and systemd restarts the daemon).
 //!
 //! Owns: the sd_notify socket messages. Must not touch: anything else. Outside systemd
 //! (no NOTIFY_SOCKET) every call is a no-op.
@@ -39,9 +40,9 @@ impl Notifier {
         send(&[NotifyState::Watchdog]);
     }
 
-    /// How often to ping: half the watchdog period systemd asked for, if any.
-    pub fn watchdog_period() -> Option<Duration> {
-        sd_notify::watchdog_enabled().map(|d| d / 2)
+    /// The watchdog period systemd asked for (`WATCHDOG_USEC`, for this process), if any.
+    pub fn watchdog_timeout() -> Option<Duration> {
+        sd_notify::watchdog_enabled()
     }
 }
 

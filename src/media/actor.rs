@@ -25,6 +25,7 @@ use tokio::sync::{mpsc as tokio_mpsc, oneshot};
 use super::devices;
 use super::inputs::{self, DeviceInputs, InputEvent, Kind};
 use super::pipeline::{self, Capture, CaptureState};
+use super::progress::MediaProgress;
 use super::seal::seal_file;
 use super::sources::Channels;
 use super::{MediaCommand, MediaError, MediaFact, MediaSettings, SealedFile, Source, VideoEncoder};
@@ -67,6 +68,7 @@ pub struct MediaHandle {
 
 struct HandleInner {
     tx: mpsc::Sender<Msg>,
+    progress: MediaProgress,
 }
 
 impl Drop for HandleInner {
@@ -77,6 +79,12 @@ impl Drop for HandleInner {
 }
 
 impl MediaHandle {
+    /// Whether capture runs and when buffers last reached the segment writer (the watchdog's
+    /// media check).
+    pub fn progress(&self) -> MediaProgress {
+        self.inner.progress.clone()
+    }
+
     /// Queue a command; never blocks (the queue is unbounded: commands are few and small).
     /// The outcome comes back as facts.
     pub fn send(&self, command: MediaCommand) {
@@ -123,6 +131,7 @@ pub fn spawn(
     std::fs::create_dir_all(&settings.segments_dir)
         .map_err(|e| MediaError::io(&settings.segments_dir, e))?;
     let (tx, rx) = mpsc::channel();
+    let progress = MediaProgress::default();
     let actor = Actor {
         settings,
         encoder,
@@ -138,6 +147,7 @@ pub fn spawn(
         generation: 0,
         health: None,
         devices_checked: Instant::now(),
+        progress: progress.clone(),
     };
     let on_panic = actor.facts.clone();
     thread::Builder::new()
@@ -151,7 +161,7 @@ pub fn spawn(
         })
         .map_err(|e| MediaError::Pipeline(format!("cannot start the media thread: {e}")))?;
     Ok(MediaHandle {
-        inner: Arc::new(HandleInner { tx }),
+        inner: Arc::new(HandleInner { tx, progress }),
     })
 }
 
@@ -294,6 +304,7 @@ struct Actor {
     /// The device health last reported (V4L2 only).
     health: Option<(DeviceHealth, DeviceHealth)>,
     devices_checked: Instant,
+    progress: MediaProgress,
 }
 
 impl Actor {
@@ -440,6 +451,7 @@ impl Actor {
             open: None,
             changes: vec![(0, self.recordings.clone())],
         });
+        self.progress.started();
         let started = self.running.as_ref().map(|r| r.capture.play());
         if let Some(Err(e)) = started {
             self.fail(false, e.to_string());
@@ -453,6 +465,8 @@ impl Actor {
         let Some(generation) = self.running.as_ref().map(|r| r.generation) else {
             return;
         };
+        // Stopping is bounded by STOP_TIMEOUT; the media requirement ends with the capture.
+        self.progress.stopped();
         if !self.running.as_ref().is_some_and(|r| r.capture.send_eos()) {
             tracing::warn!("the pipeline did not take the EOS");
         }
@@ -484,6 +498,7 @@ impl Actor {
         let Some(running) = self.running.take() else {
             return;
         };
+        self.progress.stopped();
         running.capture.stop();
         if let Some(mut inputs) = running.inputs {
             inputs.stop();
@@ -563,6 +578,7 @@ impl Actor {
         }
         // Never reuse a number: even a segment that is never sealed keeps its file.
         self.next_seq = seq + 1;
+        self.progress.advanced();
         if let Some(r) = &mut self.running {
             let recordings = r.recordings_at(start_ns);
             tracing::debug!(segment = seq, recordings = ?recordings, start_ns, "segment opened");
@@ -740,6 +756,10 @@ impl Actor {
     /// devices, report health changes, follow the hardware mute.
     fn tick(&mut self) {
         self.sync_open_segment();
+        #[cfg(feature = "fault-injection")]
+        if let Some(r) = &self.running {
+            super::fault::stall_if_asked(&self.settings.segments_dir, &r.capture.pipeline);
+        }
         if self.settings.source != Source::V4l2 || self.devices_checked.elapsed() < DEVICE_CHECK {
             return;
         }
@@ -754,7 +774,7 @@ impl Actor {
     /// RPO: flush the segment being written to the disk once it grew (see [`TICK`]), so
     /// power loss costs about a GOP and a tick beyond it (kill -9 only the GOP: written data
     /// is in the page cache). A restart adopts the cut file: MPEG-TS plays up to its last
-    /// whole packet.
+    /// whole packet. Growth is also the watchdog's sign of media progress.
     fn sync_open_segment(&mut self) {
         let Some(open) = self.running.as_mut().and_then(|r| r.open.as_mut()) else {
             return;
@@ -770,6 +790,7 @@ impl Actor {
         match flushed {
             Ok(len) if len > open.flushed_len => {
                 open.flushed_len = len;
+                self.progress.advanced();
                 let took = started.elapsed();
                 if took > SLOW_FLUSH {
                     tracing::warn!(segment = open.seq, took_ms = took.as_millis() as u64, "the disk is slow: flushing the open segment took longer than the recovery point allows for");

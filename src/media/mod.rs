@@ -20,10 +20,13 @@
 mod actor;
 mod convert;
 mod devices;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 mod inputs;
 mod mp4scan;
 mod pipeline;
 mod probe;
+mod progress;
 mod seal;
 mod sources;
 mod syncmeasure;
@@ -40,6 +43,7 @@ pub use devices::{
     devices, Camera, CameraChoice, CameraFormat, DeviceError, DeviceReport, Limits, Microphone,
 };
 pub use probe::{probe, AudioInfo, MediaInfo, VideoInfo};
+pub use progress::{MediaProgress, SinceProgress};
 pub use sources::CONTENT_TEST_ARGB;
 pub use syncmeasure::{measure as measure_sync, SyncReport};
 

@@ -19,3 +19,4 @@ mod roomrecctl;
 mod rules;
 mod security;
 mod tls;
+mod watchdog;

@@ -49,8 +49,9 @@ inherit cargo cargo-update-recipe-crates pkgconfig systemd useradd
 # The H.264 encoder and the AAC path are PACKAGECONFIGs: media.encoder = "auto" takes
 # x264enc when present, else openh264enc; media.audio_codec = "aac" takes voaacenc when
 # present, else avenc_aac. The daemon records AAC by default (HLS players need it), so "aac"
-# (voaacenc: Apache-2.0, no commercial flag, and ~40 MB less memory than libav) is on by
-# default; "libav-aac" is the fallback (LICENSE_FLAGS commercial, like x264).
+# (voaacenc: ~40 MB less memory than libav) is on by default; "libav-aac" is the fallback.
+# Both are LICENSE_FLAGS commercial, like x264: vo-aacenc (meta-multimedia) needs
+# "commercial_vo-aacenc" in LICENSE_FLAGS_ACCEPTED (the kas file sets it).
 PACKAGECONFIG ??= "${ROOMREC_H264_ENCODERS} aac"
 # x264enc, from gst-plugins-ugly (LICENSE_FLAGS commercial, as is x264).
 PACKAGECONFIG[x264] = ",,,gstreamer1.0-plugins-ugly-x264"

@@ -1,0 +1,50 @@
+//! Fault injection for tests: freezes the capture pipeline on request, so that the watchdog's
+//! stall detection can be tested on the real daemon. Compiled only with the Cargo feature
+//! `fault-injection` (off by default; the tests turn it on): release builds have no trigger.
+//!
+//! Owns: the trigger file and the blocking probes. Must not touch: anything else.
+//!
+//! Trigger: create the file [`STALL_FILE`] in the storage folder (`storage.dir`, the state
+//! directory `/var/lib/roomrec` under the unit), e.g. `touch /var/lib/roomrec/fault-stall-media`.
+//! At its next tick (0.1 s) while capturing, the media actor removes the file (so the daemon
+//! systemd restarts records normally) and blocks every sink pad of splitmuxsink: no buffer
+//! reaches the segment writer any more, the pipeline's streaming threads wait there, and the
+//! process, its core loop and the media thread go on running, as with a wedged driver.
+
+use std::path::Path;
+
+use gst::prelude::*;
+use gstreamer as gst;
+
+/// The trigger's file name in the storage folder.
+pub const STALL_FILE: &str = "fault-stall-media";
+
+/// If the trigger file exists in the storage folder (the parent of `segments_dir`), removes
+/// it and freezes `pipeline`.
+pub(crate) fn stall_if_asked(segments_dir: &Path, pipeline: &gst::Pipeline) {
+    let Some(trigger) = segments_dir.parent().map(|d| d.join(STALL_FILE)) else {
+        return;
+    };
+    if std::fs::remove_file(&trigger).is_err() {
+        return;
+    }
+    let mut blocked = 0;
+    for writer in pipeline
+        .iterate_all_by_element_factory_name("splitmuxsink")
+        .into_iter()
+        .flatten()
+    {
+        for pad in writer.sink_pads() {
+            // Returning Ok from a blocking probe keeps the pad blocked for good.
+            let probe = pad.add_probe(gst::PadProbeType::BLOCK_DOWNSTREAM, |_, _| {
+                gst::PadProbeReturn::Ok
+            });
+            blocked += usize::from(probe.is_some());
+        }
+    }
+    tracing::warn!(
+        pads = blocked,
+        trigger = %trigger.display(),
+        "fault injection: the capture pipeline is frozen (no buffer reaches the segment writer)"
+    );
+}
