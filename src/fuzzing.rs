@@ -12,11 +12,12 @@ use std::collections::BTreeMap;
 
 use crate::catalog::{Catalog, Op};
 use crate::config::{Config, ConfigError, KEYS, SECTIONS};
+use crate::daemon::admission::{facts_needed, FactsNeeded};
 use crate::daemon::dispatch;
 use crate::protocol::{
-    Account, Action, CloudState, Command, ErrorBody, ErrorCode, Id, Licence, Meeting,
-    MeetingSnapshot, MeetingState, RecordingInfo, RecordingKind, RecordingState, Reply, StateDoc,
-    Timestamp, MAX_PAYLOAD_BYTES,
+    Account, CloudState, Command, ErrorBody, ErrorCode, Id, Licence, Meeting, MeetingSnapshot,
+    MeetingState, RecordingInfo, RecordingKind, RecordingState, Reply, StateDoc, Timestamp,
+    MAX_PAYLOAD_BYTES,
 };
 use crate::rules::{
     CommandContext, Effect, Engine, Input, Now, Output, RulesConfig, SealedSegment,
@@ -315,29 +316,26 @@ impl Harness {
         reply
     }
 
-    /// The catalog facts the daemon looks up before a command (`Core::context_for`).
+    /// The catalog facts the daemon looks up before a command (`daemon::admission`).
     fn context_for(&self, cmd: &Command) -> CommandContext {
         let mut ctx = CommandContext::default();
-        match &cmd.action {
-            Action::StopConversion { recording_id }
-            | Action::Finalize { recording_id }
-            | Action::Share { recording_id, .. }
-            | Action::Delete { recording_id } => {
+        match facts_needed(&cmd.action) {
+            FactsNeeded::Recording(recording_id) => {
                 ctx.recording = match &self.catalog {
                     Some(c) => c.recording(recording_id).expect("catalog readable"),
                     None => self.rows.get(recording_id).cloned(),
                 };
             }
-            Action::ListRecordings { state } => {
+            FactsNeeded::Listing(state) => {
                 ctx.listing = match &self.catalog {
-                    Some(c) => c.recordings(*state).expect("catalog readable"),
+                    Some(c) => c.recordings(state).expect("catalog readable"),
                     None => (self.rows.values())
                         .filter(|r| state.is_none_or(|s| r.state == s))
                         .cloned()
                         .collect(),
                 };
             }
-            _ => {}
+            FactsNeeded::None => {}
         }
         ctx
     }

@@ -9,7 +9,9 @@ use tracing::{error, info, warn};
 use super::catalog_thread::{CatalogCallError, CatalogHandle};
 use crate::auth::{Refusal, Verifier};
 use crate::control::Envelope;
-use crate::protocol::{Action, Actor, Command, ErrorBody, ErrorCode, Timestamp};
+use crate::protocol::{
+    Action, Actor, Command, ErrorBody, ErrorCode, Id, RecordingState, Timestamp,
+};
 use crate::rules::CommandContext;
 
 /// What becomes of a decoded command.
@@ -116,12 +118,9 @@ impl Admission {
     /// Looks up the catalog facts a command needs, so the engine can decide without I/O.
     async fn facts_for(&self, cmd: &Command) -> CommandContext {
         let mut ctx = CommandContext::default();
-        match &cmd.action {
-            Action::StopConversion { recording_id }
-            | Action::Finalize { recording_id }
-            | Action::Share { recording_id, .. }
-            | Action::Delete { recording_id } => {
-                let rid = recording_id.clone();
+        match facts_needed(&cmd.action) {
+            FactsNeeded::Recording(rid) => {
+                let rid = rid.clone();
                 match self.catalog.call(move |c| c.recording(&rid)).await {
                     Ok(row) => ctx.recording = row,
                     Err(e) => {
@@ -129,16 +128,37 @@ impl Admission {
                     }
                 }
             }
-            Action::ListRecordings { state } => {
-                let filter = *state;
+            FactsNeeded::Listing(filter) => {
                 match self.catalog.call(move |c| c.recordings(filter)).await {
                     Ok(list) => ctx.listing = list,
                     Err(e) => warn!(command = %cmd.id, error = %e, "cannot list the recordings"),
                 }
             }
-            _ => {}
+            FactsNeeded::None => {}
         }
         ctx
+    }
+}
+
+/// What a command needs from the catalog before the engine sees it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FactsNeeded<'a> {
+    None,
+    /// The row of the recording it names (it may be of an earlier meeting).
+    Recording(&'a Id),
+    /// The recordings, in this state or all.
+    Listing(Option<RecordingState>),
+}
+
+/// The catalog facts `action` needs; the fuzz harness asks the same question.
+pub fn facts_needed(action: &Action) -> FactsNeeded<'_> {
+    match action {
+        Action::StopConversion { recording_id }
+        | Action::Finalize { recording_id }
+        | Action::Share { recording_id, .. }
+        | Action::Delete { recording_id } => FactsNeeded::Recording(recording_id),
+        Action::ListRecordings { state } => FactsNeeded::Listing(*state),
+        _ => FactsNeeded::None,
     }
 }
 

@@ -5,7 +5,7 @@
 //! catalog → offline status and disconnect). Must not touch: the rules themselves, SQL,
 //! GStreamer elements, MQTT packets — each belongs to its own module.
 
-mod admission;
+pub(crate) mod admission;
 mod barrier;
 mod catalog_thread;
 mod clock;
