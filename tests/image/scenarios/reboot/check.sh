@@ -2,4 +2,4 @@
 # Checks of the interruption scenarios (reboot, power-cut) on the host.
 . "$ROOMREC_IMAGE_TESTS/lib/checks.sh"
 check_recovered_recording "$(cat "$R/recording-id")" 1
-check_cloud_segments 6
+check_cloud_segments 4
