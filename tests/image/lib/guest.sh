@@ -27,14 +27,17 @@ unit_prop() { systemctl show -P "$1" roomrec.service; }
 # expect_unit_running: the unit is active (running), it sent READY=1 (Type=notify: "active"
 # is only reached through READY=1), and `systemctl status` shows its STATUS= line.
 expect_unit_running() {
-  local st
+  local st status
+  # systemctl status exits non-zero unless the unit is active: read its output first.
+  status=$(systemctl status --no-pager roomrec.service 2>&1 || true)
   [ "$(unit_prop ActiveState)/$(unit_prop SubState)" = active/running ] \
-    || fail "roomrec.service is $(unit_prop ActiveState)/$(unit_prop SubState): $(systemctl status --no-pager roomrec.service | head -20)"
+    || fail "roomrec.service is $(unit_prop ActiveState)/$(unit_prop SubState): $(head -20 <<<"$status")"
   [ "$(unit_prop Type)" = notify ] || fail "roomrec.service is Type=$(unit_prop Type), not notify"
   st=$(unit_prop StatusText)
   [ -n "$st" ] || fail "roomrec.service has no STATUS= text"
-  systemctl status --no-pager roomrec.service | grep -q "Status: \"$st\"" \
-    || fail "systemctl status does not show STATUS=: $(systemctl status --no-pager roomrec.service | head -8)"
+  # (STATUS= may change between the two reads: any non-empty Status line counts.)
+  grep -q 'Status: "[^"]' <<<"$status" \
+    || fail "systemctl status does not show STATUS=: $(head -8 <<<"$status")"
   ok "roomrec.service active/running after READY=1, pid $(unit_prop MainPID), status \"$st\""
 }
 

@@ -15,8 +15,10 @@ echo "$msg" | sed 's/^/  journal: /'
 grep -q 'configuration is invalid' <<<"$msg" || fail "the journal does not say the configuration is invalid"
 grep -q 'framerate' <<<"$msg" || fail "the journal does not name the wrong key (media.framerate)"
 ok "the journal names the problem: $(grep -m1 framerate <<<"$msg")"
-systemctl status --no-pager roomrec.service | grep -q 'status=78' \
-  || fail "systemctl status does not show status=78"
+# (systemctl status exits 3 for a failed unit: read its output first.)
+status=$(systemctl status --no-pager roomrec.service 2>&1 || true)
+grep -q 'status=78' <<<"$status" || fail "systemctl status does not show status=78: $status"
+ok "systemctl status shows the exit: $(grep -m1 'Main PID' <<<"$status" | sed 's/^ *//')"
 # The operator fixes the file and restarts.
 install -m 0640 -o root -g roomrec "$R/roomrec-valid.toml" /etc/roomrec/roomrec.toml
 systemctl restart roomrec.service || fail "the restart after the fix failed: $(systemctl status --no-pager roomrec.service | tail -5)"
