@@ -5,7 +5,7 @@
 expect_unit_running
 old_pid=$(unit_prop MainPID)
 old_version=$(dpkg-query -W -f='${Version}' roomrec)
-wait_file "$R/upgrade.go" 600
+wait_file "$R/upgrade.go" 900
 deb=$(ls "$R"/roomrec_*.deb)
 log "dpkg -i $(basename "$deb") (installed: $old_version, roomrecd pid $old_pid)"
 t=$SECONDS
@@ -23,5 +23,5 @@ grep -q 'stop requested' "$R/journal-old-daemon.txt" || fail "the old roomrecd d
   || fail "systemd killed or failed the unit during the upgrade: $(journalctl -b -u roomrec.service --no-pager | grep -m1 'Killing\|SIGKILL\|Failed with')"
 ok "the old roomrecd (pid $old_pid) stopped by SIGTERM, the new one (pid $new_pid) is up"
 touch "$R/upgraded"
-wait_file "$R/host.done" 600
+wait_file "$R/host.done" 900
 save_storage

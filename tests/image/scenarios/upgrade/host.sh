@@ -11,7 +11,7 @@ wait_sealed 5
 clear_status
 touch "$R/upgrade.go"
 ok "$(sealed_count) segments sealed; the guest upgrades the package now"
-wait_for 400 "the upgrade" test -e "$R/upgraded"
+wait_for 600 "the upgrade" test -e "$R/upgraded"
 wait_online 300
 ok "roomrecd is online again after the upgrade"
 expect_needs_finalize "$RID" upgrade
