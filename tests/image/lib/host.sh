@@ -19,7 +19,7 @@ sealed_count() { grep -c 'INFO segment sealed seq=' "$R/roomrecd-$ROOMREC_BOOT.l
 # wait_sealed N: until the daemon of this boot has sealed N segments.
 wait_sealed() {
   enough_sealed() { [ "$(sealed_count)" -ge "$1" ]; }
-  wait_for 150 "$1 segments sealed" enough_sealed "$1"
+  wait_for 400 "$1 segments sealed" enough_sealed "$1"
 }
 
 # recording_state RID: RID's state in list_recordings (as admin:ci; the answer in
