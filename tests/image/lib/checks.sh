@@ -44,10 +44,11 @@ check_cloud_segments() {
   ok "cloud: ${#segs[@]} segments in s3s-fs; H.264 320x180 frames decode, sound"
   # As a player meets it: the HLS playlist the daemon uploaded, read by ffprobe.
   local m3u8 frames
-  m3u8=$(find "$ROOMREC_S3_DATA" -type f -name index.m3u8 | head -1)
+  m3u8=$(find "$ROOMREC_S3_DATA" -type f -name index.m3u8 -print -quit)
   [ -n "$m3u8" ] || fail "no index.m3u8 in s3s-fs"
   frames=$(ffprobe -v error -select_streams v:0 -count_frames -show_entries stream=nb_read_frames \
-    -of csv=p=0 "$m3u8" | grep -m1 -oE '[0-9]+')
+    -of csv=p=0 "$m3u8" || true)
+  frames=$(grep -oE '[0-9]+' <<<"$frames" | head -n 1 || true)
   [ "${frames:-0}" -gt 0 ] 2>/dev/null || fail "ffprobe reads no video frame through $m3u8"
   ok "ffprobe through the uploaded playlist $(basename "$(dirname "$m3u8")")/index.m3u8: $frames video frames"
 }

@@ -14,7 +14,7 @@ grep -q '^CapEff:[[:space:]]*0000000000000000' "/proc/$pid/status" || fail "room
 ok "roomrecd (pid $pid) runs as roomrec with groups $groups, no capabilities, NoNewPrivs, seccomp"
 # The daemon opened the real devices through DevicePolicy=closed + DeviceAllow.
 ls -l "/proc/$pid/fd" 2>/dev/null | grep -q '/dev/video0' || log "note: /dev/video0 not open right now"
-exposure=$(systemd-analyze security roomrec.service 2>/dev/null | grep -o 'Overall exposure level.*' | grep -oE '[0-9]+\.[0-9]+' | head -1)
+exposure=$(systemd-analyze security roomrec.service 2>/dev/null | grep -o 'Overall exposure level.*' | grep -oE "[0-9]+\.[0-9]+" | sed -n 1p)
 ok "systemd-analyze security roomrec.service: ${exposure:-?}"
 
 wait_file "$R/host.done" 600
