@@ -21,7 +21,7 @@ import json, sys
 entries = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 mine = [e for e in entries if e.get("_SYSTEMD_UNIT") == "roomrec.service" and e.get("_UID") == sys.argv[2]]
 msgs = [e["MESSAGE"] for e in mine if isinstance(e.get("MESSAGE"), str)]
-need = ["segment sealed", "recording started"]
+need = ["segment sealed", "capture started"]
 missing = [n for n in need if not any(n in m for m in msgs)]
 print(f"  journal: {len(entries)} entries of roomrec.service, {len(mine)} from uid {sys.argv[2]}; missing: {missing}")
 for m in msgs:
