@@ -162,7 +162,8 @@ pub enum RecordingState {
     Ready,
     /// Shorter than the 10-second minimum and dropped (L4).
     Discarded,
-    /// Conversion or upload failed for good; its segments are kept.
+    /// Reserved in contract v1 for a conversion or upload failed for good (segments kept);
+    /// the device sets no recording to it today: a failed conversion is `needs_finalize`.
     Failed,
     /// Deleted by the host (E2).
     Deleted,

@@ -8,8 +8,7 @@
 //! released (`segments::release`), recording states (the engine's), files the catalog does
 //! not list (reconcile reports those; nothing here guesses).
 //!
-//! Synchronous like the catalog: the core runs it where the catalog lives (the store's
-//! blocking task).
+//! Synchronous like the catalog: the core runs it on the catalog thread (`CatalogHandle`).
 
 use std::path::Path;
 use std::time::Duration;

@@ -26,8 +26,9 @@
 //! - **Published state.** Emitted when it differs from the last one emitted, ignoring the
 //!   running clocks (`recorded_ms`); a sealed segment refreshes the clocks and counts as a
 //!   change. `recorded_ms` is monotonic time spent in `recording` (pauses excluded). Views
-//!   exist for the participants of an active meeting only. `local` lists the current
-//!   meeting's local recordings except discarded and deleted ones. `cloud.state` is
+//!   exist for the participants of an active meeting only. `local` lists the live
+//!   (recording or paused) local recordings of the current meeting; finished ones are told
+//!   by events and `list_recordings`. `cloud.state` is
 //!   `unavailable` (when none is live) without an upload target, without a valid device
 //!   licence (D1) or with an expired account licence (C7); an exhausted quota only shows as
 //!   `remaining_s: 0`. An account without `licence_expires_at` has nothing to expire.
@@ -124,7 +125,8 @@ pub struct RulesConfig {
     pub min_local_ms: u64,
     /// C8: bitrate assumed before one is measured (the spec's 300 MB per hour).
     pub reference_bytes_per_s: u64,
-    /// C8: how far ahead the quota stop looks, in recorded milliseconds (about one segment).
+    /// C8: how far ahead the quota stop looks, in recorded milliseconds: the daemon sets one
+    /// and a half segments, so the stop lands before the next segment could cross the limit.
     pub quota_headroom_ms: u64,
     /// Disk budget: a start needs room for this much recording, in milliseconds.
     pub min_room_ms: u64,
@@ -137,6 +139,8 @@ impl RulesConfig {
     pub fn from_config(config: &crate::config::Config) -> RulesConfig {
         RulesConfig {
             cloud_available: config.upload.is_some(),
+            // One and a half segments ahead: the quota stop must land before the next
+            // segment could cross the limit.
             quota_headroom_ms: u64::from(config.media.segment_seconds) * 1500,
             ..RulesConfig::default()
         }
