@@ -108,6 +108,7 @@ RDEPENDS:${PN} += "\
     gstreamer1.0-plugins-bad-opusparse \
     gstreamer1.0-plugins-bad-videoparsersbad \
     gstreamer1.0-plugins-base-alsa \
+    gstreamer1.0-plugins-base-app \
     gstreamer1.0-plugins-base-audioconvert \
     gstreamer1.0-plugins-base-audioresample \
     gstreamer1.0-plugins-base-audiotestsrc \
