@@ -538,7 +538,7 @@ impl Core {
 
     /// Tells the engine how much the storage budget still allows (issue: local disk budget).
     async fn refresh_room(&mut self) {
-        let free = super::status::free_bytes(&self.storage_dir).unwrap_or(0);
+        let free = crate::segments::free_bytes(&self.storage_dir).unwrap_or(0);
         let room_bytes = housekeeping::room_bytes(&self.storage, free, self.ledger.used());
         self.feed(Input::Storage { room_bytes }, None).await;
     }

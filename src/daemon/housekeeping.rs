@@ -314,7 +314,7 @@ mod tests {
         let mut site = Site::new(TempDir::new_in(&mount.dir).expect("temp dir in tmpfs"));
         let config = storage(None, MIB);
         let room = |site: &Site| {
-            let free = crate::daemon::status::free_bytes(site.dir.path()).expect("statvfs");
+            let free = crate::segments::free_bytes(site.dir.path()).expect("statvfs");
             room_bytes(&config, free, site.cat.used_bytes().expect("used"))
         };
         let empty = room(&site);

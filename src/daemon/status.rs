@@ -85,19 +85,10 @@ pub fn offline() -> Vec<u8> {
 
 fn storage_status(dir: &Path) -> StorageStatus {
     StorageStatus {
-        free_bytes: free_bytes(dir).unwrap_or(0),
+        free_bytes: crate::segments::free_bytes(dir).unwrap_or(0),
         used_bytes: used_bytes(dir),
         remaining_record_s: None,
     }
-}
-
-pub fn free_bytes(dir: &Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `path` is a valid NUL-terminated string and `st` a writable statvfs.
-    let rc = unsafe { libc::statvfs(path.as_ptr(), &mut st) };
-    (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
 }
 
 /// Bytes under the storage folder (two levels: segments and local recordings).

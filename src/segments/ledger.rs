@@ -33,9 +33,35 @@ impl ByteLedger {
     }
 }
 
+/// Bytes the file system holding `dir` still gives an unprivileged writer (statvfs
+/// `f_bavail`): the other half of the disk budget, and what a conversion must fit in.
+#[allow(clippy::unnecessary_cast)] // the fields are u32 on 32-bit targets
+pub fn free_bytes(dir: &std::path::Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a buffer of the right type, which
+    // statvfs fills completely when it returns 0.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: statvfs returned 0, so it initialised `st`.
+    let st = unsafe { st.assume_init() };
+    Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn free_bytes_of_a_folder_and_an_error_for_a_missing_one() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        assert!(free_bytes(dir.path()).expect("statvfs") > 0);
+        assert!(free_bytes(&dir.path().join("missing")).is_err());
+    }
 
     #[test]
     fn seals_add_releases_subtract_and_never_underflow() {

@@ -26,7 +26,7 @@ pub use adopt::{adopt, capturing, first_free_seq, remove_leftovers};
 pub use at_rest::{
     decrypted, encrypt_file, keep_sealed, DecryptKey, EncryptKey, Keys, PlainCopies,
 };
-pub use ledger::ByteLedger;
+pub use ledger::{free_bytes, ByteLedger};
 pub use name::{
     is_encrypted, on_disk_len, plain_name, relative_path, seq_of, LOCATION_PATTERN, SEGMENTS_DIR,
 };
