@@ -18,6 +18,7 @@ pub mod daemon;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod journald;
 pub mod media;
 pub mod protocol;
 pub mod retry;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use roomrec::config::{Config, ConfigError, LogConfig, LogFormat};
+use roomrec::journald;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -41,7 +42,7 @@ fn main() -> ExitCode {
     let filter = match init_logging(&config.log) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("{}: log.level: {e}", args.config.display());
+            eprintln!("{}: log: {e}", args.config.display());
             return ExitCode::from(EX_CONFIG);
         }
     };
@@ -68,11 +69,21 @@ fn init_logging(log: &LogConfig) -> Result<FilterHandle, String> {
     let registry = tracing_subscriber::registry().with(filter);
     // Colour codes only for a person at a terminal, never into the journal.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    match log.format {
+    let format = match log.format {
+        LogFormat::Auto if journald::stderr_is_journal() => LogFormat::Journal,
+        LogFormat::Auto => LogFormat::Text,
+        chosen => chosen,
+    };
+    match format {
+        LogFormat::Journal => {
+            let journal = journald::JournaldLayer::connect("roomrecd")
+                .map_err(|e| format!("format = \"journal\": {}: {e}", journald::JOURNAL_SOCKET))?;
+            registry.with(journal).init()
+        }
         LogFormat::Json => registry
             .with(tracing_subscriber::fmt::layer().json().flatten_event(true))
             .init(),
-        LogFormat::Text => registry
+        LogFormat::Text | LogFormat::Auto => registry
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_target(false)

@@ -287,8 +287,14 @@ pub struct LogConfig {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
+    /// `journal` when stderr is the journal (the unit under systemd), else `text`.
+    Auto,
+    /// One line per event: the level, the message and its fields.
     Text,
+    /// One JSON object per event.
     Json,
+    /// Native journal entries: priority by level, the fields as journal fields.
+    Journal,
 }
 
 impl Config {
@@ -754,7 +760,7 @@ fn read_upload_credentials(doc: &mut Doc) -> Option<UploadCredentials> {
 }
 
 fn read_log(doc: &mut Doc) -> Option<LogConfig> {
-    let format = doc.choice(keys::LOG_FORMAT, values::LOG_FORMATS, LogFormat::Text);
+    let format = doc.choice(keys::LOG_FORMAT, values::LOG_FORMATS, LogFormat::Auto);
     let level = match doc.opt_str(keys::LOG_LEVEL, values::LOG_LEVEL_HINT) {
         Some(s) => doc.check(keys::LOG_LEVEL, values::log_level(s)),
         None => Some("info".to_string()),

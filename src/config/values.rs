@@ -36,8 +36,12 @@ pub const ENCODERS: &[(&str, VideoEncoder)] = &[
     ("x264", VideoEncoder::X264),
     ("openh264", VideoEncoder::OpenH264),
 ];
-pub const LOG_FORMATS: &[(&str, LogFormat)] =
-    &[("text", LogFormat::Text), ("json", LogFormat::Json)];
+pub const LOG_FORMATS: &[(&str, LogFormat)] = &[
+    ("auto", LogFormat::Auto),
+    ("text", LogFormat::Text),
+    ("json", LogFormat::Json),
+    ("journal", LogFormat::Journal),
+];
 
 const LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace", "off"];
 

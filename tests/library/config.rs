@@ -566,7 +566,7 @@ fn the_minimal_file_loads_with_all_defaults() {
     assert_eq!(upload.credentials, UploadCredentials::Environment);
     assert_eq!(upload.ca_file, None);
 
-    assert_eq!(config.log.format, LogFormat::Text);
+    assert_eq!(config.log.format, LogFormat::Auto);
     assert_eq!(config.log.level, "info");
 }
 

@@ -13,8 +13,9 @@ start_local_recording() {
   ok "local recording $RID started"
 }
 
-# sealed_count: segments the daemon of this boot logged as sealed (after the catalog commit).
-sealed_count() { grep -c 'INFO segment sealed seq=' "$R/roomrecd-$ROOMREC_BOOT.log" || true; }
+# sealed_count: segments the daemon of this boot logged as sealed (after the catalog commit;
+# the journal's MESSAGE, without the level, which is its PRIORITY).
+sealed_count() { grep -c '^segment sealed seq=' "$R/roomrecd-$ROOMREC_BOOT.log" || true; }
 
 # wait_sealed N: until the daemon of this boot has sealed N segments.
 wait_sealed() {

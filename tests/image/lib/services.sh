@@ -76,7 +76,7 @@ video_bitrate_kbps = 300
 ci = "$(cat "$R/admin.pub")"
 
 [log]
-format = "text"
+format = "auto"
 level = "info,roomrec=debug"
 TOML
   if [ -n "$s3_port" ]; then

@@ -21,4 +21,13 @@ wait_file "$R/host.done" 600
 [ "$(unit_prop NRestarts)" = 0 ] || fail "roomrec.service restarted $(unit_prop NRestarts) times during the recordings"
 expect_unit_running
 id -u roomrec > "$R/roomrec.uid"
+# The daemon's entries are native journal entries: the level as PRIORITY, the fields as
+# journal fields one can match on (src/journald.rs), MESSAGE readable as a line.
+j() { journalctl -b -u roomrec.service --no-pager -o cat "$@"; }
+sealed=$(j ROOMREC_SEQ=2 SYSLOG_IDENTIFIER=roomrecd | grep '^segment sealed seq=2' || true)
+[ -n "$sealed" ] || fail "no journal entry with the field ROOMREC_SEQ=2 for segment 2's seal: $(j | grep -m3 'segment sealed')"
+j -p info..info | grep -q '^segment sealed seq=' || fail "'segment sealed' is not at priority 6 (info)"
+! j -p warning | grep -q '^segment sealed' || fail "'segment sealed' is listed by journalctl -p warning"
+rid_fields=$(journalctl -b -u roomrec.service --no-pager -o verbose ROOMREC_SEQ=2 | grep -c '^ *ROOMREC_' || true)
+ok "journal: native entries with fields ($rid_fields ROOMREC_* fields on segment 2's seal: $(j ROOMREC_SEQ=2 | head -1)), priorities by level"
 save_storage
