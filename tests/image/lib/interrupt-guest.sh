@@ -1,10 +1,41 @@
 # shellcheck shell=bash
 # Guest side of the interruption scenarios (copied next to guest.sh; $R/interrupt says which).
 # Boot 1: the unit runs; when the host says the recordings run, either the agent reboots the
-# VM (systemctl reboot: the unit's stop path) or the host cuts the power. Boot 2: the unit is
-# back; the previous boot's journal shows how roomrecd ended; the storage goes to the host.
+# VM (systemctl reboot: the unit's stop path), the host cuts the power, or (stall) this script
+# freezes the capture pipeline through the test build's fault trigger and waits for the
+# watchdog to kill roomrecd and systemd to start it again. Boot 2 (or the restart): the unit is
+# back; the journal shows how the previous roomrecd ended; the storage goes to the host.
 kind=$(cat "$R/interrupt")
 expect_unit_running
+if [ "$kind" = stall ]; then
+  wait_file "$R/interrupt.go" 600
+  old_pid=$(unit_prop MainPID)
+  # The media actor removes the trigger and blocks the segment writer's pads (src/media/fault.rs).
+  touch /var/lib/roomrec/fault-stall-media
+  t=$SECONDS
+  ok "capture frozen by fault injection (roomrecd pid $old_pid)"
+  restarted() {
+    local pid
+    pid=$(unit_prop MainPID)
+    [ "$pid" != 0 ] && [ "$pid" != "$old_pid" ] && [ "$(unit_prop ActiveState)" = active ]
+  }
+  until restarted; do
+    [ $((SECONDS - t)) -lt 300 ] || fail "roomrecd (pid $old_pid) was not restarted within 300 s of the stall"
+    sleep 1
+  done
+  journalctl -b -u roomrec.service -o cat --no-pager > "$R/journal-stall.txt"
+  grep -q 'capture stalled' "$R/journal-stall.txt" \
+    || fail "roomrecd did not log the stall (capture stalled ... watchdog pings withheld)"
+  journalctl -b -u roomrec.service --no-pager | grep -q "Failed with result 'watchdog'" \
+    || fail "systemd did not end roomrecd for its watchdog: $(grep -m3 -i 'watchdog\|Failed' "$R/journal-stall.txt")"
+  [ "$(unit_prop NRestarts)" -ge 1 ] || fail "NRestarts is $(unit_prop NRestarts) after the watchdog kill"
+  ok "$((SECONDS - t)) s after the stall: watchdog timeout, roomrecd killed, restarted (pid $(unit_prop MainPID), NRestarts $(unit_prop NRestarts))"
+  expect_unit_running
+  touch "$R/restarted"
+  wait_file "$R/host.done" 600
+  save_storage
+  exit 0
+fi
 if [ "$BOOT" = 1 ]; then
   wait_file "$R/interrupt.go" 600
   if [ "$kind" = reboot ]; then

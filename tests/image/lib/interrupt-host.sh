@@ -1,10 +1,12 @@
 # shellcheck shell=bash
-# Host side of the interruption scenarios ($R/interrupt: reboot or power-cut), $1 = boot.
+# Host side of the interruption scenarios ($R/interrupt: reboot, power-cut or stall), $1 = boot.
 # Boot 1: bob records to the cloud, alice locally; once 6 segments are sealed, the guest
-# reboots (systemctl reboot) or the host kills QEMU 1.5 s into a segment (a power cut).
-# Boot 2: roomrecd back online; alice's recording is needs_finalize (L5), bob's cloud
-# recording restored paused; the cloud one resumes for 2 more segments and stops, its upload completes;
-# the local one is finalized by command (ready).
+# reboots (systemctl reboot), the host kills QEMU 1.5 s into a segment (a power cut), or the
+# guest freezes the capture pipeline (a stall: the watchdog kills roomrecd and systemd restarts
+# it, in the same boot).
+# Then (boot 2, or boot 1 after the restart): roomrecd back online; alice's recording is
+# needs_finalize (L5), bob's cloud recording restored paused; the cloud one resumes for 2 more
+# segments and stops, its upload completes; the local one is finalized by command (ready).
 . "$ROOMREC_IMAGE_TESTS/lib/host.sh"
 boot=$1
 kind=$(cat "$R/interrupt")
@@ -19,21 +21,31 @@ if [ "$boot" = 1 ]; then
   start_local_recording
   wait_sealed 6
   ok "$(sealed_count) segments sealed; cloud: $(cloud_state)"
-  if [ "$kind" = power-cut ]; then
-    sleep 1.5   # into the next segment
-    vm_hard_reset
-  else
-    touch "$R/interrupt.go"
-    ok "the guest reboots now"
-  fi
-  exit 0
+  case $kind in
+    power-cut)
+      sleep 1.5   # into the next segment
+      vm_hard_reset
+      exit 0 ;;
+    reboot)
+      touch "$R/interrupt.go"
+      ok "the guest reboots now"
+      exit 0 ;;
+    stall)
+      touch "$R/interrupt.go"
+      ok "the guest freezes the capture pipeline now"
+      # The guest says when systemd runs a new roomrecd; only a live daemon answers a command
+      # (the old one's retained status may still say online).
+      wait_for 400 "the watchdog restart (guest)" test -e "$R/restarted"
+      answers() { CTL_TIMEOUT=5 ctl --json send status --as alice >/dev/null 2>&1; }
+      wait_for 300 "the restarted roomrecd to answer a command" answers ;;
+  esac
+else
+  # Boot 2. The retained status of boot 1 (or its last will) must not count.
+  clear_status
+  wait_online 600
 fi
-
-# Boot 2. The retained status of boot 1 (or its last will) must not count.
-clear_status
-wait_online 600
 ok "roomrecd is back online after the $kind"
-ctl watch --for 800 >"$R/watch-2.log" 2>&1 &
+ctl watch --for 800 >"$R/watch-after.log" 2>&1 &
 rid=$(cat "$R/recording-id")
 expect_needs_finalize "$rid" "$kind"
 cloud_paused() { [ "$(cloud_state | cut -d' ' -f1)" = paused ]; }

@@ -1,4 +1,4 @@
 # shellcheck shell=bash
-# Guest side of the interruption scenarios (reboot, power-cut): lib/interrupt-guest.sh.
+# Guest side of the interruption scenarios (reboot, power-cut, stall): lib/interrupt-guest.sh.
 . "$R/guest-lib.sh"
 . "$R/interrupt-guest.sh"
