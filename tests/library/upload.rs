@@ -327,7 +327,10 @@ async fn a_complete_recording_gets_a_playable_hls_manifest_then_share_and_delete
         .sum();
     let mut info = cloud_recording("r-1", RecordingState::Stopped);
     info.shared = false;
-    rig.handle.send(UploadCommand::Complete { recording: info });
+    rig.handle.send(UploadCommand::Complete {
+        recording: info,
+        transcription: false,
+    });
     let done = rig
         .wait_for("completion", |f| matches!(f, UploadFact::Completed { .. }))
         .await;
@@ -463,6 +466,7 @@ async fn completion_waits_for_segments_sealed_after_the_request() {
     rig.wait_uploaded(1).await;
     rig.handle.send(UploadCommand::Complete {
         recording: cloud_recording("r-1", RecordingState::Stopped),
+        transcription: false,
     });
     // The last segment is sealed only now, before the grace period ends.
     rig.seal_fixture(2, 1);
