@@ -14,6 +14,7 @@
 //! See `docs/transcription.md` for the model, the accuracy measured and the CPU cost.
 
 mod cues;
+mod priority;
 mod recognise;
 mod webvtt;
 

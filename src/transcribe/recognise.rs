@@ -10,9 +10,9 @@
 //! Times are counted from the earliest buffer any stream of the demuxer gives, which is where
 //! the MP4 (and the HLS) starts.
 //!
-//! Priority: each streaming thread lowers itself to nice 19 when it starts (the `stream-status`
-//! enter message is posted from the new thread itself, and GLib's pool threads do not inherit
-//! the caller's nice value), so capture, which runs at the default priority, always goes first.
+//! Priority: every streaming thread of the pipeline is a thread of its own at nice 19 (see
+//! [`super::priority`]), so capture, at the default priority, always goes first; the caller's
+//! thread only waits on the bus and keeps its priority.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +24,7 @@ use gstreamer as gst;
 use tokio_util::sync::CancellationToken;
 
 use super::cues::{Collector, Utterance};
+use super::priority::LowPriorityPool;
 use super::{Model, TranscribeError};
 use crate::media::{self, make};
 
@@ -31,8 +32,6 @@ use crate::media::{self, make};
 const POLL: gst::ClockTime = gst::ClockTime::from_mseconds(200);
 /// A pipeline whose sound does not move on for this long is stuck.
 const STALL: Duration = Duration::from_secs(120);
-/// The nice value of the recogniser's threads: the lowest priority.
-const NICE: libc::c_int = 19;
 
 /// What to transcribe.
 #[derive(Clone, Copy, Debug)]
@@ -60,6 +59,8 @@ struct Shared {
     sound_end: AtomicU64,
     /// Set once the recogniser has been linked to a sound stream.
     has_sound: std::sync::atomic::AtomicBool,
+    /// The nice value of each streaming thread as it started.
+    thread_nice: Mutex<Vec<i32>>,
 }
 
 /// Run the recogniser over `audio` to its end; blocking. The utterances' times are in ms of
@@ -69,8 +70,20 @@ pub fn recognise(
     model: &Model,
     cancel: &CancellationToken,
 ) -> Result<Vec<Utterance>, TranscribeError> {
+    let shared = run_pipeline(audio, model, cancel)?;
+    if !shared.has_sound.load(Ordering::SeqCst) {
+        return Err(TranscribeError::NoSound);
+    }
+    tracing::debug!(threads = ?shared.thread_nice.lock().map(|n| n.clone()).unwrap_or_default(), "nice values of the recogniser's threads");
+    Ok(collect(&shared))
+}
+
+fn run_pipeline(
+    audio: Audio<'_>,
+    model: &Model,
+    cancel: &CancellationToken,
+) -> Result<Arc<Shared>, TranscribeError> {
     gst::init().map_err(|e| TranscribeError::Pipeline(e.to_string()))?;
-    lower_this_thread();
     let shared = Arc::new(Shared {
         zero: AtomicU64::new(u64::MAX),
         ..Shared::default()
@@ -78,11 +91,7 @@ pub fn recognise(
     let pipeline = build(audio, model, &shared, cancel)?;
     let result = run(&pipeline, &shared, cancel);
     let _ = pipeline.set_state(gst::State::Null);
-    result?;
-    if !shared.has_sound.load(Ordering::SeqCst) {
-        return Err(TranscribeError::NoSound);
-    }
-    Ok(collect(&shared))
+    result.map(|()| shared)
 }
 
 fn collect(shared: &Shared) -> Vec<Utterance> {
@@ -241,15 +250,22 @@ fn watch_first_buffer(pad: &gst::Pad, shared: &Arc<Shared>) {
 }
 
 /// Hypotheses are taken in the streaming thread as they are posted (so a final one gets the
-/// time the sound had reached then); each new streaming thread lowers its own priority.
+/// time the sound had reached then); each task goes to the low-priority pool as it is made.
 fn watch_bus(pipeline: &gst::Pipeline, shared: &Arc<Shared>) -> Result<(), TranscribeError> {
     let bus = pipeline
         .bus()
         .ok_or_else(|| TranscribeError::Pipeline("pipeline has no bus".into()))?;
     let shared = shared.clone();
+    let pool = LowPriorityPool::new();
     bus.set_sync_handler(move |_, msg| match msg.view() {
-        gst::MessageView::StreamStatus(s) if s.get().0 == gst::StreamStatusType::Enter => {
-            lower_this_thread();
+        gst::MessageView::StreamStatus(s) => {
+            pool.adopt(s);
+            // The enter message is posted from the new thread itself.
+            if s.get().0 == gst::StreamStatusType::Enter {
+                if let Ok(mut nice) = shared.thread_nice.lock() {
+                    nice.push(super::priority::this_threads_nice());
+                }
+            }
             gst::BusSyncReply::Drop
         }
         gst::MessageView::Element(e) => {
@@ -330,18 +346,52 @@ fn start_failure(bus: &gst::Bus) -> String {
         .unwrap_or_else(|| "the transcription pipeline refused to start".into())
 }
 
-/// Nice 19 for the calling thread only (Linux keeps a nice value per thread).
-pub(super) fn lower_this_thread() {
-    // SAFETY: plain system calls on the calling thread's own id; no memory is shared.
-    let result = unsafe {
-        let tid = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, NICE)
-    };
-    if result != 0 {
-        tracing::debug!(error = %std::io::Error::last_os_error(), "cannot lower the transcriber's priority");
-    }
-}
-
 fn perr(e: impl std::fmt::Display) -> TranscribeError {
     TranscribeError::Pipeline(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Five seconds of a tone as a WAV file, made by GStreamer.
+    fn tone(path: &Path) {
+        gst::init().unwrap();
+        let pipeline = gst::parse::launch(&format!(
+            "audiotestsrc num-buffers=250 samplesperbuffer=960 ! audio/x-raw,rate=48000 ! \
+             wavenc ! filesink location={}",
+            path.display()
+        ))
+        .unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let bus = pipeline.bus().unwrap();
+        bus.timed_pop_filtered(
+            gst::ClockTime::from_seconds(30),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        );
+        pipeline.set_state(gst::State::Null).unwrap();
+    }
+
+    #[test]
+    fn every_streaming_thread_runs_at_nice_19_and_the_callers_priority_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let wav = dir.path().join("tone.wav");
+        tone(&wav);
+        let model = Model::find(Path::new(super::super::DEFAULT_MODEL_DIR))
+            .expect("Debian's pocketsphinx-en-us is installed (scripts/install-deps)");
+        let before = super::super::priority::this_threads_nice();
+        let shared = run_pipeline(Audio::File(&wav), &model, &CancellationToken::new()).unwrap();
+        let nice = shared.thread_nice.lock().unwrap().clone();
+        assert!(
+            !nice.is_empty(),
+            "the pipeline's threads were seen starting"
+        );
+        assert!(nice.iter().all(|n| *n == 19), "{nice:?}");
+        assert_eq!(super::super::priority::this_threads_nice(), before);
+        assert!(shared.has_sound.load(Ordering::SeqCst));
+        assert!(
+            shared.sound_end.load(Ordering::SeqCst) >= 4_900_000_000,
+            "all of it heard"
+        );
+    }
 }
