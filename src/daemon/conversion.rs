@@ -222,3 +222,78 @@ pub fn mp4_name(info: &RecordingInfo) -> String {
     debug_assert!(!Path::new(&name).components().any(|c| c.as_os_str() == ".."));
     name
 }
+
+/// Known speech made by espeak-ng and ffmpeg, shared with the integration tests.
+#[cfg(test)]
+#[path = "../../tests/common/speech.rs"]
+#[allow(dead_code)]
+mod speech_fixture;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{RecordingKind, RecordingState, Timestamp};
+    use speech_fixture as speech;
+
+    fn info(id: &str) -> RecordingInfo {
+        let id_of = |s: &str| Id::parse(s).expect("id");
+        RecordingInfo {
+            recording_id: id_of(id),
+            meeting_id: id_of("m-1"),
+            kind: RecordingKind::Local,
+            owner: id_of("u-1"),
+            started_by: id_of("u-1"),
+            host: id_of("u-1"),
+            state: RecordingState::Stopped,
+            created_at: Timestamp(1_700_000_000_000),
+            recorded_ms: 0,
+            bytes: 0,
+            shared: false,
+            location: None,
+        }
+    }
+
+    /// Converts `segments` with `transcription`, waits for the whole job (transcript
+    /// included), returns the MP4.
+    async fn convert_and_wait(dir: &Path, segments: Vec<PathBuf>, transcription: bool) -> PathBuf {
+        let (tx, mut rx) = mpsc::channel(4);
+        let save = dir.join("save");
+        std::fs::create_dir_all(&save).expect("save dir");
+        let mut conversions = Conversions::new(
+            save,
+            dir.join("storage"),
+            None,
+            PathBuf::from(crate::transcribe::DEFAULT_MODEL_DIR),
+            tx,
+        );
+        let info = info(if transcription { "r-t" } else { "r-n" });
+        conversions.start(&info, segments, transcription);
+        let done = rx.recv().await.expect("conversion done");
+        let mp4 = PathBuf::from(done.result.expect("converted"));
+        conversions.finished(&info.recording_id);
+        conversions.wait_all().await;
+        mp4
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_transcribed_recording_gets_its_vtt_beside_the_mp4_after_the_conversion() {
+        let dir = tempfile::tempdir().expect("dir");
+        let sentence = "Please open the window before the meeting starts.";
+        // One segment: the pause and the timeline are the transcriber's tests'; this is the
+        // job's order (MP4 reported, then the transcript) and the flag.
+        let one = speech::spoken_media(dir.path(), "1.ts", sentence, 1_000, 500, 10.0);
+
+        let mp4 = convert_and_wait(dir.path(), vec![one.clone()], true).await;
+        let vtt = crate::transcribe::vtt_path(&mp4);
+        let text = std::fs::read_to_string(&vtt).expect("the transcript is beside the MP4");
+        assert!(text.starts_with("WEBVTT"), "{text}");
+        assert!(text.contains("window"), "{text}");
+
+        let plain = convert_and_wait(dir.path(), vec![one], false).await;
+        assert!(plain.exists());
+        assert!(
+            !crate::transcribe::vtt_path(&plain).exists(),
+            "no transcript when T1 is not in force"
+        );
+    }
+}
