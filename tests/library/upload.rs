@@ -393,14 +393,7 @@ async fn a_complete_recording_gets_a_playable_hls_manifest_then_share_and_delete
     );
     assert!((2500..=3500).contains(&probed.duration_ms), "{probed:?}");
 
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &store
-            .get_bytes("u-1/m-1/r-1/manifest.json")
-            .await
-            .expect("get")
-            .expect("manifest"),
-    )
-    .expect("json");
+    let manifest = manifest_of(&store).await;
     assert_eq!(manifest["creator"], "u-1");
     assert_eq!(manifest["started_by"], "u-2");
     assert_eq!(manifest["shared"], false);
@@ -416,14 +409,7 @@ async fn a_complete_recording_gets_a_playable_hls_manifest_then_share_and_delete
         matches!(f, UploadFact::Shared { shared: true, .. })
     })
     .await;
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &store
-            .get_bytes("u-1/m-1/r-1/manifest.json")
-            .await
-            .expect("get")
-            .expect("manifest"),
-    )
-    .expect("json");
+    let manifest = manifest_of(&store).await;
     assert_eq!(manifest["shared"], true, "share rewrote the flag");
 
     rig.handle.send(UploadCommand::Delete {
@@ -567,14 +553,7 @@ async fn a_transcribed_recording_gets_a_subtitle_rendition_in_a_master_playlist(
         one_ms + 1_500
     );
 
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &store
-            .get_bytes("u-1/m-1/r-1/manifest.json")
-            .await
-            .expect("get")
-            .expect("manifest"),
-    )
-    .expect("json");
+    let manifest = manifest_of(&store).await;
     assert_eq!(manifest["master_playlist"], "master.m3u8");
     assert_eq!(manifest["subtitles"], "subtitles.m3u8");
 
@@ -589,6 +568,16 @@ async fn a_transcribed_recording_gets_a_subtitle_rendition_in_a_master_playlist(
         "2 segments, 2 subtitle segments, 3 playlists and the manifest: {deleted:?}"
     );
     assert_eq!(rig.s3.keys(), Vec::<String>::new(), "nothing left");
+}
+
+/// r-1's `manifest.json` as the store holds it.
+async fn manifest_of(store: &Store) -> serde_json::Value {
+    let body = store
+        .get_bytes("u-1/m-1/r-1/manifest.json")
+        .await
+        .expect("get")
+        .expect("manifest");
+    serde_json::from_slice(&body).expect("json")
 }
 
 /// `hh:mm:ss,mmm` in ms.
