@@ -57,6 +57,12 @@ pub(super) async fn upload(
     }
     let files = match make(recording, jobs, source).await {
         Ok(files) => files,
+        Err(_) if source.cancel.is_cancelled() => {
+            // The actor is stopping and aborts this task: completing without the transcript
+            // now would lose it for good; the completion after the restart makes it.
+            std::future::pending::<()>().await;
+            return Ok(false);
+        }
         Err(reason) => {
             warn!(recording = %recording, %reason, "no transcript for this cloud recording");
             return Ok(false);
