@@ -1,7 +1,7 @@
 //! roomrec: the recording service of a meeting-room appliance.
 //!
 //! A functional core (`rules`) wrapped by adapters that each own one resource:
-//! `control` (MQTT), `media` (GStreamer), `catalog` (SQLite), `segments` (the segment files);
+//! `control` (MQTT), `media` (GStreamer), `catalog` (SQLite), `segments` (the segment files); `transcribe` (speech to WebVTT);
 //! `daemon` wires them together.
 //! `protocol` is the wire contract shared by all of them; `config` the validated settings;
 //! `auth` the signature scheme of admin commands, checked by `daemon` at the edge.
@@ -24,4 +24,5 @@ pub mod protocol;
 pub mod retry;
 pub mod rules;
 pub mod segments;
+pub mod transcribe;
 pub mod upload;

@@ -981,6 +981,18 @@ pub struct StatusDoc {
     pub microphone: DeviceHealth,
     pub storage: StorageStatus,
     pub uploads: UploadStatus,
+    /// T1: whether recordings can be transcribed on this device (the speech model).
+    #[serde(default)]
+    pub transcription: TranscriptionStatus,
+}
+
+/// Whether the speech model transcription needs is there; `reason` says what to do if not.
+/// Recording is never affected: without it, recordings simply get no transcript.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TranscriptionStatus {
+    pub available: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[cfg(test)]

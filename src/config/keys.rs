@@ -99,6 +99,7 @@ declare_keys! {
         UPLOAD_RATE_CAP = "upload.rate_cap";
         UPLOAD_LIVE_SHARE_PERCENT = "upload.live_share_percent" => LIVE_SHARE_PERCENT(1..=100, 25);
         UPLOAD_KEY_PREFIX = "upload.key_prefix";
+        TRANSCRIPTION_MODEL_DIR = "transcription.model_dir";
         LOG_FORMAT = "log.format";
         LOG_LEVEL = "log.level";
     }

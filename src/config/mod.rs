@@ -124,6 +124,17 @@ pub struct Config {
     pub log: LogConfig,
     /// `[auth]`: signed admin commands and snapshots; the default refuses admin commands.
     pub auth: AuthConfig,
+    /// `[transcription]`: the speech model of T1.
+    pub transcription: TranscriptionConfig,
+}
+
+/// `[transcription]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TranscriptionConfig {
+    /// The pocketsphinx model folder; default Debian's US English
+    /// ([`crate::transcribe::DEFAULT_MODEL_DIR`]). Not checked at load: a missing model makes
+    /// transcription unavailable (said in `status`), never the daemon.
+    pub model_dir: PathBuf,
 }
 
 pub use crate::auth::AuthConfig;
@@ -328,7 +339,15 @@ impl Config {
 pub const DEFAULT_MIN_FREE_BYTES: u64 = 512 * 1024 * 1024;
 
 /// The tables of the file.
-pub const SECTIONS: &[&str] = &["mqtt", "storage", "media", "upload", "log", "auth"];
+pub const SECTIONS: &[&str] = &[
+    "mqtt",
+    "storage",
+    "media",
+    "upload",
+    "log",
+    "auth",
+    "transcription",
+];
 
 fn parse(text: &str, base: &Path) -> Result<Config, ConfigError> {
     let root: toml::Table = toml::from_str(text).map_err(|e| syntax_error(text, &e))?;
@@ -375,6 +394,11 @@ fn read_config(doc: &mut Doc) -> Option<Config> {
     let upload = doc.has("upload").then(|| read_upload(doc));
     let log = read_log(doc);
     let auth = read_auth(doc);
+    let transcription = TranscriptionConfig {
+        model_dir: doc
+            .opt_path(keys::TRANSCRIPTION_MODEL_DIR)
+            .unwrap_or_else(|| PathBuf::from(crate::transcribe::DEFAULT_MODEL_DIR)),
+    };
     Some(Config {
         device_id: device_id?,
         mqtt: mqtt?,
@@ -386,6 +410,7 @@ fn read_config(doc: &mut Doc) -> Option<Config> {
         },
         log: log?,
         auth: auth?,
+        transcription,
     })
 }
 

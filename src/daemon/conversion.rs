@@ -1,9 +1,12 @@
-//! Conversion workers (L5): each turns one local recording's segments into one MP4.
+//! Conversion workers (L5): each turns one local recording's segments into one MP4, then,
+//! when the recording is transcribed (T1), writes its WebVTT transcript beside it.
 //!
-//! Owns: the blocking conversion jobs and their cancel tokens. Must not touch: the catalog or
-//! the rules — results go back to the core as `ConversionDone`; segment files, which
+//! Owns: the blocking conversion and transcription jobs and their cancel tokens. Must not
+//! touch: the catalog or the rules — results go back to the core as `ConversionDone` (sent as
+//! soon as the MP4 is there: the transcript follows it, at the lowest CPU priority, and a
+//! transcript that cannot be made is logged, never a failed recording); segment files, which
 //! `segments::PlainCopies` reads (decrypting encrypted ones into a private folder removed
-//! whatever the outcome). The MP4 itself is the user's output: plaintext.
+//! whatever the outcome). The MP4 and its transcript are the user's output: plaintext.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -28,27 +31,38 @@ pub struct Conversions {
     save_dir: PathBuf,
     storage_dir: PathBuf,
     key: Option<DecryptKey>,
+    /// `transcription.model_dir`.
+    model_dir: PathBuf,
     done: mpsc::Sender<ConversionDone>,
-    running: HashMap<Id, (CancellationToken, JoinHandle<()>)>,
+    running: HashMap<Id, Job>,
+    /// Jobs whose MP4 is reported but whose transcript may still be in the making.
+    transcribing: Vec<Job>,
 }
+
+type Job = (CancellationToken, JoinHandle<()>);
 
 impl Conversions {
     pub fn new(
         save_dir: PathBuf,
         storage_dir: PathBuf,
         key: Option<DecryptKey>,
+        model_dir: PathBuf,
         done: mpsc::Sender<ConversionDone>,
     ) -> Conversions {
         Conversions {
             save_dir,
             storage_dir,
             key,
+            model_dir,
             done,
             running: HashMap::new(),
+            transcribing: Vec::new(),
         }
     }
 
-    pub fn start(&mut self, info: &RecordingInfo, segments: Vec<PathBuf>) {
+    /// Converts `segments` into the recording's MP4; with `transcription` (T1 in force for the
+    /// recording), then writes `<name>.vtt` beside it.
+    pub fn start(&mut self, info: &RecordingInfo, segments: Vec<PathBuf>, transcription: bool) {
         let id = info.recording_id.clone();
         if self.running.contains_key(&id) {
             warn!(recording = %id, "conversion already running");
@@ -59,19 +73,24 @@ impl Conversions {
         let done = self.done.clone();
         let (job_cancel, job_id) = (cancel.clone(), id.clone());
         let plain = PlainCopies::for_conversion(&self.storage_dir, &id, self.key.clone());
-        info!(recording = %id, segments = segments.len(), out = %out.display(), "conversion started");
+        let model_dir = transcription.then(|| self.model_dir.clone());
+        info!(recording = %id, segments = segments.len(), out = %out.display(), transcription, "conversion started");
         let handle = tokio::spawn(async move {
-            let result = convert(segments, out, plain, job_cancel).await;
+            let result = convert(segments, out, plain, job_cancel.clone()).await;
             match &result {
                 Ok(path) => info!(recording = %job_id, %path, "conversion done"),
                 Err(reason) => warn!(recording = %job_id, %reason, "conversion did not complete"),
             }
+            let mp4 = result.as_ref().ok().map(PathBuf::from);
             let _ = done
                 .send(ConversionDone {
-                    recording_id: job_id,
+                    recording_id: job_id.clone(),
                     result,
                 })
                 .await;
+            if let (Some(mp4), Some(model_dir)) = (mp4, model_dir) {
+                transcribe(&job_id, mp4, model_dir, job_cancel).await;
+            }
         });
         self.running.insert(id, (cancel, handle));
     }
@@ -97,21 +116,46 @@ impl Conversions {
         }
     }
 
+    /// The MP4 is reported; its job may go on with the transcript.
     pub fn finished(&mut self, id: &Id) {
-        self.running.remove(id);
+        self.transcribing
+            .retain(|(_, handle)| !handle.is_finished());
+        if let Some(job) = self.running.remove(id) {
+            self.transcribing.push(job);
+        }
     }
 
     pub fn cancel_all(&mut self) {
-        for (cancel, _) in self.running.values() {
+        for (cancel, _) in self.running.values().chain(&self.transcribing) {
             cancel.cancel();
         }
     }
 
-    /// Waits for every job to end; an interrupted one is `needs_finalize` at the next start.
+    /// Waits for every job to end; an interrupted conversion is `needs_finalize` at the next
+    /// start, an interrupted transcript is not made (the MP4 is complete without it).
     pub async fn wait_all(&mut self) {
-        for (_, (_, handle)) in self.running.drain() {
+        let jobs = self.running.drain().map(|(_, job)| job);
+        for (_, handle) in jobs.chain(self.transcribing.drain(..)).collect::<Vec<_>>() {
             let _ = handle.await;
         }
+    }
+}
+
+/// T1: `<name>.vtt` beside the MP4, on a blocking thread at the lowest CPU priority.
+async fn transcribe(id: &Id, mp4: PathBuf, model_dir: PathBuf, cancel: CancellationToken) {
+    let started = std::time::Instant::now();
+    let job = tokio::task::spawn_blocking(move || {
+        crate::transcribe::transcribe_mp4(&mp4, &model_dir, &cancel)
+    });
+    match job.await {
+        Ok(Ok(vtt)) => info!(
+            recording = %id,
+            vtt = %vtt.display(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "transcript written"
+        ),
+        Ok(Err(e)) => warn!(recording = %id, error = %e, "no transcript for this recording"),
+        Err(e) => warn!(recording = %id, error = %e, "the transcription task failed"),
     }
 }
 
@@ -177,4 +221,79 @@ pub fn mp4_name(info: &RecordingInfo) -> String {
         .collect();
     debug_assert!(!Path::new(&name).components().any(|c| c.as_os_str() == ".."));
     name
+}
+
+/// Known speech made by espeak-ng and ffmpeg, shared with the integration tests.
+#[cfg(test)]
+#[path = "../../tests/common/speech.rs"]
+#[allow(dead_code)]
+mod speech_fixture;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{RecordingKind, RecordingState, Timestamp};
+    use speech_fixture as speech;
+
+    fn info(id: &str) -> RecordingInfo {
+        let id_of = |s: &str| Id::parse(s).expect("id");
+        RecordingInfo {
+            recording_id: id_of(id),
+            meeting_id: id_of("m-1"),
+            kind: RecordingKind::Local,
+            owner: id_of("u-1"),
+            started_by: id_of("u-1"),
+            host: id_of("u-1"),
+            state: RecordingState::Stopped,
+            created_at: Timestamp(1_700_000_000_000),
+            recorded_ms: 0,
+            bytes: 0,
+            shared: false,
+            location: None,
+        }
+    }
+
+    /// Converts `segments` with `transcription`, waits for the whole job (transcript
+    /// included), returns the MP4.
+    async fn convert_and_wait(dir: &Path, segments: Vec<PathBuf>, transcription: bool) -> PathBuf {
+        let (tx, mut rx) = mpsc::channel(4);
+        let save = dir.join("save");
+        std::fs::create_dir_all(&save).expect("save dir");
+        let mut conversions = Conversions::new(
+            save,
+            dir.join("storage"),
+            None,
+            PathBuf::from(crate::transcribe::DEFAULT_MODEL_DIR),
+            tx,
+        );
+        let info = info(if transcription { "r-t" } else { "r-n" });
+        conversions.start(&info, segments, transcription);
+        let done = rx.recv().await.expect("conversion done");
+        let mp4 = PathBuf::from(done.result.expect("converted"));
+        conversions.finished(&info.recording_id);
+        conversions.wait_all().await;
+        mp4
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_transcribed_recording_gets_its_vtt_beside_the_mp4_after_the_conversion() {
+        let dir = tempfile::tempdir().expect("dir");
+        let sentence = "Please open the window before the meeting starts.";
+        // One segment: the pause and the timeline are the transcriber's tests'; this is the
+        // job's order (MP4 reported, then the transcript) and the flag.
+        let one = speech::spoken_media(dir.path(), "1.ts", sentence, 1_000, 500, 10.0);
+
+        let mp4 = convert_and_wait(dir.path(), vec![one.clone()], true).await;
+        let vtt = crate::transcribe::vtt_path(&mp4);
+        let text = std::fs::read_to_string(&vtt).expect("the transcript is beside the MP4");
+        assert!(text.starts_with("WEBVTT"), "{text}");
+        assert!(text.contains("window"), "{text}");
+
+        let plain = convert_and_wait(dir.path(), vec![one], false).await;
+        assert!(plain.exists());
+        assert!(
+            !crate::transcribe::vtt_path(&plain).exists(),
+            "no transcript when T1 is not in force"
+        );
+    }
 }

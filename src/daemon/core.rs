@@ -58,6 +58,8 @@ pub struct Wiring {
     pub storage: StorageConfig,
     /// Bytes of segments not yet released, as the catalog counted them at start.
     pub ledger: ByteLedger,
+    /// `transcription.model_dir`, for `status`.
+    pub transcription_model: PathBuf,
 }
 
 pub struct Core {
@@ -101,7 +103,7 @@ impl Core {
             uploader: wiring.uploader,
             to_control: wiring.to_control,
             conversions: wiring.conversions,
-            status: StatusBoard::new(),
+            status: StatusBoard::new(wiring.transcription_model),
             notifier: Notifier::default(),
             watchdog: wiring.watchdog,
             clock: Clock::new(),
@@ -328,7 +330,12 @@ impl Core {
     async fn complete_cloud(&mut self, recording_id: Id) {
         let rid = recording_id.clone();
         match self.catalog.call(move |c| c.recording(&rid)).await {
-            Ok(Some(recording)) => self.to_uploader(UploadCommand::Complete { recording }),
+            Ok(Some(recording)) => self.to_uploader(UploadCommand::Complete {
+                recording,
+                // T1: until the rules save the per-recording `transcription` flag with the
+                // recording (issue 11, part A), no cloud recording is transcribed.
+                transcription: false,
+            }),
             Ok(None) => {
                 error!(recording = %recording_id, "cloud recording to complete is not in the catalog")
             }
@@ -387,7 +394,10 @@ impl Core {
             .iter()
             .map(|s| self.storage_dir.join(&s.path))
             .collect();
-        self.conversions.start(&info, paths);
+        // T1: until the rules save the per-recording `transcription` flag with the recording
+        // (issue 11, part A), no local recording is transcribed.
+        let transcription = false;
+        self.conversions.start(&info, paths, transcription);
     }
 
     /// Carries out the held effects that may go now: released, or held too long.

@@ -103,6 +103,7 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
         Some(target) => Some(upload::spawn(
             UploadSettings {
                 segment_key: config.storage.segment_key.clone(),
+                transcription_model: Some(config.transcription.model_dir.clone()),
                 ..UploadSettings::from_config(target)
             },
             &storage.join(CATALOG_FILE),
@@ -133,11 +134,13 @@ pub async fn run(config: Config, cancel: CancellationToken) -> Result<(), Daemon
             config.storage.save_dir.clone(),
             storage.clone(),
             keys.decrypt().cloned(),
+            config.transcription.model_dir.clone(),
             conv_tx,
         ),
         watchdog,
         storage: config.storage.clone(),
         ledger,
+        transcription_model: config.transcription.model_dir.clone(),
     });
     core.restore(restored, meeting_version).await;
 

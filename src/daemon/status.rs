@@ -1,11 +1,14 @@
 //! The device's health as published on `<p>/status`, and the one-line systemd STATUS.
 //!
-//! Owns: uptime, device health flags, storage figures. Must not touch: the rules.
+//! Owns: uptime, device health flags, storage figures, whether transcription is available.
+//! Must not touch: the rules.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::protocol::{CloudState, DeviceHealth, StateDoc, StatusDoc, StorageStatus, UploadStatus};
+use crate::protocol::{
+    CloudState, DeviceHealth, StateDoc, StatusDoc, StorageStatus, TranscriptionStatus, UploadStatus,
+};
 
 use super::catalog_thread::CatalogHandle;
 
@@ -15,16 +18,20 @@ pub struct StatusBoard {
     pub camera: DeviceHealth,
     pub microphone: DeviceHealth,
     uploads: UploadStatus,
+    /// `transcription.model_dir`: looked at with each snapshot, so installing the model
+    /// shows without a restart.
+    transcription_model: PathBuf,
 }
 
 impl StatusBoard {
-    pub fn new() -> StatusBoard {
+    pub fn new(transcription_model: PathBuf) -> StatusBoard {
         StatusBoard {
             started: Instant::now(),
             broker_connected: false,
             camera: DeviceHealth::Ok,
             microphone: DeviceHealth::Ok,
             uploads: UploadStatus::default(),
+            transcription_model,
         }
     }
 
@@ -68,13 +75,16 @@ impl StatusBoard {
                 pending_bytes,
                 last_error: self.uploads.last_error.clone(),
             },
+            transcription: transcription_status(&self.transcription_model),
         }
     }
 }
 
-impl Default for StatusBoard {
-    fn default() -> Self {
-        StatusBoard::new()
+fn transcription_status(model_dir: &Path) -> TranscriptionStatus {
+    let reason = crate::transcribe::unavailable_reason(model_dir);
+    TranscriptionStatus {
+        available: reason.is_none(),
+        reason,
     }
 }
 

@@ -251,16 +251,10 @@ fn build_remux(
 ) -> Result<gst::Pipeline, MediaError> {
     let perr = |e: &dyn std::fmt::Display| MediaError::Pipeline(e.to_string());
     let pipeline = gst::Pipeline::with_name("convert");
-    let src = make("appsrc")?;
+    let src = ts_appsrc()?;
     let demux = make("tsdemux")?;
     let mux = make("mp4mux")?;
     let sink = make("filesink")?;
-    let caps = gst::Caps::builder("video/mpegts")
-        .field("systemstream", true)
-        .field("packetsize", PACKET as i32)
-        .build();
-    src.set_property("caps", &caps);
-    src.set_property_from_str("format", "bytes");
     // Index first (see the module header), without faststart's second copy.
     mux.set_property(
         "reserved-max-duration",
@@ -289,6 +283,46 @@ fn build_remux(
         }
     });
     Ok(pipeline)
+}
+
+/// An `appsrc` that gives `segments` (in order) as one MPEG-TS stream placed on the recording's
+/// timeline exactly as the MP4 is (paused time absent), for a reader of a recording other than
+/// the MP4 (the transcriber of a cloud recording). Link it to a `tsdemux`.
+pub fn recording_source(
+    segments: &[PathBuf],
+    cancel: &CancellationToken,
+) -> Result<gst::Element, MediaError> {
+    super::init()?;
+    if segments.is_empty() {
+        return Err(MediaError::Settings("no segments to read".into()));
+    }
+    let plan = plan(segments)?;
+    let src = ts_appsrc()?;
+    feed(&src, segments, &plan.timeline.placements, cancel);
+    Ok(src)
+}
+
+/// The raw 33-bit PTS (90 kHz) of a segment's first video frame, or of its first packet of any
+/// kind without video: what a subtitle segment's `X-TIMESTAMP-MAP` ties its cues to.
+pub fn segment_first_pts(segment: &Path) -> Result<Option<u64>, MediaError> {
+    let data = std::fs::read(segment).map_err(|e| MediaError::io(segment, e))?;
+    let starts = super::tsscan::pes_starts(&data);
+    Ok(starts
+        .iter()
+        .find(|p| p.is_video())
+        .or(starts.first())
+        .map(|p| p.pts))
+}
+
+fn ts_appsrc() -> Result<gst::Element, MediaError> {
+    let src = make("appsrc")?;
+    let caps = gst::Caps::builder("video/mpegts")
+        .field("systemstream", true)
+        .field("packetsize", PACKET as i32)
+        .build();
+    src.set_property("caps", &caps);
+    src.set_property_from_str("format", "bytes");
+    Ok(src)
 }
 
 /// What `appsrc` is fed: the next segment, placed on the timeline, each time it asks.

@@ -38,10 +38,11 @@ use std::path::PathBuf;
 use crate::protocol::{DeviceHealth, Id};
 
 pub use actor::{spawn, MediaHandle};
-pub use convert::convert;
+pub use convert::{convert, recording_source, segment_first_pts};
 pub use devices::{
     devices, Camera, CameraChoice, CameraFormat, DeviceError, DeviceReport, Limits, Microphone,
 };
+pub(crate) use pipeline::make;
 pub use probe::{probe, AudioInfo, MediaInfo, VideoInfo};
 pub use progress::{MediaProgress, SinceProgress};
 pub use sources::CONTENT_TEST_ARGB;

@@ -28,6 +28,7 @@ use super::error::{Failure, Scope, UploadError};
 use super::limiter::Limiter;
 use super::manifest::{self, ManifestSegment};
 use super::store::{FileToSend, Store};
+use super::transcript::{self, TranscriptSource};
 use super::{UploadCommand, UploadFact, UploadSettings, LIVE_FLOOR_BYTES_PER_S};
 use crate::catalog::{Catalog, PendingWork, UploadJob, UploadState};
 use crate::crypt::SegmentKey;
@@ -87,10 +88,20 @@ pub fn spawn(
         live_share_percent = settings.live_share_percent,
         "upload actor started"
     );
+    let transcripts = settings
+        .transcription_model
+        .clone()
+        .map(|model_dir| TranscriptSource {
+            model_dir,
+            storage_dir: storage_dir.to_owned(),
+            segment_key: settings.segment_key.clone(),
+            cancel: cancel.child_token(),
+        });
     let actor = Actor {
         store: Arc::new(store),
         catalog: Arc::new(Mutex::new(catalog)),
         storage_dir: storage_dir.to_owned(),
+        transcripts,
         facts,
         limiter,
         live: false,
@@ -184,6 +195,8 @@ impl Gate {
 #[derive(Debug)]
 struct Completion {
     info: RecordingInfo,
+    /// T1 in force for the recording: its transcript goes with it.
+    transcription: bool,
     jobs_seen: usize,
     last_change: Instant,
 }
@@ -196,6 +209,7 @@ enum RecordingOp {
     Manifest {
         info: RecordingInfo,
         jobs: Vec<UploadJob>,
+        transcription: bool,
     },
     Share {
         row: i64,
@@ -252,6 +266,8 @@ struct Actor {
     store: Arc<Store>,
     catalog: Arc<Mutex<Catalog>>,
     storage_dir: PathBuf,
+    /// T1: how transcripts are made; `None` without a model configured.
+    transcripts: Option<TranscriptSource>,
     facts: mpsc::Sender<UploadFact>,
     limiter: Arc<Limiter>,
     live: bool,
@@ -320,12 +336,16 @@ impl Actor {
                 self.live = live;
                 self.apply_rate();
             }
-            UploadCommand::Complete { recording } => {
-                info!(recording = %recording.recording_id, "completion requested");
+            UploadCommand::Complete {
+                recording,
+                transcription,
+            } => {
+                info!(recording = %recording.recording_id, transcription, "completion requested");
                 self.completing.insert(
                     recording.recording_id.clone(),
                     Completion {
                         info: recording,
+                        transcription,
                         jobs_seen: usize::MAX,
                         last_change: Instant::now(),
                     },
@@ -515,8 +535,9 @@ impl Actor {
             }
             let store = self.store.clone();
             let prefix = self.settings.key_prefix.clone();
+            let transcripts = self.transcripts.clone();
             self.work.spawn(async move {
-                let result = run_op(&store, &prefix, &op).await;
+                let result = run_op(&store, &prefix, &op, transcripts.as_ref()).await;
                 Done::Op { op, result }
             });
         }
@@ -554,7 +575,11 @@ impl Actor {
                     continue;
                 };
                 info!(recording = %id, segments = jobs.len(), "all segments uploaded; writing the manifest");
-                self.queue_op(RecordingOp::Manifest { info: c.info, jobs });
+                self.queue_op(RecordingOp::Manifest {
+                    info: c.info,
+                    jobs,
+                    transcription: c.transcription,
+                });
             }
         }
     }
@@ -837,7 +862,8 @@ fn op_recording(op: &RecordingOp) -> &Id {
     }
 }
 
-/// Every key the recording may have in the bucket: its segments, playlist and manifest.
+/// Every key the recording may have in the bucket: its segments, playlists, transcript and
+/// manifest.
 fn object_keys(prefix: &str, info: Option<&RecordingInfo>, jobs: &[UploadJob]) -> Vec<String> {
     let dir = match (info, jobs.first()) {
         (Some(i), _) => manifest::recording_dir(prefix, &i.owner, &i.meeting_id, &i.recording_id),
@@ -855,8 +881,19 @@ fn object_keys(prefix: &str, info: Option<&RecordingInfo>, jobs: &[UploadJob]) -
             )
         })
         .collect();
-    keys.push(format!("{dir}{}", manifest::PLAYLIST_NAME));
-    keys.push(format!("{dir}{}", manifest::MANIFEST_NAME));
+    // A transcribed recording's objects too (T1); absent ones are skipped when deleting.
+    keys.extend(
+        jobs.iter()
+            .map(|j| format!("{dir}{}", manifest::subtitle_name(j.segment.seq))),
+    );
+    for name in [
+        manifest::SUBTITLES_NAME,
+        manifest::MASTER_NAME,
+        manifest::PLAYLIST_NAME,
+        manifest::MANIFEST_NAME,
+    ] {
+        keys.push(format!("{dir}{name}"));
+    }
     keys
 }
 
@@ -963,12 +1000,29 @@ fn hash_plain(path: PathBuf) -> std::io::Result<FileToSend> {
     })
 }
 
-async fn run_op(store: &Store, prefix: &str, op: &RecordingOp) -> Result<Outcome, Failure> {
+async fn run_op(
+    store: &Store,
+    prefix: &str,
+    op: &RecordingOp,
+    transcripts: Option<&TranscriptSource>,
+) -> Result<Outcome, Failure> {
     match op {
-        RecordingOp::Manifest { info, jobs } => {
+        RecordingOp::Manifest {
+            info,
+            jobs,
+            transcription,
+        } => {
             let dir =
                 manifest::recording_dir(prefix, &info.owner, &info.meeting_id, &info.recording_id);
             let segments = manifest_segments(jobs);
+            // T1: the subtitle rendition first, so the master never names a missing one.
+            let transcript = match (transcription, transcripts) {
+                (true, Some(source)) => {
+                    transcript::upload(store, &dir, &info.recording_id, jobs, &segments, source)
+                        .await?
+                }
+                _ => false,
+            };
             let playlist_key = format!("{dir}{}", manifest::PLAYLIST_NAME);
             store
                 .put_bytes(
@@ -976,12 +1030,23 @@ async fn run_op(store: &Store, prefix: &str, op: &RecordingOp) -> Result<Outcome
                     manifest::hls_playlist(&segments).into_bytes(),
                 )
                 .await?;
-            let json = manifest::manifest_json(info, &segments, info.shared);
+            let master_key = format!("{dir}{}", manifest::MASTER_NAME);
+            if transcript {
+                store
+                    .put_bytes(
+                        &master_key,
+                        manifest::master_playlist(&segments).into_bytes(),
+                    )
+                    .await?;
+            }
+            let json = manifest::manifest_json(info, &segments, info.shared, transcript);
             store
                 .put_bytes(&format!("{dir}{}", manifest::MANIFEST_NAME), json)
                 .await?;
+            // With a transcript, the master playlist is what a player opens to get both.
+            let location = if transcript { master_key } else { playlist_key };
             Ok(Outcome::Completed {
-                location: store.object_url(&playlist_key),
+                location: store.object_url(&location),
             })
         }
         RecordingOp::Share {
@@ -989,7 +1054,8 @@ async fn run_op(store: &Store, prefix: &str, op: &RecordingOp) -> Result<Outcome
         } => {
             let dir =
                 manifest::recording_dir(prefix, &info.owner, &info.meeting_id, &info.recording_id);
-            let json = manifest::manifest_json(info, &manifest_segments(jobs), *shared);
+            let transcript = transcript::present(store, &dir).await?;
+            let json = manifest::manifest_json(info, &manifest_segments(jobs), *shared, transcript);
             store
                 .put_bytes(&format!("{dir}{}", manifest::MANIFEST_NAME), json)
                 .await?;
@@ -998,6 +1064,11 @@ async fn run_op(store: &Store, prefix: &str, op: &RecordingOp) -> Result<Outcome
         RecordingOp::Delete { keys, .. } => {
             let mut objects = 0;
             for key in keys {
+                // Only some recordings have a transcript; a store may answer a DELETE of a
+                // missing object with success, which must not count as an object removed.
+                if manifest::is_transcript_key(key) && store.head(key).await?.is_none() {
+                    continue;
+                }
                 if store.delete(key).await? {
                     objects += 1;
                 }

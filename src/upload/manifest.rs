@@ -1,8 +1,9 @@
 //! Object keys and the manifest of a cloud recording: pure functions, no I/O.
 //!
-//! Owns: the key layout in the bucket, the HLS playlist (`index.m3u8`) and the JSON document
+//! Owns: the key layout in the bucket, the HLS playlists (`index.m3u8`; for a transcribed
+//! recording also `subtitles.m3u8` and `master.m3u8`) and the JSON document
 //! (`manifest.json`). Must not touch: the store, the catalog, media (a segment's container
-//! is known only by its file name's extension).
+//! is known only by its file name's extension), the WebVTT files' contents (`transcribe`).
 
 use serde::Serialize;
 
@@ -10,6 +11,11 @@ use crate::protocol::{Id, RecordingInfo};
 
 pub const PLAYLIST_NAME: &str = "index.m3u8";
 pub const MANIFEST_NAME: &str = "manifest.json";
+/// T1: the subtitle rendition's media playlist and the master playlist referencing it.
+pub const SUBTITLES_NAME: &str = "subtitles.m3u8";
+pub const MASTER_NAME: &str = "master.m3u8";
+/// The rendition group the master playlist names.
+const SUBTITLES_GROUP: &str = "transcript";
 
 /// `<key_prefix><creator>/<meeting>/<recording>/`: ids are validated (no `/`, no `..`), so
 /// the parts can never escape their folder.
@@ -22,6 +28,16 @@ pub fn segment_name(seq: u64, path: &str) -> String {
     // The object is the plaintext media: an encrypted segment is named as its plaintext.
     let path = crate::segments::plain_name(path);
     format!("{seq:08}.{}", extension(path))
+}
+
+/// `00000042.vtt`: the subtitle segment that goes with media segment 42.
+pub fn subtitle_name(seq: u64) -> String {
+    format!("{seq:08}.vtt")
+}
+
+/// Whether `key` is one of a transcript's objects (which only some recordings have).
+pub fn is_transcript_key(key: &str) -> bool {
+    key.ends_with(".vtt") || key.ends_with(SUBTITLES_NAME) || key.ends_with(MASTER_NAME)
 }
 
 /// The extension of `path` if it is a plain short one, else `bin`.
@@ -48,6 +64,7 @@ pub fn content_type(name: &str) -> &'static str {
         Some(e) if e == "json" => "application/json",
         Some(e) if e == "mkv" => "video/x-matroska",
         Some(e) if e == "mp4" || e == "m4s" => "video/mp4",
+        Some(e) if e == "vtt" => "text/vtt",
         _ => "application/octet-stream",
     }
 }
@@ -75,6 +92,37 @@ pub struct Pause {
 /// The HLS media playlist over `segments` (in sequence order), with a discontinuity at each
 /// pause so players reset their timestamps there.
 pub fn hls_playlist(segments: &[ManifestSegment]) -> String {
+    media_playlist(segments, |s| s.name.clone())
+}
+
+/// T1: the subtitle rendition's playlist: one WebVTT file per media segment, with the same
+/// durations and the same discontinuities, so its segments line up with the media's.
+pub fn subtitles_playlist(segments: &[ManifestSegment]) -> String {
+    media_playlist(segments, |s| subtitle_name(s.seq))
+}
+
+/// T1: the master playlist: the media playlist as the one variant, with the transcript as its
+/// subtitle rendition. `BANDWIDTH` is the peak segment bit rate, as the HLS spec defines it.
+pub fn master_playlist(segments: &[ManifestSegment]) -> String {
+    let peak = segments
+        .iter()
+        .filter(|s| s.duration_ms > 0)
+        .map(|s| s.bytes * 8 * 1000 / s.duration_ms)
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    format!(
+        "#EXTM3U\n#EXT-X-VERSION:3\n\
+         #EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"{SUBTITLES_GROUP}\",NAME=\"Transcript\",\
+         DEFAULT=NO,AUTOSELECT=YES,URI=\"{SUBTITLES_NAME}\"\n\
+         #EXT-X-STREAM-INF:BANDWIDTH={peak},SUBTITLES=\"{SUBTITLES_GROUP}\"\n{PLAYLIST_NAME}\n"
+    )
+}
+
+fn media_playlist(
+    segments: &[ManifestSegment],
+    name: impl Fn(&ManifestSegment) -> String,
+) -> String {
     let target = segments
         .iter()
         .map(|s| s.duration_ms.div_ceil(1000))
@@ -91,7 +139,7 @@ pub fn hls_playlist(segments: &[ManifestSegment]) -> String {
             out.push_str("#EXT-X-DISCONTINUITY\n");
         }
         let secs = s.duration_ms as f64 / 1000.0;
-        out.push_str(&format!("#EXTINF:{secs:.3},\n{}\n", s.name));
+        out.push_str(&format!("#EXTINF:{secs:.3},\n{}\n", name(s)));
         previous = Some(s.seq);
     }
     out.push_str("#EXT-X-ENDLIST\n");
@@ -123,12 +171,23 @@ struct Manifest<'a> {
     bytes: u64,
     shared: bool,
     playlist: &'static str,
+    /// T1: the master playlist (media + subtitles), only when the recording has a transcript.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    master_playlist: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subtitles: Option<&'static str>,
     pauses: Vec<Pause>,
     segments: &'a [ManifestSegment],
 }
 
-/// `manifest.json`: who, when, how long, which pauses, and each segment's size and checksums.
-pub fn manifest_json(info: &RecordingInfo, segments: &[ManifestSegment], shared: bool) -> Vec<u8> {
+/// `manifest.json`: who, when, how long, which pauses, and each segment's size and checksums;
+/// with `transcript`, the master and subtitle playlists.
+pub fn manifest_json(
+    info: &RecordingInfo,
+    segments: &[ManifestSegment],
+    shared: bool,
+    transcript: bool,
+) -> Vec<u8> {
     let doc = Manifest {
         version: 1,
         recording_id: &info.recording_id,
@@ -141,6 +200,8 @@ pub fn manifest_json(info: &RecordingInfo, segments: &[ManifestSegment], shared:
         bytes: segments.iter().map(|s| s.bytes).sum(),
         shared,
         playlist: PLAYLIST_NAME,
+        master_playlist: transcript.then_some(MASTER_NAME),
+        subtitles: transcript.then_some(SUBTITLES_NAME),
         pauses: pauses(segments),
         segments,
     };
@@ -194,7 +255,30 @@ mod tests {
     }
 
     #[test]
+    fn the_subtitle_rendition_lines_up_with_the_media_and_the_master_names_both() {
+        let segs = [seg(1, 2000), seg(2, 2500), seg(5, 1000)];
+        let subs = subtitles_playlist(&segs);
+        assert_eq!(
+            subs,
+            hls_playlist(&segs).replace(".ts", ".vtt"),
+            "same durations and discontinuities"
+        );
+        let master = master_playlist(&segs);
+        // 100 bytes in 1 s is the peak: 800 bit/s.
+        assert_eq!(
+            master,
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"transcript\",\
+             NAME=\"Transcript\",DEFAULT=NO,AUTOSELECT=YES,URI=\"subtitles.m3u8\"\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=800,SUBTITLES=\"transcript\"\nindex.m3u8\n"
+        );
+        assert!(is_transcript_key("p/u/m/r/00000001.vtt"));
+        assert!(is_transcript_key("p/u/m/r/master.m3u8"));
+        assert!(!is_transcript_key("p/u/m/r/index.m3u8"));
+    }
+
+    #[test]
     fn content_types_match_the_extension() {
+        assert_eq!(content_type("00000001.vtt"), "text/vtt");
         assert_eq!(content_type("00000001.ts"), "video/mp2t");
         assert_eq!(content_type("index.m3u8"), "application/vnd.apple.mpegurl");
         assert_eq!(content_type("x"), "application/octet-stream");

@@ -15,14 +15,18 @@
 //!
 //! Layout in the bucket (deterministic, so a retry overwrites the same object, never adds one):
 //! `<key_prefix><creator>/<meeting>/<recording>/<seq:08>.<ext>`, plus `index.m3u8` and
-//! `manifest.json` beside them.
+//! `manifest.json` beside them; a transcribed recording (T1) also has `<seq:08>.vtt` per
+//! segment, `subtitles.m3u8` and `master.m3u8` (the transcript itself is made by
+//! [`crate::transcribe`]; this module only uploads it).
 
 mod actor;
 mod error;
 mod limiter;
 pub mod manifest;
 mod store;
+mod transcript;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::UploadConfig;
@@ -68,6 +72,9 @@ pub struct UploadSettings {
     /// checked against their sealed SHA-256 and sent as the plaintext TS. `None`: such
     /// segments cannot be sent (and say so).
     pub segment_key: Option<crate::crypt::SegmentKey>,
+    /// T1: the speech model folder that transcribes the recordings completed with
+    /// `transcription`; `None`: no recording is transcribed.
+    pub transcription_model: Option<PathBuf>,
 }
 
 impl UploadSettings {
@@ -83,6 +90,7 @@ impl UploadSettings {
             stall_timeout: DEFAULT_STALL_TIMEOUT,
             clock_offset_s: 0,
             segment_key: None,
+            transcription_model: None,
         }
     }
 
@@ -120,7 +128,12 @@ pub enum UploadCommand {
     MeetingLive(bool),
     /// E1 (`Effect::CompleteCloud`): once every segment is uploaded, write the manifest and
     /// report [`UploadFact::Completed`]. May arrive before the last segments are sealed.
-    Complete { recording: RecordingInfo },
+    /// With `transcription` (T1 in force for the recording) and a usable model, a WebVTT
+    /// subtitle rendition and a master playlist referencing it are uploaded first.
+    Complete {
+        recording: RecordingInfo,
+        transcription: bool,
+    },
     /// E2: rewrite the manifest's shared flag.
     Share { recording_id: Id, shared: bool },
     /// E2: remove the recording's objects and the local files only it needed.

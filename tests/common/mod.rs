@@ -8,6 +8,7 @@ pub mod ffprobe;
 pub mod media;
 pub mod records;
 pub mod s3;
+pub mod speech;
 pub mod tls;
 
 use std::io::Write;

@@ -19,4 +19,5 @@ mod roomrecctl;
 mod rules;
 mod security;
 mod tls;
+mod transcription;
 mod watchdog;

@@ -237,6 +237,7 @@ const INVALID: &[(&str, &[&str])] = &[
             "1",
         ],
     ),
+    ("transcription.model_dir", &[r#""""#, "1", "[]"]),
     ("log.format", &[r#""xml""#, "1"]),
     (
         "log.level",
@@ -897,4 +898,21 @@ fn a_private_segment_key_file_turns_encryption_on_and_never_shows() {
     ));
     assert_eq!(keys(&found), ["storage.segment_key_file"], "{found:#?}");
     assert!(found[0].message.contains("chmod 0400"), "{found:#?}");
+}
+
+#[test]
+fn the_transcription_model_is_debians_unless_a_device_maker_names_another() {
+    let default = valid(BASE);
+    assert_eq!(
+        default.transcription.model_dir,
+        Path::new(roomrec::transcribe::DEFAULT_MODEL_DIR)
+    );
+    let german = valid(&set(
+        "transcription.model_dir",
+        r#""/usr/share/pocketsphinx/model/de""#,
+    ));
+    assert_eq!(
+        german.transcription.model_dir,
+        Path::new("/usr/share/pocketsphinx/model/de")
+    );
 }

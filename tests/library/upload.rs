@@ -147,13 +147,17 @@ impl Rig {
 
     /// Copies `content` in as segment `seq` of r-1 and seals it with its upload job.
     fn seal(&mut self, seq: u64, content: &[u8]) -> SegmentRecord {
+        self.seal_timed(seq, content, 1000)
+    }
+
+    fn seal_timed(&mut self, seq: u64, content: &[u8], duration_ms: u64) -> SegmentRecord {
         let rel = format!("segments/{seq:08}.ts");
         std::fs::write(self.storage.path().join(&rel), content).expect("segment file");
         let seg = SegmentRecord {
             seq,
             path: rel,
             bytes: content.len() as u64,
-            duration_ms: 1000,
+            duration_ms,
             sha256: hex::encode(sha2::Sha256::digest(content)),
             sealed_at: Timestamp(T0 + seq as i64),
         };
@@ -327,7 +331,10 @@ async fn a_complete_recording_gets_a_playable_hls_manifest_then_share_and_delete
         .sum();
     let mut info = cloud_recording("r-1", RecordingState::Stopped);
     info.shared = false;
-    rig.handle.send(UploadCommand::Complete { recording: info });
+    rig.handle.send(UploadCommand::Complete {
+        recording: info,
+        transcription: false,
+    });
     let done = rig
         .wait_for("completion", |f| matches!(f, UploadFact::Completed { .. }))
         .await;
@@ -386,14 +393,7 @@ async fn a_complete_recording_gets_a_playable_hls_manifest_then_share_and_delete
     );
     assert!((2500..=3500).contains(&probed.duration_ms), "{probed:?}");
 
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &store
-            .get_bytes("u-1/m-1/r-1/manifest.json")
-            .await
-            .expect("get")
-            .expect("manifest"),
-    )
-    .expect("json");
+    let manifest = manifest_of(&store).await;
     assert_eq!(manifest["creator"], "u-1");
     assert_eq!(manifest["started_by"], "u-2");
     assert_eq!(manifest["shared"], false);
@@ -409,14 +409,7 @@ async fn a_complete_recording_gets_a_playable_hls_manifest_then_share_and_delete
         matches!(f, UploadFact::Shared { shared: true, .. })
     })
     .await;
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &store
-            .get_bytes("u-1/m-1/r-1/manifest.json")
-            .await
-            .expect("get")
-            .expect("manifest"),
-    )
-    .expect("json");
+    let manifest = manifest_of(&store).await;
     assert_eq!(manifest["shared"], true, "share rewrote the flag");
 
     rig.handle.send(UploadCommand::Delete {
@@ -455,6 +448,145 @@ async fn a_complete_recording_gets_a_playable_hls_manifest_then_share_and_delete
         .is_empty());
 }
 
+/// T1: a transcribed cloud recording gets a WebVTT rendition that a player finds through the
+/// master playlist: ffmpeg reading the master sees the subtitle stream and its cues, the
+/// speech after the pause at its offset in recorded time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transcribed_recording_gets_a_subtitle_rendition_in_a_master_playlist() {
+    use common::speech;
+    let media = tempfile::tempdir().expect("media dir");
+    let first = "Good morning everyone, welcome to the weekly meeting.";
+    let second = "Please open the window before the meeting starts.";
+    let one = speech::spoken_media(media.path(), "a.ts", first, 1_000, 1_000, 10.0);
+    let one_ms = speech::duration_ms(&one);
+    let resume_s = 10.0 + one_ms as f64 / 1000.0 + 60.0;
+    let two = speech::spoken_media(media.path(), "b.ts", second, 1_500, 1_000, resume_s);
+    let two_ms = speech::duration_ms(&two);
+
+    let mut rig = Rig::with(S3Server::start(), |s| {
+        s.transcription_model = Some(roomrec::transcribe::DEFAULT_MODEL_DIR.into());
+    });
+    // Sequence 2 is missing: a pause between 1 and 3.
+    rig.seal_timed(1, &std::fs::read(&one).expect("a.ts"), one_ms);
+    rig.seal_timed(3, &std::fs::read(&two).expect("b.ts"), two_ms);
+    rig.handle.send(UploadCommand::Complete {
+        recording: cloud_recording("r-1", RecordingState::Stopped),
+        transcription: true,
+    });
+    let done = rig
+        .wait_for("completion", |f| matches!(f, UploadFact::Completed { .. }))
+        .await;
+    let UploadFact::Completed { location, .. } = done else {
+        unreachable!()
+    };
+    assert!(location.ends_with("/u-1/m-1/r-1/master.m3u8"), "{location}");
+
+    let store = rig.store();
+    let copy = tempfile::tempdir().expect("copy dir");
+    let names = [
+        "master.m3u8",
+        "index.m3u8",
+        "subtitles.m3u8",
+        "00000001.ts",
+        "00000003.ts",
+        "00000001.vtt",
+        "00000003.vtt",
+    ];
+    for name in names {
+        let body = store
+            .get_bytes(&format!("u-1/m-1/r-1/{name}"))
+            .await
+            .expect("get")
+            .unwrap_or_else(|| panic!("{name} is not in the bucket"));
+        std::fs::write(copy.path().join(name), body).expect("write");
+    }
+    let master = copy.path().join("master.m3u8");
+    // ffmpeg 5.1's HLS reader takes subtitle renditions only with `-strict experimental`
+    // (without it, it warns "Can't support the subtitle"); it reads the cue times as written
+    // and does not apply X-TIMESTAMP-MAP, so with `-copyts` they are the recording's times.
+    let listed = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-strict", "experimental"])
+        .args(["-show_entries", "stream=codec_type,codec_name"])
+        .args(["-of", "csv=p=0"])
+        .arg(&master)
+        .output()
+        .expect("ffprobe");
+    let streams = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        streams
+            .lines()
+            .any(|l| l.contains("webvtt") && l.contains("subtitle")),
+        "ffprobe sees a WebVTT subtitle stream in the master playlist: {streams}{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    assert!(
+        streams.contains("video") && streams.contains("audio"),
+        "{streams}"
+    );
+
+    let srt = copy.path().join("transcript.srt");
+    speech::ffmpeg(&[
+        "-strict",
+        "experimental",
+        "-copyts",
+        "-i",
+        &master.to_string_lossy(),
+        "-map",
+        "0:s:0",
+        &srt.to_string_lossy(),
+    ]);
+    let text = std::fs::read_to_string(&srt).expect("srt");
+    // The cue with the second sentence, on the recording's timeline: 1.5 s into the segment
+    // after the pause, not a minute later.
+    let cue = text
+        .split("\n\n")
+        .find(|block| block.contains("window") || block.contains("meeting starts"))
+        .unwrap_or_else(|| panic!("the sentence after the pause is in the transcript:\n{text}"));
+    let start = cue
+        .lines()
+        .find_map(|l| l.split_once(" --> "))
+        .map(|(a, _)| srt_ms(a))
+        .expect("a cue time");
+    assert!(
+        (one_ms + 1_000..=one_ms + 4_000).contains(&start),
+        "the cue after the pause starts at {start} ms, the speech at {} ms of recorded time:\n{text}",
+        one_ms + 1_500
+    );
+
+    let manifest = manifest_of(&store).await;
+    assert_eq!(manifest["master_playlist"], "master.m3u8");
+    assert_eq!(manifest["subtitles"], "subtitles.m3u8");
+
+    rig.handle.send(UploadCommand::Delete {
+        recording_id: id("r-1"),
+    });
+    let deleted = rig
+        .wait_for("deleted", |f| matches!(f, UploadFact::Deleted { .. }))
+        .await;
+    assert!(
+        matches!(deleted, UploadFact::Deleted { objects: 8, .. }),
+        "2 segments, 2 subtitle segments, 3 playlists and the manifest: {deleted:?}"
+    );
+    assert_eq!(rig.s3.keys(), Vec::<String>::new(), "nothing left");
+}
+
+/// r-1's `manifest.json` as the store holds it.
+async fn manifest_of(store: &Store) -> serde_json::Value {
+    let body = store
+        .get_bytes("u-1/m-1/r-1/manifest.json")
+        .await
+        .expect("get")
+        .expect("manifest");
+    serde_json::from_slice(&body).expect("json")
+}
+
+/// `hh:mm:ss,mmm` in ms.
+fn srt_ms(t: &str) -> u64 {
+    let (hms, milli) = t.trim().split_once(',').expect("srt time");
+    let parts: Vec<u64> = hms.split(':').map(|p| p.parse().expect("number")).collect();
+    ((parts[0] * 60 + parts[1]) * 60 + parts[2]) * 1000 + milli.parse::<u64>().expect("ms")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn completion_waits_for_segments_sealed_after_the_request() {
     // A caller that sends Complete before the last seal must give a grace period.
@@ -463,6 +595,7 @@ async fn completion_waits_for_segments_sealed_after_the_request() {
     rig.wait_uploaded(1).await;
     rig.handle.send(UploadCommand::Complete {
         recording: cloud_recording("r-1", RecordingState::Stopped),
+        transcription: false,
     });
     // The last segment is sealed only now, before the grace period ends.
     rig.seal_fixture(2, 1);

@@ -63,6 +63,12 @@ PACKAGECONFIG[aac] = ",,,gstreamer1.0-plugins-bad-voaacenc"
 PACKAGECONFIG[libav-aac] = ",,,gstreamer1.0-libav"
 # VA-API hardware encoding (Intel/AMD): media.encoder = "auto" uses it when present.
 PACKAGECONFIG[vaapi] = ",,,gstreamer1.0-vaapi"
+# Transcription (T1): the pocketsphinx GStreamer element and a speech model (the folder named
+# by transcription.model_dir). Off by default: neither oe-core nor meta-openembedded packages
+# it, so a device maker's layer provides gstreamer1.0-pocketsphinx (pocketsphinx's gst plugin
+# with its model); without it `status` says transcription is unavailable and recording is
+# unaffected.
+PACKAGECONFIG[transcription] = ",,,gstreamer1.0-pocketsphinx"
 
 # videoconvert is its own plugin up to GStreamer 1.22 (scarthgap) and part of
 # "videoconvertscale" from 1.24 on (styhead and later).
@@ -114,6 +120,7 @@ RDEPENDS:${PN} += "\
     gstreamer1.0-plugins-base-audiotestsrc \
     gstreamer1.0-plugins-base-compositor \
     gstreamer1.0-plugins-base-opus \
+    gstreamer1.0-plugins-base-playback \
     gstreamer1.0-plugins-base-videorate \
     gstreamer1.0-plugins-base-videoscale \
     gstreamer1.0-plugins-base-videotestsrc \
