@@ -274,9 +274,10 @@ impl Core {
 
     async fn carry_out(&mut self, effect: Effect) {
         match effect {
-            Effect::SetCapture { recordings } => {
+            Effect::SetCapture { recordings, marks } => {
                 self.barrier.capturing(&recordings);
-                self.media.send(MediaCommand::SetCapture { recordings })
+                self.media
+                    .send(MediaCommand::SetCapture { recordings, marks })
             }
             Effect::SetMuted(muted) => self.media.send(MediaCommand::SetMuted(muted)),
             Effect::Convert { recording_id } => self.start_conversion(recording_id).await,

@@ -33,6 +33,7 @@ fn rec(r: &str, kind: RecordingKind, state: RecordingState, created: i64) -> Rec
         bytes: 0,
         shared: false,
         location: None,
+        transcription: false,
     }
 }
 
