@@ -50,6 +50,7 @@ pub use probe::{probe, AudioInfo, MediaInfo, VideoInfo};
 pub use progress::{MediaProgress, SinceProgress};
 pub use sources::CONTENT_TEST_ARGB;
 pub use syncmeasure::{measure as measure_sync, SyncReport};
+pub use watermark::Watermark;
 
 /// Where the pictures and sound come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -15,7 +15,8 @@
 //! `<`, `>` and `&`).
 //!
 //! Geometry. Sizes follow the frame, so a mark looks the same at 360p and 1080p:
-//! - single: the text once, centred, at most a ninth of the frame high and 90 % of its width;
+//! - single: the text once, centred, in a font of at most 1/14 of the frame height (26 px at
+//!   360p, 77 px at 1080p) and at most 90 % of its width;
 //! - multi: rows of copies separated by half a copy's width, every other row shifted by half
 //!   a period. A copy is at most `w / 3.5` wide (estimated at [`CHAR_EM`] of the font size per
 //!   character) and the row pitch fits two rows and a text height in half the frame height,
@@ -25,7 +26,7 @@
 //!   about 17 characters gets the full 22 px and one of 64 characters only 3 px (illegible;
 //!   at 1080p, 11 px).
 //!
-//! Both are white at about 45 % (single) or 35 % (multi) opacity with a fainter dark outline:
+//! Both are white at 40 % (single) or 35 % (multi) opacity with a fainter dark outline:
 //! readable on light and dark pictures, see-through enough not to hide the meeting.
 
 use std::sync::{Arc, Mutex};
@@ -47,7 +48,7 @@ const SPACE_EM: f64 = 0.35;
 /// The family the product ships; fontconfig picks the face (DejaVu Sans on Debian).
 const FONT: &str = "Sans Bold";
 /// Big-endian ARGB.
-const SINGLE_COLOR: u32 = 0x73FF_FFFF;
+const SINGLE_COLOR: u32 = 0x66FF_FFFF;
 const MULTI_COLOR: u32 = 0x5AFF_FFFF;
 const OUTLINE_COLOR: u32 = 0x4000_0000;
 
@@ -71,7 +72,7 @@ fn layout(mark: &VideoMark, width: u32, height: u32) -> Vec<Option<Row>> {
         VideoMark::Off => {}
         VideoMark::Single(text) => {
             let n = text.chars().count().max(4) as f64;
-            let px = (h / 9.0).min(0.9 * w / (CHAR_EM * n)).max(8.0);
+            let px = (h / 14.0).min(0.9 * w / (CHAR_EM * n)).max(8.0);
             rows[0] = Some(Row {
                 markup: escape(text),
                 font_px: px as u32,
@@ -121,8 +122,8 @@ fn escape(text: &str) -> String {
 /// A mark waiting for the first frame at or after a cut's running time.
 type Pending = Arc<Mutex<Option<(u64, Vec<Option<Row>>)>>>;
 
-/// The watermark of one video stream.
-pub(crate) struct Watermark {
+/// The watermark of one video stream (public for `benches/watermark.rs`, which measures it).
+pub struct Watermark {
     rows: Vec<gst::Element>,
     width: u32,
     height: u32,
@@ -132,6 +133,7 @@ pub(crate) struct Watermark {
 impl Watermark {
     /// The overlay chain for a `width` × `height` stream, showing `mark` from its first frame.
     pub fn new(mark: &VideoMark, width: u32, height: u32) -> Result<Watermark, MediaError> {
+        super::init()?;
         let mut rows = Vec::with_capacity(ROWS);
         for _ in 0..ROWS {
             let e = make("textoverlay")?;
@@ -237,7 +239,7 @@ mod tests {
         let rows = layout(&VideoMark::Single("Room 101".into()), 1280, 720);
         let shown = shown(&rows);
         assert_eq!(shown.len(), 1);
-        assert!(shown[0].centred && shown[0].font_px == 80, "{shown:?}");
+        assert!(shown[0].centred && shown[0].font_px == 51, "{shown:?}");
     }
 
     #[test]

@@ -20,3 +20,4 @@ mod rules;
 mod security;
 mod tls;
 mod watchdog;
+mod watermark;
