@@ -178,7 +178,8 @@ fn uploaded_segments(device: &Device, s3: &S3Server, rid: &str) -> Vec<PathBuf> 
 }
 
 /// A broker, an S3 server, a 360p device and a client that has sent the licence and meeting
-/// m-1 on `tier` with `settings` (version 1), once the device applied it.
+/// m-1 on `tier` with `settings` (version 1), once the device applied it. Kept whole by the
+/// tests: dropping a field stops that service.
 struct Setup {
     _broker: Broker,
     s3: S3Server,
@@ -214,40 +215,40 @@ async fn setup(tier: &str, settings: Value) -> Setup {
 /// recording that shares the capture.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn w1_single_watermark_is_read_back_from_the_hls_and_the_mp4() {
-    // Every field bound: a field left to `..` would be dropped (device stopped) at once.
-    let Setup {
-        _broker,
-        s3,
-        device: _device,
-        work,
-        mut c,
-        state: s,
-    } = setup("free", watermark("single")).await;
-    assert_eq!(s["in_force"]["watermark"]["video"], "single", "{s}");
-    assert_eq!(s["in_force"]["watermark"]["text"], TEXT, "{s}");
+    let mut t = setup("free", watermark("single")).await;
+    assert_eq!(
+        t.state["in_force"]["watermark"]["video"], "single",
+        "{}",
+        t.state
+    );
+    assert_eq!(
+        t.state["in_force"]["watermark"]["text"], TEXT,
+        "{}",
+        t.state
+    );
 
-    let cloud = c.start_recording("u-2", "cloud").await;
-    let local = c.start_recording("u-1", "local").await;
+    let cloud = t.c.start_recording("u-2", "cloud").await;
+    let local = t.c.start_recording("u-1", "local").await;
     // L4: a local recording needs 10 s to be kept.
-    c.wait_state("10.5 s of local recording", |s| {
+    t.c.wait_state("10.5 s of local recording", |s| {
         s["local"][0]["recorded_ms"].as_u64().unwrap_or(0) >= 10_500
     })
     .await;
-    let playlist = cloud_playlist(&mut c, &s3, &cloud, 2).await;
-    let done = c.wait_event("conversion_done").await;
+    let playlist = cloud_playlist(&mut t.c, &t.s3, &cloud, 2).await;
+    let done = t.c.wait_event("conversion_done").await;
     assert_eq!(done["recording_id"], local.as_str(), "{done}");
     let mp4 = PathBuf::from(done["location"].as_str().expect("the MP4's location"));
 
     assert!(
-        reads_text_mostly(&playlist, &[0.5, 1.5, 2.5], None, work.path()),
+        reads_text_mostly(&playlist, &[0.5, 1.5, 2.5], None, t.work.path()),
         "no watermark in the HLS"
     );
     assert!(
-        reads_text_mostly(&mp4, &[0.5, 1.5, 2.5], None, work.path()),
+        reads_text_mostly(&mp4, &[0.5, 1.5, 2.5], None, t.work.path()),
         "no watermark in the MP4"
     );
     assert!(
-        reads_text_mostly(&mp4, &[8.0, 9.0, 10.0], None, work.path()),
+        reads_text_mostly(&mp4, &[8.0, 9.0, 10.0], None, t.work.path()),
         "no watermark late in the MP4"
     );
 }
@@ -255,26 +256,22 @@ async fn w1_single_watermark_is_read_back_from_the_hls_and_the_mp4() {
 /// W2: on a business account the text is in every quarter of the frame, read from the HLS.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn w2_multi_watermark_is_read_in_every_quarter_of_the_frame() {
-    // Every field bound: a field left to `..` would be dropped (device stopped) at once.
-    let Setup {
-        _broker,
-        s3,
-        device: _device,
-        work,
-        mut c,
-        state: s,
-    } = setup("business", watermark("multi")).await;
-    assert_eq!(s["in_force"]["watermark"]["video"], "multi", "{s}");
+    let mut t = setup("business", watermark("multi")).await;
+    assert_eq!(
+        t.state["in_force"]["watermark"]["video"], "multi",
+        "{}",
+        t.state
+    );
 
-    let rid = c.start_recording("u-2", "cloud").await;
-    c.wait_state("3 s of cloud media", |s| {
+    let rid = t.c.start_recording("u-2", "cloud").await;
+    t.c.wait_state("3 s of cloud media", |s| {
         s["cloud"]["recorded_ms"].as_u64().unwrap_or(0) >= 3000
     })
     .await;
-    let playlist = cloud_playlist(&mut c, &s3, &rid, 2).await;
+    let playlist = cloud_playlist(&mut t.c, &t.s3, &rid, 2).await;
     for q in quarters() {
         assert!(
-            reads_text(&playlist, 1.5, Some(q), work.path()),
+            reads_text(&playlist, 1.5, Some(q), t.work.path()),
             "no whole watermark in the quarter {q:?} of the HLS frame"
         );
     }
@@ -284,50 +281,47 @@ async fn w2_multi_watermark_is_read_in_every_quarter_of_the_frame() {
 /// change to no watermark applies from the next segment, which then holds no text at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn w2_w4_a_low_tier_records_one_row_and_turning_it_off_applies_at_the_next_segment() {
-    let Setup {
-        _broker,
-        s3,
-        device,
-        work,
-        mut c,
-        state: s,
-    } = setup("pro", watermark("multi")).await;
-    let told = c.wait_event("watermark_downgraded").await;
+    let mut t = setup("pro", watermark("multi")).await;
+    let told = t.c.wait_event("watermark_downgraded").await;
     assert_eq!(told["reason"], "tier", "{told}");
     assert_eq!(told["to"], json!(["u-1", "u-2"]), "{told}");
-    assert_eq!(s["in_force"]["watermark"]["video"], "single", "{s}");
+    assert_eq!(
+        t.state["in_force"]["watermark"]["video"], "single",
+        "{}",
+        t.state
+    );
 
-    let rid = c.start_recording("u-2", "cloud").await;
-    c.wait_state("2 s with the watermark", |s| {
+    let rid = t.c.start_recording("u-2", "cloud").await;
+    t.c.wait_state("2 s with the watermark", |s| {
         s["cloud"]["recorded_ms"].as_u64().unwrap_or(0) >= 2000
     })
     .await;
-    c.meeting(meeting(2, "pro", Value::Null)).await;
-    c.wait_state("watermark off", |s| {
+    t.c.meeting(meeting(2, "pro", Value::Null)).await;
+    t.c.wait_state("watermark off", |s| {
         s["in_force"]["watermark"]["video"] == "off"
     })
     .await;
-    let s = c
-        .wait_state("2.5 s more", |s| {
+    let s =
+        t.c.wait_state("2.5 s more", |s| {
             s["cloud"]["recorded_ms"].as_u64().unwrap_or(0) >= 4500
         })
         .await;
     assert_eq!(s["meeting_version"], 2, "{s}");
-    let playlist = cloud_playlist(&mut c, &s3, &rid, 3).await;
-    let segments = uploaded_segments(&device, &s3, &rid);
+    let playlist = cloud_playlist(&mut t.c, &t.s3, &rid, 3).await;
+    let segments = uploaded_segments(&t.device, &t.s3, &rid);
     assert!(segments.len() >= 4, "{segments:?}");
 
     // One row: in the middle of the frame, but no whole copy in a corner quarter.
     assert!(
-        reads_text_mostly(&playlist, &[0.3, 0.9, 1.5], None, work.path()),
+        reads_text_mostly(&playlist, &[0.3, 0.9, 1.5], None, t.work.path()),
         "no watermark at the start"
     );
     assert!(
-        reads_text_mostly(&segments[0], &[0.0, 0.3, 0.6], None, work.path()),
+        reads_text_mostly(&segments[0], &[0.0, 0.3, 0.6], None, t.work.path()),
         "no watermark in the first segment object"
     );
     assert!(
-        !reads_text(&playlist, 0.5, Some(quarters()[0]), work.path()),
+        !reads_text(&playlist, 0.5, Some(quarters()[0]), t.work.path()),
         "a whole copy in the top-left quarter: more than one row"
     );
     // The last whole segment started after the change: no text anywhere in it.
@@ -335,7 +329,7 @@ async fn w2_w4_a_low_tier_records_one_row_and_turning_it_off_applies_at_the_next
     let span = common::ffprobe::duration(after);
     for at in [0.0, span / 2.0] {
         assert!(
-            !reads_text(after, at, None, work.path()),
+            !reads_text(after, at, None, t.work.path()),
             "text in {} after the watermark was turned off",
             after.display()
         );
