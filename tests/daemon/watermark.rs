@@ -5,10 +5,10 @@
 //! at, with the product's own font, sizes and opacity.
 use crate::common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use common::device::{config_text, Client, Device};
+use common::ocr::{Crop, Reader};
 use common::s3::S3Server;
 use common::Broker;
 use roomrec::catalog::Catalog;
@@ -45,109 +45,8 @@ fn watermark(video: &str) -> Value {
     json!({"watermark": {"video": video, "text": TEXT}})
 }
 
-/// One frame at `at_s` of `input` (a file or a playlist), cropped to `crop` (x, y, w, h),
-/// made easy for OCR the usual way: enlarged three times, grey, dark text on light.
-fn frame(input: &Path, at_s: f64, crop: Option<(u32, u32, u32, u32)>, out: &Path) {
-    let crop = crop
-        .map(|(x, y, w, h)| format!("crop={w}:{h}:{x}:{y},"))
-        .unwrap_or_default();
-    let status = Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-y",
-            "-protocol_whitelist",
-            "file,crypto,data",
-        ])
-        .args(["-ss", &at_s.to_string(), "-i"])
-        .arg(input)
-        .args(["-frames:v", "1", "-vf"])
-        .arg(format!(
-            "{crop}scale=iw*3:ih*3:flags=lanczos,format=gray,negate"
-        ))
-        .arg(out)
-        .status()
-        .expect("ffmpeg runs (scripts/install-deps installs it)");
-    assert!(
-        status.success(),
-        "ffmpeg could not take a frame of {}",
-        input.display()
-    );
-    assert!(
-        out.is_file(),
-        "ffmpeg wrote no frame at {at_s} s of {}",
-        input.display()
-    );
-}
-
-/// The text tesseract reads in `png`, as capitals and digits only.
-fn ocr(png: &Path) -> String {
-    let out = Command::new("tesseract")
-        .arg(png)
-        // Sparse text; local (tiled Otsu) thresholds: a global one, pulled between the white
-        // background and the black ball, classed the grey text as background.
-        .args([
-            "stdout",
-            "--psm",
-            "11",
-            "-l",
-            "eng",
-            "-c",
-            "thresholding_method=1",
-        ])
-        .output()
-        .expect("tesseract runs (scripts/install-deps installs tesseract-ocr)");
-    assert!(
-        out.status.success(),
-        "tesseract failed on {}: {}",
-        png.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .to_uppercase()
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect()
-}
-
-/// Whether OCR finds the watermark text in the frame at `at_s` of `input`, within `crop`.
-fn reads_text(input: &Path, at_s: f64, crop: Option<(u32, u32, u32, u32)>, work: &Path) -> bool {
-    let name = format!("f{}.png", rand_name(input, at_s, crop));
-    let png = work.join(name);
-    frame(input, at_s, crop, &png);
-    let read = ocr(&png);
-    eprintln!("OCR {} at {at_s} s {crop:?}: {read}", input.display());
-    let want: String = TEXT.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-    read.contains(&want)
-}
-
-/// Whether OCR finds the text in at least two of the frames at `times`: the test picture's
-/// ball crosses the middle of the frame and can hide part of a single row in one frame (as a
-/// hand in front of a camera would); a row that is not there is never read.
-fn reads_text_mostly(
-    input: &Path,
-    times: &[f64],
-    crop: Option<(u32, u32, u32, u32)>,
-    work: &Path,
-) -> bool {
-    let read = times
-        .iter()
-        .filter(|at| reads_text(input, **at, crop, work))
-        .count();
-    read >= 2.min(times.len())
-}
-
-fn rand_name(input: &Path, at_s: f64, crop: Option<(u32, u32, u32, u32)>) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    input.hash(&mut h);
-    at_s.to_bits().hash(&mut h);
-    crop.hash(&mut h);
-    format!("{:x}", h.finish())
-}
-
 /// The four quarters of the frame: half its width and half its height each.
-fn quarters() -> [(u32, u32, u32, u32); 4] {
+fn quarters() -> [Crop; 4] {
     let (w, h) = (WIDTH / 2, HEIGHT / 2);
     [(0, 0, w, h), (w, 0, w, h), (0, h, w, h), (w, h, w, h)]
 }
@@ -184,7 +83,7 @@ struct Setup {
     _broker: Broker,
     s3: S3Server,
     device: Device,
-    work: tempfile::TempDir,
+    ocr: Reader,
     c: Client,
     /// The state once the meeting applied.
     state: Value,
@@ -194,7 +93,6 @@ async fn setup(tier: &str, settings: Value) -> Setup {
     let broker = Broker::start();
     let s3 = S3Server::start();
     let device = device(&broker, &s3);
-    let work = tempfile::tempdir().expect("temp dir");
     let mut c = Client::connect(&broker).await;
     c.licence("2099-01-01T00:00:00Z").await;
     c.meeting(meeting(1, tier, settings)).await;
@@ -205,7 +103,7 @@ async fn setup(tier: &str, settings: Value) -> Setup {
         _broker: broker,
         s3,
         device,
-        work,
+        ocr: Reader::new(TEXT),
         c,
         state,
     }
@@ -240,15 +138,15 @@ async fn w1_single_watermark_is_read_back_from_the_hls_and_the_mp4() {
     let mp4 = PathBuf::from(done["location"].as_str().expect("the MP4's location"));
 
     assert!(
-        reads_text_mostly(&playlist, &[0.5, 1.5, 2.5], None, t.work.path()),
+        t.ocr.reads_mostly(&playlist, &[0.5, 1.5, 2.5], None),
         "no watermark in the HLS"
     );
     assert!(
-        reads_text_mostly(&mp4, &[0.5, 1.5, 2.5], None, t.work.path()),
+        t.ocr.reads_mostly(&mp4, &[0.5, 1.5, 2.5], None),
         "no watermark in the MP4"
     );
     assert!(
-        reads_text_mostly(&mp4, &[8.0, 9.0, 10.0], None, t.work.path()),
+        t.ocr.reads_mostly(&mp4, &[8.0, 9.0, 10.0], None),
         "no watermark late in the MP4"
     );
 }
@@ -271,7 +169,7 @@ async fn w2_multi_watermark_is_read_in_every_quarter_of_the_frame() {
     let playlist = cloud_playlist(&mut t.c, &t.s3, &rid, 2).await;
     for q in quarters() {
         assert!(
-            reads_text(&playlist, 1.5, Some(q), t.work.path()),
+            t.ocr.reads(&playlist, 0, 1.5, Some(q)),
             "no whole watermark in the quarter {q:?} of the HLS frame"
         );
     }
@@ -313,15 +211,15 @@ async fn w2_w4_a_low_tier_records_one_row_and_turning_it_off_applies_at_the_next
 
     // One row: in the middle of the frame, but no whole copy in a corner quarter.
     assert!(
-        reads_text_mostly(&playlist, &[0.3, 0.9, 1.5], None, t.work.path()),
+        t.ocr.reads_mostly(&playlist, &[0.3, 0.9, 1.5], None),
         "no watermark at the start"
     );
     assert!(
-        reads_text_mostly(&segments[0], &[0.0, 0.3, 0.6], None, t.work.path()),
+        t.ocr.reads_mostly(&segments[0], &[0.0, 0.3, 0.6], None),
         "no watermark in the first segment object"
     );
     assert!(
-        !reads_text(&playlist, 0.5, Some(quarters()[0]), t.work.path()),
+        !t.ocr.reads(&playlist, 0, 0.5, Some(quarters()[0])),
         "a whole copy in the top-left quarter: more than one row"
     );
     // The last whole segment started after the change: no text anywhere in it.
@@ -329,7 +227,7 @@ async fn w2_w4_a_low_tier_records_one_row_and_turning_it_off_applies_at_the_next
     let span = common::ffprobe::duration(after);
     for at in [0.0, span / 2.0] {
         assert!(
-            !reads_text(after, at, None, t.work.path()),
+            !t.ocr.reads(after, 0, at, None),
             "text in {} after the watermark was turned off",
             after.display()
         );

@@ -16,4 +16,5 @@ mod fuzz_corpus;
 mod media;
 mod media_sources;
 mod media_sync;
+mod media_watermark;
 mod upload;
