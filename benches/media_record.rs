@@ -56,9 +56,13 @@ async fn main() -> anyhow::Result<()> {
     });
     handle.send(MediaCommand::SetCapture {
         recordings: vec![Id::parse("bench").map_err(anyhow::Error::msg)?],
+        marks: Default::default(),
     });
     tokio::time::sleep(Duration::from_secs(u64::from(seconds))).await;
-    handle.send(MediaCommand::SetCapture { recordings: vec![] });
+    handle.send(MediaCommand::SetCapture {
+        recordings: vec![],
+        marks: Default::default(),
+    });
     handle.shutdown().await;
     let (segments, bytes, ms) = counter.await?;
     println!("roomrec media: {segments} segments, {bytes} bytes, {ms} ms sealed");

@@ -50,6 +50,7 @@ pub fn setup_meeting() -> Meeting {
             cloud_quota_bytes: Some(Some(400 << 30)),
             cloud_used_bytes: 1 << 20,
         },
+        settings: Default::default(),
     }
 }
 
@@ -109,6 +110,7 @@ impl Harness {
             bytes: 1 << 20,
             shared: false,
             location: None,
+            transcription: false,
         };
         let restored = vec![
             row(
@@ -193,7 +195,7 @@ impl Harness {
             }
         }
         for effect in &plan.effects {
-            if let Effect::SetCapture { recordings } = effect {
+            if let Effect::SetCapture { recordings, .. } = effect {
                 self.capture = recordings.clone();
             }
         }

@@ -6,6 +6,7 @@
 //! `Timestamp::now`, which adapters call and the rules never do. Every type here is
 //! shared by `rules`, `control`, `catalog` and `roomrecctl`, so the contract lives in one place.
 
+mod settings;
 mod strict_json;
 
 use std::collections::BTreeMap;
@@ -15,6 +16,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+
+pub use settings::{
+    check_watermark_text, Settings, VideoWatermark, WatermarkSettings, MAX_WATERMARK_TEXT_CHARS,
+};
 
 /// The largest payload the device reads; anything bigger is refused before parsing.
 pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
@@ -327,6 +332,10 @@ pub struct Meeting {
     #[serde(default)]
     pub sharing: bool,
     pub account: Account,
+    /// W1–W4, T1: what the meeting asks for; absent means all off. Left out when off, so a
+    /// saved meeting without settings reads back the same.
+    #[serde(default, skip_serializing_if = "Settings::is_off")]
+    pub settings: Settings,
 }
 
 /// What arrived on `<p>/meeting`: a versioned snapshot of a meeting, or of "no meeting".
@@ -365,8 +374,12 @@ impl MeetingSnapshot {
             });
         }
         check_snapshot_ids(&obj)?;
-        let meeting: Meeting = serde_json::from_value(Value::Object(obj))
+        let mut obj = obj;
+        // Read on their own: a bad `settings` turns them off, never the meeting (W1–W4, T1).
+        let settings = Settings::read(obj.remove("settings"));
+        let mut meeting: Meeting = serde_json::from_value(Value::Object(obj))
             .map_err(|e| format!("meeting snapshot: {e}"))?;
+        meeting.settings = settings;
         Ok(MeetingSnapshot {
             version,
             meeting: Some(meeting),
@@ -808,6 +821,9 @@ pub struct RecordingInfo {
     pub shared: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
+    /// T1: transcription was in force while it was captured; a transcript is to be made.
+    #[serde(default)]
+    pub transcription: bool,
 }
 
 /// The answer to one command, on `<p>/reply`.
@@ -879,6 +895,19 @@ pub struct StateDoc {
     pub pending_cloud_requests: Vec<Id>,
     pub muted: bool,
     pub views: BTreeMap<Id, View>,
+    /// W1–W4, T1: the watermark and transcription in force for the meeting (the tier's
+    /// answer to its settings); all off without an active meeting.
+    #[serde(default)]
+    pub in_force: InForce,
+}
+
+/// What the tier lets a meeting's settings do (W1–W3, T1), as the state shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InForce {
+    /// `text` is the text burned in (the device id when the meeting gives none); absent when
+    /// `video` is `off`.
+    pub watermark: WatermarkSettings,
+    pub transcription: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -899,6 +928,15 @@ pub enum EventType {
     RecordingDeleted,
     DeviceLost,
     DeviceBack,
+    /// W2: `multi` asked on a tier below business; a single row is recorded (reason `tier`).
+    WatermarkDowngraded,
+    /// W3: the audio watermark asked on a tier below pro; none is embedded (reason `tier`).
+    AudioWatermarkUnavailable,
+    /// T1: transcription asked on a tier below pro; no transcript is made (reason `tier`).
+    TranscriptionUnavailable,
+    /// The snapshot's `settings` could not be used (`error`: `bad_request` naming the
+    /// field); they are off and the rest of the meeting applies.
+    SettingsRefused,
 }
 
 /// One notice on `<p>/events`. Fields beyond `type`, `at` and `to` are set as the type needs.
@@ -926,6 +964,9 @@ pub struct Event {
     pub shared: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recorded_ms: Option<u64>,
+    /// `settings_refused`: why, as a reply's error would say it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
 }
 
 impl Event {
@@ -943,6 +984,7 @@ impl Event {
             location: None,
             shared: None,
             recorded_ms: None,
+            error: None,
         }
     }
 }

@@ -436,7 +436,7 @@ impl Catalog {
     ) -> Result<Vec<RecordingInfo>, CatalogError> {
         let sql = format!(
             "SELECT id, meeting_id, kind, owner, started_by, host, state, created_at,
-                    recorded_ms, bytes, shared, location
+                    recorded_ms, bytes, shared, location, transcription
              FROM recordings {filter} ORDER BY created_at DESC, rowid DESC"
         );
         let mut stmt = self.conn.prepare(&sql)?;
@@ -539,13 +539,14 @@ fn save_recording(tx: &Transaction<'_>, r: &RecordingInfo) -> Result<(), Catalog
     // DO UPDATE also rewrites the identity columns so that the trigger refuses a change.
     tx.execute(
         "INSERT INTO recordings (id, meeting_id, kind, owner, started_by, host, state,
-             created_at, recorded_ms, bytes, shared, location)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             created_at, recorded_ms, bytes, shared, location, transcription)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
          ON CONFLICT (id) DO UPDATE SET meeting_id = excluded.meeting_id,
              kind = excluded.kind, created_at = excluded.created_at, owner = excluded.owner,
              started_by = excluded.started_by, host = excluded.host, state = excluded.state,
              recorded_ms = excluded.recorded_ms, bytes = excluded.bytes,
-             shared = excluded.shared, location = excluded.location",
+             shared = excluded.shared, location = excluded.location,
+             transcription = excluded.transcription",
         params![
             r.recording_id.as_str(),
             r.meeting_id.as_str(),
@@ -558,7 +559,8 @@ fn save_recording(tx: &Transaction<'_>, r: &RecordingInfo) -> Result<(), Catalog
             to_i64("recorded_ms", r.recorded_ms)?,
             to_i64("recording bytes", r.bytes)?,
             r.shared,
-            r.location
+            r.location,
+            r.transcription
         ],
     )?;
     debug!(recording_id = %r.recording_id, state = r.state.as_str(), "recording saved");
@@ -831,6 +833,7 @@ struct RawRecording {
     bytes: i64,
     shared: bool,
     location: Option<String>,
+    transcription: bool,
 }
 
 impl RawRecording {
@@ -848,6 +851,7 @@ impl RawRecording {
             bytes: r.get(9)?,
             shared: r.get(10)?,
             location: r.get(11)?,
+            transcription: r.get(12)?,
         })
     }
 
@@ -865,6 +869,7 @@ impl RawRecording {
             bytes: to_u64("recording bytes", self.bytes)?,
             shared: self.shared,
             location: self.location,
+            transcription: self.transcription,
         })
     }
 }

@@ -15,7 +15,7 @@ use super::CatalogError;
 pub(crate) const APPLICATION_ID: i64 = 0x726d_7263;
 
 /// Migration `i` takes the catalog from `user_version` i to i + 1.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this code writes and understands.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -150,6 +150,13 @@ CREATE TABLE signed_nonces (
     PRIMARY KEY (key_id, nonce)
 ) WITHOUT ROWID;
 CREATE INDEX signed_nonces_by_time ON signed_nonces (seen_at);
+"#;
+
+/// Version 4: whether transcription was in force for a recording (T1), so the transcript can
+/// be made after the meeting from the row alone. Existing rows had none.
+const V4: &str = r#"
+ALTER TABLE recordings ADD COLUMN transcription INTEGER NOT NULL DEFAULT 0
+    CHECK (transcription IN (0, 1));
 "#;
 
 /// Brings the database at `path` (for messages) up to [`SCHEMA_VERSION`].

@@ -62,7 +62,8 @@ impl Conversions {
 
     /// Converts `segments` into the recording's MP4; with `transcription` (T1 in force for the
     /// recording), then writes `<name>.vtt` beside it.
-    pub fn start(&mut self, info: &RecordingInfo, segments: Vec<PathBuf>, transcription: bool) {
+    pub fn start(&mut self, info: &RecordingInfo, segments: Vec<PathBuf>) {
+        let transcription = info.transcription;
         let id = info.recording_id.clone();
         if self.running.contains_key(&id) {
             warn!(recording = %id, "conversion already running");
@@ -235,7 +236,7 @@ mod tests {
     use crate::protocol::{RecordingKind, RecordingState, Timestamp};
     use speech_fixture as speech;
 
-    fn info(id: &str) -> RecordingInfo {
+    fn info(id: &str, transcription: bool) -> RecordingInfo {
         let id_of = |s: &str| Id::parse(s).expect("id");
         RecordingInfo {
             recording_id: id_of(id),
@@ -250,6 +251,7 @@ mod tests {
             bytes: 0,
             shared: false,
             location: None,
+            transcription,
         }
     }
 
@@ -266,8 +268,8 @@ mod tests {
             PathBuf::from(crate::transcribe::DEFAULT_MODEL_DIR),
             tx,
         );
-        let info = info(if transcription { "r-t" } else { "r-n" });
-        conversions.start(&info, segments, transcription);
+        let info = info(if transcription { "r-t" } else { "r-n" }, transcription);
+        conversions.start(&info, segments);
         let done = rx.recv().await.expect("conversion done");
         let mp4 = PathBuf::from(done.result.expect("converted"));
         conversions.finished(&info.recording_id);

@@ -276,9 +276,10 @@ impl Core {
 
     async fn carry_out(&mut self, effect: Effect) {
         match effect {
-            Effect::SetCapture { recordings } => {
+            Effect::SetCapture { recordings, marks } => {
                 self.barrier.capturing(&recordings);
-                self.media.send(MediaCommand::SetCapture { recordings })
+                self.media
+                    .send(MediaCommand::SetCapture { recordings, marks })
             }
             Effect::SetMuted(muted) => self.media.send(MediaCommand::SetMuted(muted)),
             Effect::Convert { recording_id } => self.start_conversion(recording_id).await,
@@ -331,10 +332,9 @@ impl Core {
         let rid = recording_id.clone();
         match self.catalog.call(move |c| c.recording(&rid)).await {
             Ok(Some(recording)) => self.to_uploader(UploadCommand::Complete {
+                // T1: the rules saved whether transcription was in force with the recording.
+                transcription: recording.transcription,
                 recording,
-                // T1: until the rules save the per-recording `transcription` flag with the
-                // recording (issue 11, part A), no cloud recording is transcribed.
-                transcription: false,
             }),
             Ok(None) => {
                 error!(recording = %recording_id, "cloud recording to complete is not in the catalog")
@@ -394,10 +394,9 @@ impl Core {
             .iter()
             .map(|s| self.storage_dir.join(&s.path))
             .collect();
-        // T1: until the rules save the per-recording `transcription` flag with the recording
-        // (issue 11, part A), no local recording is transcribed.
-        let transcription = false;
-        self.conversions.start(&info, paths, transcription);
+        // T1: `info.transcription`, saved by the rules with the recording, says whether the
+        // job also writes a transcript.
+        self.conversions.start(&info, paths);
     }
 
     /// Carries out the held effects that may go now: released, or held too long.

@@ -132,6 +132,7 @@ mod tests {
             bytes: 0,
             shared: false,
             location: None,
+            transcription: false,
         }
     }
 

@@ -170,6 +170,7 @@ mod tests {
             bytes: 0,
             shared: false,
             location: None,
+            transcription: false,
         }
     }
 
@@ -198,6 +199,7 @@ mod tests {
                     cloud_quota_bytes: Some(None),
                     cloud_used_bytes: 0,
                 },
+                settings: Default::default(),
             };
             let ops = [
                 Op::SaveMeeting {

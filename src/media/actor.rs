@@ -28,7 +28,9 @@ use super::pipeline::{self, Capture, CaptureState};
 use super::progress::MediaProgress;
 use super::seal::seal_file;
 use super::sources::Channels;
-use super::{MediaCommand, MediaError, MediaFact, MediaSettings, SealedFile, Source, VideoEncoder};
+use super::{
+    Marks, MediaCommand, MediaError, MediaFact, MediaSettings, SealedFile, Source, VideoEncoder,
+};
 use crate::protocol::{DeviceHealth, Id};
 use crate::segments::{relative_path, seq_of};
 
@@ -141,6 +143,7 @@ pub fn spawn(
         rx,
         deferred: VecDeque::new(),
         recordings: Vec::new(),
+        marks: Marks::default(),
         muted: false,
         sharing: false,
         running: None,
@@ -297,6 +300,8 @@ struct Actor {
     deferred: VecDeque<Msg>,
     /// The recordings capturing now (sorted, no duplicates).
     recordings: Vec<Id>,
+    /// The marks of the segments written from the last cut on (W1–W4).
+    marks: Marks,
     muted: bool,
     sharing: bool,
     running: Option<Running>,
@@ -370,18 +375,27 @@ impl Actor {
                 }
                 tracing::info!(sharing, "content sharing set");
             }
-            MediaCommand::SetCapture { mut recordings } => {
+            MediaCommand::SetCapture {
+                mut recordings,
+                marks,
+            } => {
                 recordings.sort();
                 recordings.dedup();
-                self.set_capture(recordings);
+                self.set_capture(recordings, marks);
             }
         }
     }
 
-    fn set_capture(&mut self, recordings: Vec<Id>) {
-        tracing::info!(recordings = ?recordings, "capture set");
-        let changed = recordings != self.recordings;
+    fn set_capture(&mut self, recordings: Vec<Id>, marks: Marks) {
+        tracing::info!(
+            recordings = ?recordings,
+            video_mark = marks.video.name(),
+            audio_mark = marks.audio.is_some(),
+            "capture set"
+        );
+        let changed = recordings != self.recordings || marks != self.marks;
         self.recordings = recordings;
+        self.marks = marks;
         match (self.running.is_some(), self.recordings.is_empty()) {
             (false, false) => self.start_capture(),
             (true, true) => self.stop_capture(),
@@ -390,7 +404,8 @@ impl Actor {
         }
     }
 
-    /// Close the segment being written and tag what follows with the current set.
+    /// Close the segment being written; tag what follows with the current set and mark it
+    /// with the current marks (W4: from the first frame of the new segment).
     fn cut(&mut self) {
         let recordings = self.recordings.clone();
         let Some(running) = &mut self.running else {
@@ -399,6 +414,7 @@ impl Actor {
         match running.capture.running_time_ns() {
             Some(now) => {
                 running.capture.cut_at(now);
+                running.capture.mark_from(now, &self.marks);
                 running.changes.push((now, recordings));
             }
             // Not playing yet, so nothing is captured: the new set simply applies from start.
@@ -413,6 +429,7 @@ impl Actor {
         let state = CaptureState {
             muted: self.muted,
             sharing: self.sharing,
+            marks: self.marks.clone(),
         };
         let capture = match Capture::build(
             &self.settings,

@@ -32,10 +32,14 @@ mod sources;
 mod syncmeasure;
 mod timeline;
 mod tsscan;
+mod watermark;
 
 use std::path::PathBuf;
 
 use crate::protocol::{DeviceHealth, Id};
+
+/// The marks the rules put in force (W1–W4); defined beside the rules that decide them.
+pub use crate::rules::{Marks, VideoMark};
 
 pub use actor::{spawn, MediaHandle};
 pub use convert::{convert, recording_source, segment_first_pts};
@@ -47,6 +51,7 @@ pub use probe::{probe, AudioInfo, MediaInfo, VideoInfo};
 pub use progress::{MediaProgress, SinceProgress};
 pub use sources::CONTENT_TEST_ARGB;
 pub use syncmeasure::{measure as measure_sync, SyncReport};
+pub use watermark::Watermark;
 
 /// Where the pictures and sound come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,9 +196,10 @@ impl Default for MediaSettings {
 /// What the daemon asks of media (from `Effect::SetCapture` and `Effect::SetMuted`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MediaCommand {
-    /// The recordings capturing from now on. A change cuts a segment at a keyframe; empty
-    /// stops capture (EOS, last segment sealed).
-    SetCapture { recordings: Vec<Id> },
+    /// The recordings capturing from now on and the marks their segments carry (W1–W4). A
+    /// change of either cuts a segment at a keyframe, and the marks apply from that segment
+    /// on; empty stops capture (EOS, last segment sealed).
+    SetCapture { recordings: Vec<Id>, marks: Marks },
     /// Mute the microphone (M1): the ALSA capture switch when the device has one, and a
     /// software mute in the pipeline always.
     SetMuted(bool),

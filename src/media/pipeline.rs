@@ -5,11 +5,14 @@
 //! device pipelines ([`super::sources`]), SQLite, MQTT, the rules.
 //!
 //! ```text
-//! camera ─→ I420 WxH@fps ─┬───────────────→ queue → H.264 enc → h264parse ─→ splitmuxsink
-//! content → I420 WxH@fps ─┘ (pip: compositor)                          "video"  (mpegtsmux)
-//! content → I420 → queue → H.264 enc → h264parse (multistream) ──→ "video_aux_0"
-//! audio ──→ audioconvert → audioresample → volume → queue → voaacenc|avenc_aac+aacparse|opusenc ─┘
+//! camera ─→ I420 WxH@fps ─┬──────────→ I420 → mark → queue → H.264 enc → h264parse ─→ splitmuxsink
+//! content → I420 WxH@fps ─┘ (pip: compositor)                                "video"  (mpegtsmux)
+//! content → I420 → mark → queue → H.264 enc → h264parse (multistream) ──→ "video_aux_0"
+//! audio ──→ audioconvert → audioresample → [audio mark] → volume → queue → voaacenc|avenc_aac+aacparse|opusenc ─┘
 //! ```
+//! `mark` is the video watermark ([`super::watermark`], W1–W4), once per encoded stream: on
+//! the composite with picture-in-picture, on each stream of a multi-stream recording. Being in
+//! the encode pipeline, it also covers the placeholder picture of a lost device.
 //! Inputs come from [`super::sources`]: test sources in this pipeline, devices through inter
 //! channels. The encode and segment side is the same for every source.
 
@@ -17,13 +20,16 @@ use gst::prelude::*;
 use gstreamer as gst;
 
 use super::sources::{self, capsfilter, video_caps, Channels};
-use super::{AudioCodec, MediaError, MediaSettings, VideoEncoder};
+use super::watermark::Watermark;
+use super::{AudioCodec, Marks, MediaError, MediaSettings, VideoEncoder};
 
 /// What a new pipeline starts with, carried across captures by the actor.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct CaptureState {
     pub muted: bool,
     pub sharing: bool,
+    /// W1–W4: the marks of the first segment.
+    pub marks: Marks,
 }
 
 /// The container of the segments (their names, `segments::LOCATION_PATTERN`, say `.ts`).
@@ -39,6 +45,8 @@ pub(crate) struct Capture {
     /// Multi-stream: the content stream's parser, through which its encoder is asked for a
     /// key frame at every new segment (splitmuxsink asks only the main video's).
     aux_video: Option<gst::Element>,
+    /// The video watermark of every encoded stream.
+    watermarks: Vec<Watermark>,
 }
 
 struct Pip {
@@ -65,28 +73,33 @@ impl Capture {
         let camera = sources::camera_input(settings, ch)?;
         let content = sources::content_input(settings, ch)?;
         let mut aux_video = None;
+        let mut watermarks = Vec::new();
+        let branch = Branch {
+            pipeline: &pipeline,
+            settings,
+            which: encoder,
+            splitmux: &splitmux,
+            marks: &state.marks,
+        };
         let pip = match content {
             Some(content) if settings.multistream => {
-                add_video_branch(&pipeline, settings, encoder, camera, &splitmux, "video")?;
-                aux_video = Some(add_video_branch(
-                    &pipeline,
-                    settings,
-                    encoder,
-                    content,
-                    &splitmux,
-                    "video_aux_%u",
-                )?);
+                watermarks.push(branch.add(camera, "video")?.1);
+                let (parser, mark) = branch.add(content, "video_aux_%u")?;
+                aux_video = Some(parser);
+                watermarks.push(mark);
                 None
             }
-            Some(content) if settings.pip => Some(add_pip_branch(
-                &pipeline, settings, encoder, camera, content, &splitmux,
-            )?),
+            Some(content) if settings.pip => {
+                let (pip, mark) = add_pip_branch(&branch, camera, content)?;
+                watermarks.push(mark);
+                Some(pip)
+            }
             _ => {
-                add_video_branch(&pipeline, settings, encoder, camera, &splitmux, "video")?;
+                watermarks.push(branch.add(camera, "video")?.1);
                 None
             }
         };
-        let volume = add_audio_branch(&pipeline, settings, ch, &splitmux)?;
+        let volume = add_audio_branch(&pipeline, settings, ch, &splitmux, state.marks.audio)?;
         volume.set_property("mute", state.muted);
         let capture = Capture {
             pipeline,
@@ -94,6 +107,7 @@ impl Capture {
             splitmux,
             pip,
             aux_video,
+            watermarks,
         };
         capture.set_sharing(state.sharing);
         Ok(capture)
@@ -172,6 +186,15 @@ impl Capture {
             .emit_by_name::<()>("split-at-running-time", &[&at_ns]);
     }
 
+    /// W4: `marks` from the segment a cut at running time `at_ns` opens, on every stream.
+    pub fn mark_from(&self, at_ns: u64, marks: &Marks) {
+        for wm in &self.watermarks {
+            wm.switch_at(at_ns, &marks.video);
+        }
+        // The audio mark of a running pipeline changes with the embedder (Part B of issue
+        // 11); until it is connected, `audio_mark_elements` receives the payload at build.
+    }
+
     /// Ask every source to end; the bus says EOS once the last segment is closed.
     pub fn send_eos(&self) -> bool {
         self.pipeline.send_event(gst::event::Eos::new())
@@ -200,6 +223,7 @@ fn package_of(factory: &str) -> &'static str {
         | "compositor" | "intervideosrc" | "intervideosink" | "interaudiosrc"
         | "interaudiosink" => "gstreamer1.0-plugins-bad",
         "alsasrc" => "gstreamer1.0-alsa",
+        "textoverlay" => "gstreamer1.0-x",
         "vaapih264enc" => "gstreamer1.0-vaapi",
         "v4l2h264enc" => "gstreamer1.0-plugins-good (and a V4L2 m2m encoder device)",
         "avenc_aac" => "gstreamer1.0-libav",
@@ -373,47 +397,52 @@ fn video_encoder(
     }
 }
 
-/// Add a video chain: input → I420 WxH@fps → queue → encoder → h264parse → `pad`.
-/// splitmuxsink's keyframe requests travel up it to the encoder.
-fn add_video_branch(
-    pipeline: &gst::Pipeline,
-    settings: &MediaSettings,
+/// What every encoded video stream of one pipeline shares.
+struct Branch<'a> {
+    pipeline: &'a gst::Pipeline,
+    settings: &'a MediaSettings,
     which: VideoEncoder,
-    mut chain: Vec<gst::Element>,
-    splitmux: &gst::Element,
-    pad: &str,
-) -> Result<gst::Element, MediaError> {
-    chain.push(capsfilter(&video_caps(settings))?);
-    // The queue puts encoding on its own thread, so a slow frame never stalls capture.
-    chain.push(make("queue")?);
-    chain.extend(video_encoder(settings, which)?);
-    let parser = make("h264parse")?;
-    chain.push(parser.clone());
-    add_chain(pipeline, &chain, splitmux, pad)?;
-    Ok(parser)
+    splitmux: &'a gst::Element,
+    marks: &'a Marks,
 }
 
-/// Content and camera into a compositor whose output is encoded as the one video stream.
+impl Branch<'_> {
+    /// Add a video chain: input → I420 WxH@fps → watermark → queue → encoder → h264parse →
+    /// `pad`; returns the parser and the stream's watermark. splitmuxsink's keyframe requests
+    /// travel up it to the encoder.
+    fn add(
+        &self,
+        mut chain: Vec<gst::Element>,
+        pad: &str,
+    ) -> Result<(gst::Element, Watermark), MediaError> {
+        let settings = self.settings;
+        chain.push(capsfilter(&video_caps(settings))?);
+        // Burned in before encoding, on the capture thread (a few rows blended per frame).
+        let mark = Watermark::new(&self.marks.video, settings.width, settings.height)?;
+        chain.extend(mark.elements().iter().cloned());
+        // The queue puts encoding on its own thread, so a slow frame never stalls capture.
+        chain.push(make("queue")?);
+        chain.extend(video_encoder(settings, self.which)?);
+        let parser = make("h264parse")?;
+        chain.push(parser.clone());
+        add_chain(self.pipeline, &chain, self.splitmux, pad)?;
+        Ok((parser, mark))
+    }
+}
+
+/// Content and camera into a compositor whose output is encoded as the one video stream
+/// (and watermarked once, on the composite).
 fn add_pip_branch(
-    pipeline: &gst::Pipeline,
-    settings: &MediaSettings,
-    which: VideoEncoder,
+    branch: &Branch<'_>,
     camera: Vec<gst::Element>,
     content: Vec<gst::Element>,
-    splitmux: &gst::Element,
-) -> Result<Pip, MediaError> {
+) -> Result<(Pip, Watermark), MediaError> {
+    let (pipeline, settings) = (branch.pipeline, branch.settings);
     let err = |e: &dyn std::fmt::Display| MediaError::Pipeline(e.to_string());
     let compositor = make("compositor")?;
     compositor.set_property_from_str("background", "black");
     // Compositor → encoder first (this adds it to the pipeline), then the inputs into it.
-    add_video_branch(
-        pipeline,
-        settings,
-        which,
-        vec![compositor.clone()],
-        splitmux,
-        "video",
-    )?;
+    let (_, mark) = branch.add(vec![compositor.clone()], "video")?;
     let mut pads = Vec::new();
     for (zorder, mut input) in [(0u32, content), (1u32, camera)] {
         input.push(capsfilter(&video_caps(settings))?);
@@ -433,14 +462,31 @@ fn add_pip_branch(
     let camera_pad = pads.pop();
     let content_pad = pads.pop();
     match (content_pad, camera_pad) {
-        (Some(content), Some(camera)) => Ok(Pip {
-            content,
-            camera,
-            width: settings.width,
-            height: settings.height,
-        }),
+        (Some(content), Some(camera)) => Ok((
+            Pip {
+                content,
+                camera,
+                width: settings.width,
+                height: settings.height,
+            },
+            mark,
+        )),
         _ => Err(MediaError::Pipeline("the compositor lost its pads".into())),
     }
+}
+
+/// W3: the elements that embed the audio watermark carrying `payload` (48 bits, the
+/// recording's id; `None`: no mark) into the microphone's raw audio, before the mute and the
+/// encoder. The one seam for the embedder of issue 11 Part B, which the lead connects here;
+/// until then nothing is embedded.
+fn audio_mark_elements(payload: Option<u64>) -> Result<Vec<gst::Element>, MediaError> {
+    if let Some(payload) = payload {
+        tracing::debug!(
+            payload,
+            "audio watermark asked; no embedder is connected yet"
+        );
+    }
+    Ok(Vec::new())
 }
 
 /// Add the audio chain; returns the `volume` element (software mute).
@@ -449,10 +495,12 @@ fn add_audio_branch(
     settings: &MediaSettings,
     ch: &Channels,
     splitmux: &gst::Element,
+    audio_mark: Option<u64>,
 ) -> Result<gst::Element, MediaError> {
     let mut chain = sources::audio_input(settings, ch)?;
     chain.push(make("audioconvert")?);
     chain.push(make("audioresample")?);
+    chain.extend(audio_mark_elements(audio_mark)?);
     let volume = make("volume")?;
     chain.push(volume.clone());
     chain.push(make("queue")?);

@@ -179,6 +179,7 @@ impl Engine {
             bytes: 0,
             shared: false,
             location: None,
+            transcription: self.in_force().transcription, // T1
         };
         let i = self.put(info, out);
         self.recs[i].since = Some(now.mono_ms);

@@ -1,10 +1,10 @@
-//! Facts from the world: meeting snapshots (E1, C2, C5, C6, L3), restore after a restart,
+//! Facts from the world: meeting snapshots (E1, C2, C5, C6, L3, and the settings of W1–W4, T1), restore after a restart,
 //! shutdown, sealed segments (C8), conversion (L5) and cloud completion (E1).
 //!
 //! Must not touch: command authorisation (see `commands`).
 
 use super::state::{legal, DeviceLicence, Rec};
-use super::{Effect, Engine, Now, Output, SealedSegment};
+use super::{Effect, Engine, Marks, Now, Output, SealedSegment};
 use crate::protocol::{
     EventType, Id, LocalPolicy, MeetingSnapshot, MeetingState, RecordingInfo, RecordingKind,
     RecordingState, StopReason,
@@ -57,6 +57,7 @@ impl Engine {
             self.enforce_roster(now, out);
             self.enforce_quota(now, out);
         }
+        self.apply_settings(now, out); // W1–W4, T1
         true
     }
 
@@ -153,8 +154,12 @@ impl Engine {
 
     /// SIGTERM: capture stops; rows keep their live state so `restore` picks them up.
     pub(super) fn shutdown(&mut self, now: Now, out: &mut Vec<Output>) {
-        out.push(Output::Effect(Effect::SetCapture { recordings: vec![] }));
+        out.push(Output::Effect(Effect::SetCapture {
+            recordings: vec![],
+            marks: Marks::default(),
+        }));
         self.capture.clear();
+        self.marks = Marks::default();
         self.capture_stopped = true;
         for rec in self.recs.iter_mut().filter(|r| r.is_live()) {
             rec.settle(now);

@@ -8,7 +8,7 @@
 //! enforced.
 //!
 //! Layout: `cloud` (C1–C8, D1, M1), `local` (L1–L3, X1), `commands` (authorisation, X3, L5
-//! and E2 commands), `lifecycle` (snapshots, E1, C6, restore, segments, conversion),
+//! and E2 commands), `features` (W1–W4, T1: watermarks and transcription by tier), `lifecycle` (snapshots, E1, C6, restore, segments, conversion),
 //! `views` (the published state and capture set), `state` (shared memory and transitions),
 //! `transitions` (the table of legal state changes, each with the rules that allow it).
 //! The one event the engine logs itself is a refused illegal transition: a bug, never input.
@@ -89,6 +89,7 @@ use std::collections::BTreeSet;
 mod cloud;
 mod commands;
 mod devices;
+mod features;
 mod lifecycle;
 mod local;
 mod state;
@@ -101,6 +102,7 @@ mod props;
 #[cfg(test)]
 mod tests;
 
+pub use features::{audio_payload, Marks, VideoMark};
 use state::{DeviceLicence, Meter, Rec};
 
 use crate::protocol::{
@@ -130,6 +132,8 @@ pub struct RulesConfig {
     pub quota_headroom_ms: u64,
     /// Disk budget: a start needs room for this much recording, in milliseconds.
     pub min_room_ms: u64,
+    /// W1: the watermark text when the meeting gives none.
+    pub device_id: String,
 }
 
 impl RulesConfig {
@@ -142,6 +146,7 @@ impl RulesConfig {
             // One and a half segments ahead: the quota stop must land before the next
             // segment could cross the limit.
             quota_headroom_ms: u64::from(config.media.segment_seconds) * 1500,
+            device_id: config.device_id.clone(),
             ..RulesConfig::default()
         }
     }
@@ -155,6 +160,7 @@ impl Default for RulesConfig {
             reference_bytes_per_s: 300_000_000 / 3600,
             quota_headroom_ms: 4_000,
             min_room_ms: 60_000,
+            device_id: "roomrec".into(),
         }
     }
 }
@@ -256,9 +262,11 @@ impl Output {
 /// Work for the adapters.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Effect {
-    /// The set of recordings capturing now changed: media cuts a segment at a keyframe and tags
-    /// what follows with these ids. Empty: capture stops (EOS, last segment sealed).
-    SetCapture { recordings: Vec<Id> },
+    /// The set of recordings capturing now, or the marks in force for them, changed: media
+    /// cuts a segment at a keyframe and tags what follows with these ids and marks it with
+    /// `marks` (W4: a settings change takes effect at the next segment). Empty: capture stops
+    /// (EOS, last segment sealed).
+    SetCapture { recordings: Vec<Id>, marks: Marks },
     /// Switch the microphone's capture (M1).
     SetMuted(bool),
     /// Persist the meeting snapshot that was just applied.
@@ -309,6 +317,12 @@ pub struct Engine {
     device_problems: Vec<String>,
     /// The last `SetCapture` sent.
     capture: Vec<Id>,
+    /// The marks of the last `SetCapture` sent.
+    marks: Marks,
+    /// W2, W3, T1: what the tier refused of the current meeting's settings, as last told.
+    refusals: features::Refusals,
+    /// The current meeting's unreadable `settings`, as last told (`settings_refused`).
+    settings_refused: Option<String>,
     /// After `Shutdown` media captures nothing more.
     capture_stopped: bool,
     last_doc: Option<StateDoc>,
@@ -334,6 +348,9 @@ impl Engine {
             room_bytes: None,
             device_problems: Vec::new(),
             capture: Vec::new(),
+            marks: Marks::default(),
+            refusals: features::Refusals::default(),
+            settings_refused: None,
             capture_stopped: false,
             last_doc: None,
         }

@@ -265,6 +265,7 @@ impl Model {
                 bytes: 10,
                 shared: false,
                 location: None,
+                transcription: false,
             };
             let rows = vec![
                 row("r-90", RecordingKind::Cloud, RecordingState::Recording),
@@ -290,7 +291,7 @@ impl Model {
                     self.check_transition(r);
                     self.rows.insert(r.recording_id.clone(), r.clone());
                 }
-                Output::Effect(Effect::SetCapture { recordings }) => {
+                Output::Effect(Effect::SetCapture { recordings, .. }) => {
                     self.capture = recordings.clone();
                 }
                 _ => {}
@@ -357,6 +358,7 @@ impl Model {
                 },
                 cloud_used_bytes: s.used,
             },
+            settings: Default::default(),
         });
         MeetingSnapshot {
             version: Some(version),
@@ -466,6 +468,7 @@ impl Model {
                             bytes: 1_000,
                             shared: false,
                             location: None,
+                            transcription: false,
                         });
                 }
                 self.command(*actor, action)?;

@@ -6,7 +6,7 @@ use super::state::DeviceLicence;
 use super::*;
 use crate::protocol::{
     Account, CloudState, ErrorCode, EventType, LocalPolicy, MeetingState, RecordingKind,
-    RecordingState, View,
+    RecordingState, VideoWatermark, View,
 };
 
 /// 2027-01-01T00:00:00Z.
@@ -59,6 +59,7 @@ pub(super) fn meeting() -> Meeting {
             cloud_quota_bytes: None,
             cloud_used_bytes: 0,
         },
+        settings: Default::default(),
     }
 }
 
@@ -101,6 +102,7 @@ fn row(rid: &str, meeting: &str, kind: RecordingKind, state: RecordingState) -> 
         bytes: 1000,
         shared: false,
         location: None,
+        transcription: false,
     }
 }
 
@@ -148,6 +150,18 @@ enum Expect {
     Allowed(&'static [&'static str]),
     Muted(bool),
     MeetingId(Option<&'static str>),
+    /// W1–W4: the video mark of the last `SetCapture`: `off`, or `single`/`multi` with text.
+    Mark(&'static str, &'static str),
+    /// W3: the audio payload of the last `SetCapture`.
+    AudioMark(Option<u64>),
+    /// The state's `in_force`.
+    ShowsVideo(VideoWatermark),
+    ShowsAudio(bool),
+    ShowsTranscription(bool),
+    /// T1: the recording's transcription flag.
+    Transcribed(&'static str, bool),
+    /// An event of this type with an error of this code whose message holds this text.
+    EvError(EventType, ErrorCode, &'static str),
 }
 
 type Case<'a> = (&'a str, &'a [Step], Step, Option<ErrorCode>, &'a [Expect]);
@@ -160,6 +174,7 @@ pub(super) struct Fx {
     n: u64,
     ctx: CommandContext,
     capture: Vec<Id>,
+    marks: Marks,
 }
 
 impl Fx {
@@ -176,6 +191,7 @@ impl Fx {
             n: 0,
             ctx: CommandContext::default(),
             capture: Vec::new(),
+            marks: Marks::default(),
         };
         fx.input(Input::Licence(Some(rooms_licence(T0 + 365 * DAY_MS))));
         fx.input(Input::Meeting(MeetingSnapshot {
@@ -188,8 +204,9 @@ impl Fx {
     pub fn input(&mut self, input: Input) -> Vec<Output> {
         let out = self.e.handle(input, self.now);
         for o in &out {
-            if let Output::Effect(Effect::SetCapture { recordings }) = o {
+            if let Output::Effect(Effect::SetCapture { recordings, marks }) = o {
                 self.capture = recordings.clone();
+                self.marks = marks.clone();
             }
         }
         out
@@ -328,6 +345,40 @@ fn check(fx: &Fx, case: &str, reply: Option<&Reply>, out: &[Output], x: &Expect)
         Expect::Allowed(a) => assert_eq!(doc.local_allowed, ids(a), "{case}: allowed"),
         Expect::Muted(m) => assert_eq!(doc.muted, *m, "{case}: muted"),
         Expect::MeetingId(m) => assert_eq!(doc.meeting_id, m.map(id), "{case}: meeting"),
+        Expect::Mark(kind, text) => {
+            let got = match &fx.marks.video {
+                VideoMark::Off => ("off", ""),
+                VideoMark::Single(t) => ("single", t.as_str()),
+                VideoMark::Multi(t) => ("multi", t.as_str()),
+            };
+            assert_eq!(got, (*kind, *text), "{case}: video mark");
+        }
+        Expect::AudioMark(p) => assert_eq!(fx.marks.audio, *p, "{case}: audio mark"),
+        Expect::ShowsVideo(v) => assert_eq!(doc.in_force.watermark.video, *v, "{case}: in force"),
+        Expect::ShowsAudio(a) => assert_eq!(doc.in_force.watermark.audio, *a, "{case}: in force"),
+        Expect::ShowsTranscription(t) => {
+            assert_eq!(doc.in_force.transcription, *t, "{case}: in force")
+        }
+        Expect::Transcribed(r, t) => {
+            assert_eq!(
+                fx.rec(r, case).transcription,
+                *t,
+                "{case}: transcription of {r}"
+            )
+        }
+        Expect::EvError(k, code, needle) => {
+            let e = ev(k).unwrap_or_else(|| panic!("{case}: no {k:?} in {out:?}"));
+            let err = e
+                .error
+                .as_ref()
+                .unwrap_or_else(|| panic!("{case}: {k:?} without error"));
+            assert_eq!(err.code, *code, "{case}");
+            assert!(
+                err.message.contains(needle),
+                "{case}: {:?} lacks {needle:?}",
+                err.message
+            );
+        }
     }
 }
 
@@ -752,6 +803,117 @@ fn m1_muted_microphone_needs_confirmation() {
     );
 }
 
+/// Settings for the W and T tables: the fixture meeting on a tier, asking for these.
+fn ask(m: &mut Meeting, tier: &str, video: VideoWatermark, audio: bool, transcription: bool) {
+    m.account.tier = Some(tier.into());
+    m.settings.watermark.video = video;
+    m.settings.watermark.audio = audio;
+    m.settings.transcription = transcription;
+}
+
+use VideoWatermark::{Multi, Off as NoMark, Single};
+
+/// The fixture meeting with a new participant, as decoded from the wire, asking for a
+/// watermark with markup in its text (and transcription, on a tier that has it).
+fn bad_text_snapshot() -> Input {
+    let json = r#"{"version": 2, "meeting_id": "m-42", "state": "active", "creator": "u-1",
+        "host": "u-1", "cohosts": ["u-2"], "participants": ["u-1", "u-2", "u-3", "u-4", "u-5"],
+        "account": {"tier": "business"},
+        "settings": {"watermark": {"video": "single", "text": "<i>Acme</i>"}, "transcription": true}}"#;
+    Input::Meeting(MeetingSnapshot::decode(json.as_bytes()).expect("the meeting itself is good"))
+}
+
+#[test]
+#[rustfmt::skip]
+fn w1_single_row_watermark_on_every_tier() {
+    table(
+        "W1",
+        &[
+            ("off without settings", &[], Do("u-1", START_CLOUD), OK, &[Mark("off", ""), AudioMark(None), ShowsVideo(NoMark)]),
+            ("free: single, the device id as text", &[Roster(|m| ask(m, "free", Single, false, false))], Do("u-1", START_CLOUD), OK, &[Mark("single", "roomrec"), ShowsVideo(Single), NoEv(EventType::WatermarkDowngraded)]),
+            ("the meeting's text", &[Roster(|m| { ask(m, "free", Single, false, false); m.settings.watermark.text = Some("Acme Room 101".into()) })], Do("u-1", START_CLOUD), OK, &[Mark("single", "Acme Room 101")]),
+            ("local recording of the host", &[Roster(|m| ask(m, "pro", Single, false, false))], Do("u-1", START_LOCAL), OK, &[Mark("single", "roomrec"), Capture(&["r-1"])]),
+            ("unknown tier: still single", &[Roster(|m| ask(m, "platinum", Single, false, false))], Do("u-1", START_CLOUD), OK, &[Mark("single", "roomrec")]),
+            ("the state shows it without a recording", &[], Roster(|m| ask(m, "free", Single, false, false)), OK, &[ShowsVideo(Single), NoEff("SetCapture")]),
+            ("no meeting, nothing in force", &[Roster(|m| ask(m, "free", Single, false, false))], Roster(|m| m.state = MeetingState::Ended), OK, &[ShowsVideo(NoMark)]),
+            ("a bad text: settings off, told, the meeting applies", &[], In(bad_text_snapshot), OK, &[EvError(EventType::SettingsRefused, ErrorCode::BadRequest, "settings.watermark.text"), EvTo(EventType::SettingsRefused, &["u-1", "u-2"]), ShowsVideo(NoMark), ShowsTranscription(false), Sees("u-5", View::None)]),
+        ],
+    );
+}
+
+#[test]
+#[rustfmt::skip]
+fn w2_multi_row_watermark_from_business_up() {
+    table(
+        "W2",
+        &[
+            ("business: multi", &[Roster(|m| ask(m, "business", Multi, false, false))], Do("u-1", START_CLOUD), OK, &[Mark("multi", "roomrec"), ShowsVideo(Multi)]),
+            ("education: multi", &[Roster(|m| ask(m, "education", Multi, false, false))], Do("u-1", START_CLOUD), OK, &[Mark("multi", "roomrec")]),
+            ("enterprise: multi", &[Roster(|m| ask(m, "enterprise", Multi, false, false))], Do("u-1", START_CLOUD), OK, &[Mark("multi", "roomrec")]),
+            ("education_plus: multi", &[Roster(|m| ask(m, "education_plus", Multi, false, false))], Do("u-1", START_CLOUD), OK, &[Mark("multi", "roomrec")]),
+            ("pro: single instead", &[Roster(|m| ask(m, "pro", Multi, false, false))], Do("u-1", START_CLOUD), OK, &[Mark("single", "roomrec"), ShowsVideo(Single)]),
+            ("free: single instead", &[Roster(|m| ask(m, "free", Multi, false, false))], Do("u-1", START_LOCAL), OK, &[Mark("single", "roomrec")]),
+            ("the downgrade is told to the host team, reason tier", &[], Roster(|m| ask(m, "pro", Multi, false, false)), OK, &[EvReason(EventType::WatermarkDowngraded, "tier"), EvTo(EventType::WatermarkDowngraded, &["u-1", "u-2"]), ShowsVideo(Single)]),
+            ("told once while it lasts", &[Roster(|m| ask(m, "pro", Multi, false, false))], Roster(|m| m.participants.push(id("u-5"))), OK, &[NoEv(EventType::WatermarkDowngraded)]),
+            ("told again after an upgrade and a new downgrade", &[Roster(|m| ask(m, "pro", Multi, false, false)), Roster(|m| ask(m, "business", Multi, false, false))], Roster(|m| ask(m, "free", Multi, false, false)), OK, &[Ev(EventType::WatermarkDowngraded)]),
+            ("no event on business", &[], Roster(|m| ask(m, "business", Multi, false, false)), OK, &[NoEv(EventType::WatermarkDowngraded)]),
+        ],
+    );
+}
+
+#[test]
+#[rustfmt::skip]
+fn w3_audio_watermark_from_pro_up() {
+    table(
+        "W3",
+        &[
+            ("pro: the recording's id is embedded", &[Roster(|m| ask(m, "pro", NoMark, true, false))], Do("u-1", START_CLOUD), OK, &[AudioMark(Some(1)), ShowsAudio(true), Mark("off", "")]),
+            ("business", &[Roster(|m| ask(m, "business", Single, true, false))], Do("u-1", START_LOCAL), OK, &[AudioMark(Some(1)), Mark("single", "roomrec")]),
+            ("free: not embedded", &[Roster(|m| ask(m, "free", NoMark, true, false))], Do("u-1", START_CLOUD), OK, &[AudioMark(None), ShowsAudio(false)]),
+            ("free: told, reason tier", &[], Roster(|m| ask(m, "free", NoMark, true, false)), OK, &[EvReason(EventType::AudioWatermarkUnavailable, "tier"), EvTo(EventType::AudioWatermarkUnavailable, &["u-1", "u-2"])]),
+            ("not asked: nothing told", &[], Roster(|m| ask(m, "free", Single, false, false)), OK, &[NoEv(EventType::AudioWatermarkUnavailable)]),
+            ("cloud and another's local: the earlier one", &[Roster(|m| { ask(m, "pro", NoMark, true, false); m.host = id("u-3") }), Step::Ok("u-3", START_LOCAL)], Do("u-2", START_CLOUD), OK, &[Capture(&["r-1", "r-2"]), AudioMark(Some(1))]),
+        ],
+    );
+}
+
+#[test]
+#[rustfmt::skip]
+fn w4_marks_cover_every_segment_and_change_at_the_next() {
+    table(
+        "W4",
+        &[
+            ("a change while recording cuts a segment with the new marks", &[Step::Ok("u-1", START_CLOUD)], Roster(|m| ask(m, "business", Multi, false, false)), OK, &[Eff("SetCapture"), Capture(&["r-1"]), Mark("multi", "roomrec")]),
+            ("turned off while recording", &[Roster(|m| ask(m, "business", Multi, true, false)), Step::Ok("u-1", START_CLOUD)], Roster(|m| ask(m, "business", NoMark, false, false)), OK, &[Eff("SetCapture"), Mark("off", ""), AudioMark(None)]),
+            ("an unrelated roster change cuts nothing", &[Roster(|m| ask(m, "business", Multi, false, false)), Step::Ok("u-1", START_CLOUD)], Roster(|m| m.participants.push(id("u-5"))), OK, &[NoEff("SetCapture"), Mark("multi", "roomrec")]),
+            ("no capture, no cut", &[], Roster(|m| ask(m, "business", Multi, false, false)), OK, &[NoEff("SetCapture")]),
+            ("a pause marks nothing", &[Roster(|m| ask(m, "business", Multi, true, false)), Step::Ok("u-1", START_CLOUD)], Do("u-1", PAUSE), OK, &[Capture(&[]), Mark("off", "")]),
+            ("resuming marks again", &[Roster(|m| ask(m, "business", Multi, true, false)), Step::Ok("u-1", START_CLOUD), Step::Ok("u-1", PAUSE)], Do("u-1", RESUME), OK, &[Capture(&["r-1"]), Mark("multi", "roomrec"), AudioMark(Some(1))]),
+            ("a change while paused applies at resume", &[Roster(|m| ask(m, "business", Single, false, false)), Step::Ok("u-1", START_CLOUD), Step::Ok("u-1", PAUSE), Roster(|m| ask(m, "business", Multi, false, false))], Do("u-1", RESUME), OK, &[Mark("multi", "roomrec")]),
+            ("device lost: the capture and its marks go on", &[Roster(|m| ask(m, "business", Multi, false, false)), Step::Ok("u-1", START_CLOUD)], In(|| Input::DeviceChanged { device: "/dev/video0".into(), back: false }), OK, &[NoEff("SetCapture"), Mark("multi", "roomrec")]),
+            ("device back: still marked", &[Roster(|m| ask(m, "business", Multi, false, false)), Step::Ok("u-1", START_CLOUD), In(|| Input::DeviceChanged { device: "/dev/video0".into(), back: false })], In(|| Input::DeviceChanged { device: "/dev/video0".into(), back: true }), OK, &[NoEff("SetCapture"), Mark("multi", "roomrec")]),
+            ("a text change is a change", &[Roster(|m| ask(m, "free", Single, false, false)), Step::Ok("u-1", START_CLOUD)], Roster(|m| m.settings.watermark.text = Some("Room 7".into())), OK, &[Eff("SetCapture"), Mark("single", "Room 7")]),
+        ],
+    );
+}
+
+#[test]
+#[rustfmt::skip]
+fn t1_transcription_from_pro_up() {
+    table(
+        "T1",
+        &[
+            ("pro: the recording is flagged", &[Roster(|m| ask(m, "pro", NoMark, false, true))], Do("u-1", START_LOCAL), OK, &[Transcribed("r-1", true), ShowsTranscription(true)]),
+            ("cloud too", &[Roster(|m| ask(m, "enterprise", NoMark, false, true))], Do("u-1", START_CLOUD), OK, &[Transcribed("r-1", true)]),
+            ("not asked: not flagged", &[Roster(|m| ask(m, "pro", NoMark, false, false))], Do("u-1", START_CLOUD), OK, &[Transcribed("r-1", false)]),
+            ("free: not flagged", &[Roster(|m| ask(m, "free", NoMark, false, true))], Do("u-1", START_CLOUD), OK, &[Transcribed("r-1", false), ShowsTranscription(false)]),
+            ("free: told, reason tier", &[], Roster(|m| ask(m, "free", NoMark, false, true)), OK, &[EvReason(EventType::TranscriptionUnavailable, "tier"), EvTo(EventType::TranscriptionUnavailable, &["u-1", "u-2"])]),
+            ("turned on while recording: flagged and saved", &[Roster(|m| ask(m, "pro", NoMark, false, false)), Step::Ok("u-1", START_CLOUD)], Roster(|m| ask(m, "pro", NoMark, false, true)), OK, &[Transcribed("r-1", true), Eff("SaveRecording"), NoEff("SetCapture")]),
+            ("turned off again: the flag stays", &[Roster(|m| ask(m, "pro", NoMark, false, true)), Step::Ok("u-1", START_CLOUD)], Roster(|m| ask(m, "pro", NoMark, false, false)), OK, &[Transcribed("r-1", true), ShowsTranscription(false)]),
+        ],
+    );
+}
+
 #[test]
 #[rustfmt::skip]
 fn d1_device_licence_required() {
@@ -949,7 +1111,8 @@ fn restore_resumes_cloud_in_the_same_active_meeting() {
         now,
     );
     assert!(out.contains(&Output::Effect(Effect::SetCapture {
-        recordings: ids(&["r-3"])
+        recordings: ids(&["r-3"]),
+        marks: Marks::default(),
     })));
     let out = e.handle(
         Input::Command(cmd("u-1", START_LOCAL, 2), Default::default()),
@@ -1009,7 +1172,10 @@ fn shutdown_stops_capture_and_keeps_rows_resumable() {
     let out = fx.input(Input::Shutdown);
     assert_eq!(
         out.first(),
-        Some(&Output::Effect(Effect::SetCapture { recordings: vec![] }))
+        Some(&Output::Effect(Effect::SetCapture {
+            recordings: vec![],
+            marks: Marks::default()
+        }))
     );
     let saved: Vec<&RecordingInfo> = out
         .iter()

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Effect, Engine, Now, Output};
+use super::{Effect, Engine, Marks, Now, Output};
 use crate::protocol::{
     CloudDoc, CloudState, LocalDoc, RecordingKind, RecordingState, StateDoc, View,
 };
@@ -23,6 +23,7 @@ impl Engine {
             pending_cloud_requests: self.pending.clone(),
             muted: self.muted,
             views: self.views(),
+            in_force: self.in_force(),
         }
     }
 
@@ -118,7 +119,8 @@ impl Engine {
     }
 
     /// L6: media captures exactly the recordings in `recording`; a change cuts a segment, so
-    /// paused time is simply not tagged.
+    /// paused time is simply not tagged. W4: so does a change of the marks in force while
+    /// capturing.
     fn sync_capture(&mut self, out: &mut Vec<Output>) {
         if self.capture_stopped {
             return;
@@ -130,10 +132,18 @@ impl Engine {
             .map(|r| r.info.recording_id.clone())
             .collect();
         capturing.sort();
-        if capturing != self.capture {
+        // Nothing captured, nothing marked: marks alone never start a capture.
+        let marks = if capturing.is_empty() {
+            Marks::default()
+        } else {
+            self.marks_for(&capturing)
+        };
+        if capturing != self.capture || marks != self.marks {
             self.capture = capturing.clone();
+            self.marks = marks.clone();
             out.push(Output::Effect(Effect::SetCapture {
                 recordings: capturing,
+                marks,
             }));
         }
     }
@@ -151,6 +161,7 @@ fn same_shape(a: &StateDoc, b: &StateDoc) -> bool {
         pending_cloud_requests,
         muted,
         views,
+        in_force,
     } = a;
     let cloud_same = CloudDoc {
         recorded_ms: b.cloud.recorded_ms,
@@ -169,4 +180,5 @@ fn same_shape(a: &StateDoc, b: &StateDoc) -> bool {
         && *pending_cloud_requests == b.pending_cloud_requests
         && *muted == b.muted
         && *views == b.views
+        && *in_force == b.in_force
 }

@@ -27,6 +27,7 @@ pub fn small(dir: &Path) -> MediaSettings {
 pub fn capture(recordings: &[&str]) -> MediaCommand {
     MediaCommand::SetCapture {
         recordings: recordings.iter().map(|r| id(r)).collect(),
+        marks: media::Marks::default(),
     }
 }
 

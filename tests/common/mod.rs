@@ -6,6 +6,7 @@ pub mod device;
 pub mod faulty;
 pub mod ffprobe;
 pub mod media;
+pub mod ocr;
 pub mod records;
 pub mod s3;
 pub mod speech;

@@ -29,5 +29,6 @@ pub fn meeting(m: &str) -> Meeting {
             cloud_quota_bytes: Some(None),
             cloud_used_bytes: 5,
         },
+        settings: Default::default(),
     }
 }

@@ -21,3 +21,4 @@ mod security;
 mod tls;
 mod transcription;
 mod watchdog;
+mod watermark;

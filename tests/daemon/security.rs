@@ -536,6 +536,7 @@ proptest! {
             bytes: 0,
             shared: false,
             location: None,
+            transcription: false,
         };
         // The local MP4: one plain file name in save_dir.
         let name = roomrec::daemon::mp4_name(&info);

@@ -33,6 +33,7 @@ fn rec(r: &str, kind: RecordingKind, state: RecordingState, created: i64) -> Rec
         bytes: 0,
         shared: false,
         location: None,
+        transcription: false,
     }
 }
 
@@ -189,6 +190,7 @@ fn recordings_are_upserted_and_listed_newest_first() {
     r1.recorded_ms = 61_000;
     r1.bytes = 5_000_000;
     r1.location = Some("s3://bucket/r-1".into());
+    r1.transcription = true; // T1: kept with the row (schema V4) for the transcript
     cat.apply(&[Op::SaveRecording(r1.clone())]).unwrap();
 
     assert_eq!(cat.recording(&id("r-1")).unwrap(), Some(r1));

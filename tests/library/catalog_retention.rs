@@ -31,6 +31,7 @@ fn rec(r: &str, kind: RecordingKind, state: RecordingState) -> RecordingInfo {
         bytes: 0,
         shared: false,
         location: None,
+        transcription: false,
     }
 }
 

@@ -16,5 +16,6 @@ mod fuzz_corpus;
 mod media;
 mod media_sources;
 mod media_sync;
+mod media_watermark;
 mod transcribe;
 mod upload;

@@ -81,6 +81,7 @@ fn cloud_recording(r: &str, state: RecordingState) -> RecordingInfo {
         bytes: 0,
         shared: false,
         location: None,
+        transcription: false,
     }
 }
 

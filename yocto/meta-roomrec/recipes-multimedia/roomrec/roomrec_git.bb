@@ -121,6 +121,7 @@ RDEPENDS:${PN} += "\
     gstreamer1.0-plugins-base-compositor \
     gstreamer1.0-plugins-base-opus \
     gstreamer1.0-plugins-base-playback \
+    gstreamer1.0-plugins-base-pango \
     gstreamer1.0-plugins-base-videorate \
     gstreamer1.0-plugins-base-videoscale \
     gstreamer1.0-plugins-base-videotestsrc \
@@ -133,6 +134,9 @@ RDEPENDS:${PN} += "\
     gstreamer1.0-plugins-good-multifile \
     gstreamer1.0-plugins-good-video4linux2 \
 "
+# The watermark's font: textoverlay asks fontconfig for "Sans"; Bitstream Vera (oe-core)
+# is the face DejaVu Sans, which Debian ships, grew from.
+RDEPENDS:${PN} += "ttf-bitstream-vera"
 
 SYSTEMD_SERVICE:${PN} = "roomrec.service"
 SYSTEMD_AUTO_ENABLE:${PN} = "enable"
