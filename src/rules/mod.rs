@@ -70,6 +70,10 @@
 //!   over; stopped cloud ones get `CompleteCloud` again at once (completion was interrupted).
 //! - **Shutdown** sends `SetCapture []`, freezes the clocks and saves the rows with their
 //!   live states; afterwards the engine emits no more capture changes.
+//! - **W1–W4, T1** (`features`): a missing or unknown tier is the lowest; unusable `settings`
+//!   are all off and told once (`settings_refused`); tier refusals are told once while they
+//!   last; the marks ride on `SetCapture`, so a change cuts a segment; the transcription
+//!   flag is set on a recording while transcription is in force and never cleared.
 //! - **Memory.** The engine keeps the current meeting's recordings and those of older
 //!   meetings with work under way (live, stopped, converting); facts about recordings it no
 //!   longer knows (a late `ConversionFinished`, `CloudCompleted`) are ignored.
