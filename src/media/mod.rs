@@ -120,6 +120,9 @@ pub struct MediaSettings {
     /// `Test` only: what the test camera shows. The daemon keeps the default; the media
     /// benchmark picks [`TestPicture::Bars`] to give ffmpeg the same picture.
     pub test_picture: TestPicture,
+    /// The audio watermark's 48-bit payload (`crate::audiomark`), or `None` for no mark.
+    /// A stand-in until the rules' per-recording marks reach media: the lead wires them here.
+    pub audio_mark: Option<u64>,
 }
 
 /// The test camera's picture.
@@ -159,6 +162,7 @@ impl MediaSettings {
             pip: m.pip,
             multistream: m.multistream,
             test_picture: TestPicture::default(),
+            audio_mark: None,
         }
     }
 }
@@ -183,6 +187,7 @@ impl Default for MediaSettings {
             pip: false,
             multistream: false,
             test_picture: TestPicture::Ball,
+            audio_mark: None,
         }
     }
 }

@@ -8,7 +8,7 @@
 //! camera ─→ I420 WxH@fps ─┬───────────────→ queue → H.264 enc → h264parse ─→ splitmuxsink
 //! content → I420 WxH@fps ─┘ (pip: compositor)                          "video"  (mpegtsmux)
 //! content → I420 → queue → H.264 enc → h264parse (multistream) ──→ "video_aux_0"
-//! audio ──→ audioconvert → audioresample → volume → queue → voaacenc|avenc_aac+aacparse|opusenc ─┘
+//! audio ──→ audioconvert → audioresample → [watermark] → volume → queue → voaacenc|avenc_aac+aacparse|opusenc ─┘
 //! ```
 //! Inputs come from [`super::sources`]: test sources in this pipeline, devices through inter
 //! channels. The encode and segment side is the same for every source.
@@ -452,7 +452,8 @@ fn add_audio_branch(
 ) -> Result<gst::Element, MediaError> {
     let mut chain = sources::audio_input(settings, ch)?;
     chain.push(make("audioconvert")?);
-    chain.push(make("audioresample")?);
+    let resample = make("audioresample")?;
+    chain.push(resample.clone());
     let volume = make("volume")?;
     chain.push(volume.clone());
     chain.push(make("queue")?);
@@ -466,6 +467,10 @@ fn add_audio_branch(
         chain.push(make("aacparse")?);
     }
     add_chain(pipeline, &chain, splitmux, "audio_%u")?;
+    // Marked at the rate the encoder codes, before the mute: muted audio stays silence.
+    if let (Some(payload), Some(pad)) = (settings.audio_mark, resample.static_pad("src")) {
+        crate::audiomark::attach(&pad, payload);
+    }
     Ok(volume)
 }
 
