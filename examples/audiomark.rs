@@ -31,11 +31,25 @@ fn main() -> anyhow::Result<()> {
     let tone_src = "audiotestsrc wave=sine num-buffers=1400";
     let speech_src = format!("filesrc location={speech} ! decodebin");
     println!("payload {PAYLOAD:#014x}; sync threshold {SYNC_THRESHOLD} sd; {excerpts} random 15 s excerpts per condition");
+    // Experiments: other levels than the shipped ones, and one programme only.
+    let env = |k: &str, d: f32| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let relative = env("AUDIOMARK_RELATIVE_DB", audiomark::MARK_RELATIVE_DB);
+    let floor = env("AUDIOMARK_FLOOR_DBFS", audiomark::MARK_FLOOR_DBFS);
+    let only = std::env::var("AUDIOMARK_PROGRAMME").unwrap_or_default();
+    println!("mark {relative} dB under the programme, floor {floor} dBFS");
     for (name, src) in [("speech", speech_src.as_str()), ("tone", tone_src)] {
+        if !only.is_empty() && only != name {
+            continue;
+        }
         println!("\n== {name}");
         let marked = work.join(format!("{name}-marked.ts"));
         let plain = work.join(format!("{name}-plain.ts"));
-        let cpu_marked = encode(src, Some(PAYLOAD), &marked)?;
+        let cpu_marked = encode(src, Some((PAYLOAD, relative, floor)), &marked)?;
         let cpu_plain = encode(src, None, &plain)?;
         let secs =
             audiomark::read_source(path(&plain), 3600)?.len() as f64 / f64::from(DETECT_RATE);
@@ -65,7 +79,7 @@ fn main() -> anyhow::Result<()> {
                 condition.name, row.read, excerpts, row.wrong, row.sync, row.bit_errors, row.null
             );
         }
-        levels(name, src, &work)?;
+        levels(name, src, &work, relative, floor)?;
     }
     detector_cost()?;
     Ok(())
@@ -76,7 +90,7 @@ fn path(p: &Path) -> &str {
 }
 
 /// Encode `src` as the device does, marked with `payload` or not; returns the CPU seconds.
-fn encode(src: &str, payload: Option<u64>, out: &Path) -> anyhow::Result<f64> {
+fn encode(src: &str, mark: Option<(u64, f32, f32)>, out: &Path) -> anyhow::Result<f64> {
     let desc = format!(
         "{src} ! audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate=48000,channels=2 ! identity name=mark ! volume ! queue ! voaacenc ! aacparse ! mpegtsmux ! filesink location={}",
         path(out)
@@ -84,12 +98,12 @@ fn encode(src: &str, payload: Option<u64>, out: &Path) -> anyhow::Result<f64> {
     let pipeline = gst::parse::launch(&desc)?
         .downcast::<gst::Pipeline>()
         .map_err(|_| anyhow::anyhow!("not a pipeline"))?;
-    if let Some(payload) = payload {
+    if let Some((payload, relative, floor)) = mark {
         let pad = pipeline
             .by_name("mark")
             .and_then(|e| e.static_pad("sink"))
             .ok_or_else(|| anyhow::anyhow!("no mark element"))?;
-        audiomark::attach(&pad, payload);
+        audiomark::attach_with_levels(&pad, payload, relative, floor);
     }
     let before = cpu_seconds();
     pipeline.set_state(gst::State::Playing)?;
@@ -273,10 +287,11 @@ fn measure(marked: &[f32], plain: &[f32], excerpts: usize, seed: u64) -> anyhow:
     for _ in 0..2 {
         let start = rng.usize(0..plain.len().saturating_sub(len).max(1));
         let excerpt = &plain[start..(start + len).min(plain.len())];
-        if let Some(a) = audiomark::analyse(excerpt) {
-            nulls.push(a.sync_z);
-        }
-        if matches!(audiomark::detect(excerpt), Reading::Mark { .. }) {
+        let Some(a) = audiomark::analyse(excerpt) else {
+            continue;
+        };
+        nulls.push(a.sync_z);
+        if matches!(audiomark::decide(&a), Reading::Mark { .. }) {
             wrong += 1;
         }
     }
@@ -298,7 +313,7 @@ fn measure(marked: &[f32], plain: &[f32], excerpts: usize, seed: u64) -> anyhow:
 
 /// Mark and programme levels per third-octave band, from the programme's PCM at 48 kHz and
 /// the same PCM marked by the embedder (the mark is their difference).
-fn levels(name: &str, src: &str, work: &Path) -> anyhow::Result<()> {
+fn levels(name: &str, src: &str, work: &Path, relative: f32, floor: f32) -> anyhow::Result<()> {
     let wav = work.join(format!("{name}-48k.wav"));
     let desc = format!(
         "{src} ! audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate=48000,channels=1 ! wavenc ! filesink location={}",
@@ -314,7 +329,7 @@ fn levels(name: &str, src: &str, work: &Path) -> anyhow::Result<()> {
     pipeline.set_state(gst::State::Null)?;
     let programme = audiomark::read_pcm(path(&wav), 48_000, 3600)?;
     let mut marked = programme.clone();
-    let mut e = audiomark::Embedder::new(PAYLOAD, 48_000)?;
+    let mut e = audiomark::Embedder::with_levels(PAYLOAD, 48_000, relative, floor)?;
     let t = Instant::now();
     e.process_f32(&mut marked, 1);
     let cost = t.elapsed().as_secs_f64() / (programme.len() as f64 / 48_000.0);

@@ -68,13 +68,19 @@ pub enum Reading {
 
 /// Read the mark from `samples` (16 kHz mono, full scale ±1).
 pub fn detect(samples: &[f32]) -> Reading {
-    let Some(a) = analyse(samples) else {
-        return Reading::NoMark { sync_z: 0.0 };
-    };
+    match analyse(samples) {
+        Some(a) => decide(&a),
+        None => Reading::NoMark { sync_z: 0.0 },
+    }
+}
+
+/// The verdict on an analysis: a payload only with synchronisation above the threshold and a
+/// codeword that passes the CRC (after at most three of its weakest bits are flipped).
+pub fn decide(a: &Analysis) -> Reading {
     if a.sync_z < SYNC_THRESHOLD {
         return Reading::NoMark { sync_z: a.sync_z };
     }
-    match chase(&a) {
+    match chase(a) {
         Some((payload, corrected)) => Reading::Mark {
             payload,
             sync_z: a.sync_z,

@@ -14,8 +14,9 @@
 //! The scheme in one paragraph: additive spread spectrum in the short-time Fourier domain.
 //! Frames of 40 ms advance by 20 ms; in each frame every 25 Hz bin from 500 Hz to 3.5 kHz
 //! (120 bins) carries one chip: a sinusoid of pseudo-random phase and sign whose amplitude is
-//! a fixed fraction of the programme's smoothed spectrum in the 40 ms just before (with an
-//! absolute floor), so the mark follows the programme 20 dB below it. The pattern repeats
+//! a fixed fraction of the programme's smoothed spectrum in the 40 ms just before (with a floor:
+//! −60 dBFS, or 40 dB under the programme's whole level when that is higher), so the mark
+//! follows the programme 20 dB below it. The pattern repeats
 //! every 512 frames (10.24 s): a quarter of its cells are a known synchronisation pattern, the
 //! rest carry the 64 codeword bits, 720 cells each. The detector resamples to 16 kHz mono,
 //! searches every sample offset within a hop and every frame of the period for the
@@ -31,10 +32,10 @@ mod probe;
 pub use code::{codeword, crc16, payload_of, CODEWORD_BITS, PAYLOAD_BITS, PAYLOAD_MASK};
 pub use decode::{read_pcm, read_source, DecodeError};
 pub use detect::{
-    analyse, detect, scan, Analysis, Reading, DETECT_RATE, EXCERPT_SECONDS, SYNC_THRESHOLD,
+    analyse, decide, detect, scan, Analysis, Reading, DETECT_RATE, EXCERPT_SECONDS, SYNC_THRESHOLD,
 };
-pub use embed::{Embedder, MARK_FLOOR_DBFS, MARK_RELATIVE_DB};
-pub use probe::attach;
+pub use embed::{Embedder, MARK_FLOOR_DBFS, MARK_FLOOR_UNDER_PROGRAMME_DB, MARK_RELATIVE_DB};
+pub use probe::{attach, attach_with_levels};
 
 /// Why the embedder cannot mark a stream.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

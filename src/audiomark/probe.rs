@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use gst::prelude::*;
 use gstreamer as gst;
 
-use super::Embedder;
+use super::{Embedder, MARK_FLOOR_DBFS, MARK_RELATIVE_DB};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Format {
@@ -28,6 +28,13 @@ struct Marking {
 /// its pattern with each new caps (a new capture); the detector does not need continuity
 /// beyond one 15 s excerpt.
 pub fn attach(pad: &gst::Pad, payload: u64) {
+    attach_with_levels(pad, payload, MARK_RELATIVE_DB, MARK_FLOOR_DBFS);
+}
+
+/// As [`attach`] with other levels ([`Embedder::with_levels`]): for the bench only.
+#[doc(hidden)]
+pub fn attach_with_levels(pad: &gst::Pad, payload: u64, relative_db: f32, floor_dbfs: f32) {
+    let levels = (relative_db, floor_dbfs);
     let state: Arc<Mutex<Option<Marking>>> = Arc::new(Mutex::new(None));
     pad.add_probe(
         gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
@@ -35,7 +42,7 @@ pub fn attach(pad: &gst::Pad, payload: u64) {
             let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(gst::PadProbeData::Event(event)) = &info.data {
                 if let gst::EventView::Caps(caps) = event.view() {
-                    *state = marking_for(caps.caps(), payload, pad);
+                    *state = marking_for(caps.caps(), payload, levels, pad);
                 }
                 return gst::PadProbeReturn::Ok;
             }
@@ -79,7 +86,12 @@ fn mark(m: &mut Marking, bytes: &mut [u8]) {
 }
 
 /// A new embedder for these caps, or `None` (with a warning) when they cannot be marked.
-fn marking_for(caps: &gst::CapsRef, payload: u64, pad: &gst::Pad) -> Option<Marking> {
+fn marking_for(
+    caps: &gst::CapsRef,
+    payload: u64,
+    (relative_db, floor_dbfs): (f32, f32),
+    pad: &gst::Pad,
+) -> Option<Marking> {
     let s = caps.structure(0)?;
     let format = match s.get::<&str>("format").ok()? {
         "S16LE" => Format::S16,
@@ -96,7 +108,7 @@ fn marking_for(caps: &gst::CapsRef, payload: u64, pad: &gst::Pad) -> Option<Mark
     }
     let rate = u32::try_from(s.get::<i32>("rate").ok()?).ok()?;
     let channels = usize::try_from(s.get::<i32>("channels").ok()?).ok()?;
-    match Embedder::new(payload, rate) {
+    match Embedder::with_levels(payload, rate, relative_db, floor_dbfs) {
         Ok(embedder) => {
             tracing::info!(pad = %pad.name(), rate, channels, "audio watermark on");
             Some(Marking {
