@@ -74,7 +74,7 @@ impl Embedder {
         if payload & !PAYLOAD_MASK != 0 {
             return Err(MarkError::Payload(payload));
         }
-        if rate < 8_000 || rate % HOPS_PER_SECOND != 0 {
+        if rate < 8_000 || !rate.is_multiple_of(HOPS_PER_SECOND) {
             return Err(MarkError::Rate(rate));
         }
         let frame = (rate / FRAME_PER_SECOND) as usize;
