@@ -23,9 +23,9 @@ const FRAME: usize = (DETECT_RATE / FRAME_PER_SECOND) as usize;
 const HOP: usize = FRAME / 2;
 
 /// The synchronisation score (in standard deviations of all candidates' scores) a reading
-/// needs before its bits are believed. Unmarked speech, tone, silence and noise measured
-/// below 5.3 over 163 840 candidates each (docs/watermark.md, `null_scores_stay_below_the_threshold`);
-/// marked excerpts after every tested degradation above 9.
+/// needs before its bits are believed. Unmarked speech, tone and noise measured 2.5–5.0 over
+/// 163 840 candidates each (`null_scores_stay_below_the_threshold`, benches/audiomark.sh);
+/// marked excerpts after every tested degradation 18 or more (docs/watermark.md).
 pub const SYNC_THRESHOLD: f32 = 7.0;
 /// With synchronisation found, the weakest bits tried flipped when the CRC fails (Chase
 /// decoding): 2³ candidates, so a random word passes the CRC with odds 8/65 536 at most,
