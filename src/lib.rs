@@ -6,6 +6,7 @@
 //! `protocol` is the wire contract shared by all of them; `config` the validated settings;
 //! `auth` the signature scheme of admin commands, checked by `daemon` at the edge.
 
+pub mod audiomark;
 pub mod auth;
 pub mod catalog;
 pub mod config;

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use super::broker::Session;
 use super::{
     render, seconds, Context, CtlCommand, CtlError, KeyCommand, LicenceCommand, MeetingCommand,
+    WatermarkCommand,
 };
 use crate::auth::{add_claims, SecretKey, SIGNATURE_PROPERTY};
 use crate::protocol::{Command, Licence, MeetingSnapshot, Timestamp, MAX_PAYLOAD_BYTES};
@@ -52,6 +53,62 @@ pub(crate) async fn dispatch(
         CtlCommand::Key {
             action: KeyCommand::Segment { out: file, force },
         } => segment_key_gen(ctx, &file, force, out),
+        CtlCommand::Watermark {
+            action: WatermarkCommand::Read { source },
+        } => watermark_read(ctx, &source, out),
+    }
+}
+
+/// How much of a recording `watermark read` decodes, and how many 15 s windows of it the
+/// detector looks at (about a second of CPU each): the mark is in every excerpt, so the
+/// first minutes tell, and an unmarked hour-long file is not decoded whole.
+const WATERMARK_READ_SECONDS: u32 = 600;
+const WATERMARK_READ_WINDOWS: usize = 12;
+
+/// `watermark read`: the payload, or "no watermark" with exit code 5.
+fn watermark_read(ctx: &Context, source: &str, out: &mut dyn Write) -> Result<(), CtlError> {
+    use crate::audiomark::{read_source, scan, Reading, SYNC_THRESHOLD};
+    let pcm =
+        read_source(source, WATERMARK_READ_SECONDS).map_err(|e| CtlError::Usage(e.to_string()))?;
+    match scan(&pcm, WATERMARK_READ_WINDOWS) {
+        Reading::Mark {
+            payload,
+            sync_z,
+            corrected,
+        } => {
+            // W3's payload of a device id `r-<n>` is n itself (rules::features::audio_payload).
+            let recording = (payload < 1 << 47).then(|| format!("r-{payload}"));
+            let text = if ctx.json {
+                json!({
+                    "watermark": format!("{payload:012x}"),
+                    "recording_id": recording,
+                    "sync_score": sync_z,
+                    "bits_corrected": corrected,
+                })
+                .to_string()
+            } else {
+                let names = recording
+                    .map(|r| format!(": recording {r}"))
+                    .unwrap_or_default();
+                format!(
+                    "watermark {payload:012x}{names} (synchronisation {sync_z:.1} sd, threshold \
+                     {SYNC_THRESHOLD}; {corrected} bits corrected)"
+                )
+            };
+            writeln!(out, "{text}").map_err(CtlError::Output)
+        }
+        Reading::NoMark { sync_z } => {
+            let text = if ctx.json {
+                json!({ "watermark": null, "sync_score": sync_z }).to_string()
+            } else {
+                format!(
+                    "no watermark (best synchronisation {sync_z:.1} sd, below the threshold \
+                     {SYNC_THRESHOLD} or without a valid CRC)"
+                )
+            };
+            writeln!(out, "{text}").map_err(CtlError::Output)?;
+            Err(CtlError::NoWatermark(format!("{source}: no watermark")))
+        }
     }
 }
 

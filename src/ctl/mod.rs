@@ -10,6 +10,7 @@
 //! | 2 | usage or bad input (clap's own errors use 2 as well) |
 //! | 3 | the device did not answer in time |
 //! | 4 | the broker is unreachable, refused us, or dropped the connection |
+//! | 5 | `watermark read`: the file or stream carries no audio watermark |
 //!
 //! Submodules: `broker` (the MQTT session), `commands` (one function a subcommand), `render`
 //! (readable text). Everything that talks to the device uses the types in `crate::protocol`.
@@ -35,7 +36,8 @@ use crate::protocol::{Id, ACTIONS};
     version,
     about = "Inspect and drive a roomrec meeting-room recorder over MQTT",
     after_help = "Exit codes: 0 ok, 1 the device answered with an error, 2 usage or bad input, \
-                  3 the device did not answer in time, 4 the MQTT broker is unreachable."
+                  3 the device did not answer in time, 4 the MQTT broker is unreachable, \
+                  5 no audio watermark (watermark read)."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -135,6 +137,22 @@ pub enum CtlCommand {
         #[command(subcommand)]
         action: KeyCommand,
     },
+    /// Read the audio watermark of a recording (no device or broker needed).
+    Watermark {
+        #[command(subcommand)]
+        action: WatermarkCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WatermarkCommand {
+    /// Print the 48-bit id the audio watermark of FILE_OR_URL carries, or "no watermark"
+    /// (exit code 5). Reads an MP4, an MPEG-TS segment or an HLS playlist (with the segments
+    /// it lists), as a local path or an http(s) URL; looks at its first 10 minutes.
+    Read {
+        #[arg(value_name = "FILE_OR_URL")]
+        source: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -210,6 +228,9 @@ pub enum CtlError {
     /// The async runtime could not start.
     #[error("cannot start: {0}")]
     Runtime(#[source] io::Error),
+    /// `watermark read` found no audio watermark.
+    #[error("{0}")]
+    NoWatermark(String),
 }
 
 impl CtlError {
@@ -219,6 +240,7 @@ impl CtlError {
             CtlError::Usage(_) => 2,
             CtlError::NoAnswer(_) => 3,
             CtlError::Unreachable { .. } | CtlError::Broker(_) => 4,
+            CtlError::NoWatermark(_) => 5,
         }
     }
 }

@@ -8,7 +8,7 @@
 //! camera ─→ I420 WxH@fps ─┬──────────→ I420 → mark → queue → H.264 enc → h264parse ─→ splitmuxsink
 //! content → I420 WxH@fps ─┘ (pip: compositor)                                "video"  (mpegtsmux)
 //! content → I420 → mark → queue → H.264 enc → h264parse (multistream) ──→ "video_aux_0"
-//! audio ──→ audioconvert → audioresample → [audio mark] → volume → queue → voaacenc|avenc_aac+aacparse|opusenc ─┘
+//! audio ──→ audioconvert → audioresample → [audio watermark] → volume → queue → voaacenc|avenc_aac+aacparse|opusenc ─┘
 //! ```
 //! `mark` is the video watermark ([`super::watermark`], W1–W4), once per encoded stream: on
 //! the composite with picture-in-picture, on each stream of a multi-stream recording. Being in
@@ -191,8 +191,8 @@ impl Capture {
         for wm in &self.watermarks {
             wm.switch_at(at_ns, &marks.video);
         }
-        // The audio mark of a running pipeline changes with the embedder (Part B of issue
-        // 11); until it is connected, `audio_mark_elements` receives the payload at build.
+        // The audio mark is the pipeline's for its whole life: a change reaches the audio
+        // with the next capture pipeline (after a pause, or a device back), not at this cut.
     }
 
     /// Ask every source to end; the bus says EOS once the last segment is closed.
@@ -475,21 +475,8 @@ fn add_pip_branch(
     }
 }
 
-/// W3: the elements that embed the audio watermark carrying `payload` (48 bits, the
-/// recording's id; `None`: no mark) into the microphone's raw audio, before the mute and the
-/// encoder. The one seam for the embedder of issue 11 Part B, which the lead connects here;
-/// until then nothing is embedded.
-fn audio_mark_elements(payload: Option<u64>) -> Result<Vec<gst::Element>, MediaError> {
-    if let Some(payload) = payload {
-        tracing::debug!(
-            payload,
-            "audio watermark asked; no embedder is connected yet"
-        );
-    }
-    Ok(Vec::new())
-}
-
-/// Add the audio chain; returns the `volume` element (software mute).
+/// Add the audio chain; returns the `volume` element (software mute). W3: with `audio_mark`
+/// (48 bits naming the recording) the raw audio is watermarked ([`crate::audiomark`]).
 fn add_audio_branch(
     pipeline: &gst::Pipeline,
     settings: &MediaSettings,
@@ -499,8 +486,8 @@ fn add_audio_branch(
 ) -> Result<gst::Element, MediaError> {
     let mut chain = sources::audio_input(settings, ch)?;
     chain.push(make("audioconvert")?);
-    chain.push(make("audioresample")?);
-    chain.extend(audio_mark_elements(audio_mark)?);
+    let resample = make("audioresample")?;
+    chain.push(resample.clone());
     let volume = make("volume")?;
     chain.push(volume.clone());
     chain.push(make("queue")?);
@@ -514,6 +501,10 @@ fn add_audio_branch(
         chain.push(make("aacparse")?);
     }
     add_chain(pipeline, &chain, splitmux, "audio_%u")?;
+    // Marked at the rate the encoder codes, before the mute: muted audio stays silence.
+    if let (Some(payload), Some(pad)) = (audio_mark, resample.static_pad("src")) {
+        crate::audiomark::attach(&pad, payload);
+    }
     Ok(volume)
 }
 

@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod audio_watermark;
 mod bad_input;
 mod broker_acl;
 mod broker_fixture;

@@ -8,6 +8,7 @@
 mod common;
 
 mod asyncapi;
+mod audiomark;
 mod catalog;
 mod catalog_retention;
 mod config;

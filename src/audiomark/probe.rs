@@ -1,0 +1,125 @@
+//! The GStreamer insertion point: a buffer probe that marks raw audio in place on its way to
+//! the encoder. Takes interleaved S16LE or F32LE at any rate the embedder supports; other
+//! formats pass unmarked with a warning (the pipeline never stops for the mark).
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use gst::prelude::*;
+use gstreamer as gst;
+
+use super::{Embedder, MARK_FLOOR_DBFS, MARK_RELATIVE_DB};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Format {
+    S16,
+    F32,
+}
+
+struct Marking {
+    embedder: Embedder,
+    format: Format,
+    channels: usize,
+}
+
+/// Mark every buffer of raw audio that flows through `pad` with `payload` (48 bits).
+///
+/// Put it before the `volume` element that mutes, so that muted audio stays silence, and
+/// after the resampler, so the mark is made at the rate the encoder codes. The mark restarts
+/// its pattern with each new caps (a new capture); the detector does not need continuity
+/// beyond one 15 s excerpt.
+pub fn attach(pad: &gst::Pad, payload: u64) {
+    attach_with_levels(pad, payload, MARK_RELATIVE_DB, MARK_FLOOR_DBFS);
+}
+
+/// As [`attach`] with other levels ([`Embedder::with_levels`]): for the bench only.
+#[doc(hidden)]
+pub fn attach_with_levels(pad: &gst::Pad, payload: u64, relative_db: f32, floor_dbfs: f32) {
+    let levels = (relative_db, floor_dbfs);
+    let state: Arc<Mutex<Option<Marking>>> = Arc::new(Mutex::new(None));
+    pad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |pad, info| {
+            let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(gst::PadProbeData::Event(event)) = &info.data {
+                if let gst::EventView::Caps(caps) = event.view() {
+                    *state = marking_for(caps.caps(), payload, levels, pad);
+                }
+                return gst::PadProbeReturn::Ok;
+            }
+            let (Some(marking), Some(buffer)) = (state.as_mut(), info.buffer_mut()) else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let buffer = buffer.make_mut();
+            let Ok(mut map) = buffer.map_writable() else {
+                tracing::warn!(pad = %pad.name(), "audio watermark: a buffer was not writable");
+                return gst::PadProbeReturn::Ok;
+            };
+            mark(marking, map.as_mut_slice());
+            gst::PadProbeReturn::Ok
+        },
+    );
+}
+
+fn mark(m: &mut Marking, bytes: &mut [u8]) {
+    match m.format {
+        Format::S16 => {
+            let mut samples: Vec<i16> = bytes
+                .chunks_exact(2)
+                .map(|b| i16::from_le_bytes([b[0], b[1]]))
+                .collect();
+            m.embedder.process_i16(&mut samples, m.channels);
+            for (b, s) in bytes.chunks_exact_mut(2).zip(samples) {
+                b.copy_from_slice(&s.to_le_bytes());
+            }
+        }
+        Format::F32 => {
+            let mut samples: Vec<f32> = bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            m.embedder.process_f32(&mut samples, m.channels);
+            for (b, s) in bytes.chunks_exact_mut(4).zip(samples) {
+                b.copy_from_slice(&s.to_le_bytes());
+            }
+        }
+    }
+}
+
+/// A new embedder for these caps, or `None` (with a warning) when they cannot be marked.
+fn marking_for(
+    caps: &gst::CapsRef,
+    payload: u64,
+    (relative_db, floor_dbfs): (f32, f32),
+    pad: &gst::Pad,
+) -> Option<Marking> {
+    let s = caps.structure(0)?;
+    let format = match s.get::<&str>("format").ok()? {
+        "S16LE" => Format::S16,
+        "F32LE" => Format::F32,
+        other => {
+            tracing::warn!(pad = %pad.name(), format = other,
+                "audio watermark: this sample format is not marked (S16LE and F32LE are)");
+            return None;
+        }
+    };
+    if s.get::<&str>("layout").ok() == Some("non-interleaved") {
+        tracing::warn!(pad = %pad.name(), "audio watermark: non-interleaved audio is not marked");
+        return None;
+    }
+    let rate = u32::try_from(s.get::<i32>("rate").ok()?).ok()?;
+    let channels = usize::try_from(s.get::<i32>("channels").ok()?).ok()?;
+    match Embedder::with_levels(payload, rate, relative_db, floor_dbfs) {
+        Ok(embedder) => {
+            tracing::info!(pad = %pad.name(), rate, channels, "audio watermark on");
+            Some(Marking {
+                embedder,
+                format,
+                channels,
+            })
+        }
+        Err(e) => {
+            tracing::warn!(pad = %pad.name(), error = %e, "audio watermark off");
+            None
+        }
+    }
+}

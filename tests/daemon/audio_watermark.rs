@@ -1,0 +1,64 @@
+//! W3 end to end: a pro meeting asking for the audio watermark gets the recording's id in the
+//! sound of its local MP4, read back by `roomrecctl watermark read` (an independent decode by
+//! GStreamer's decodebin of the file the user gets); a free one is told and gets none.
+
+use crate::common;
+
+use std::process::Command;
+
+use common::device::{Client, Device};
+use common::Broker;
+use serde_json::{json, Value};
+
+/// m-1 (`common::device::meeting`) on `tier`, asking for the audio watermark.
+fn marked_meeting(tier: &str) -> Value {
+    let mut m = common::device::meeting(1);
+    m["account"]["tier"] = tier.into();
+    m["settings"] = json!({"watermark": {"video": "off", "audio": true}});
+    m
+}
+
+/// Records 17 s locally (a whole 15 s excerpt and more) in `meeting`; the recording's id and
+/// `roomrecctl watermark read --json` of its MP4 (exit code, JSON).
+async fn record_and_read(meeting: Value) -> (String, i32, Value, Client) {
+    let broker = Broker::start();
+    let _device = Device::start(&broker, "");
+    let mut c = Client::connect(&broker).await;
+    c.licence("2099-01-01T00:00:00Z").await;
+    c.meeting(meeting).await;
+    c.wait_state("meeting applied", |s| s["meeting_version"] == 1)
+        .await;
+    let local = c.start_recording("u-1", "local").await;
+    c.wait_state("17 s recorded", |s| {
+        s["local"][0]["recorded_ms"].as_u64().unwrap_or(0) >= 17_000
+    })
+    .await;
+    c.end_meeting().await;
+    let done = c.wait_event("conversion_done").await;
+    let mp4 = done["location"].as_str().expect("MP4 location").to_owned();
+    let out = Command::new(env!("CARGO_BIN_EXE_roomrecctl"))
+        .args(["--json", "watermark", "read", &mp4])
+        .output()
+        .expect("roomrecctl runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let reading: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("{e}: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
+    (local, out.status.code().unwrap_or(-1), reading, c)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn w3_a_pro_recording_carries_its_id_in_its_sound() {
+    let (local, code, reading, _c) = record_and_read(marked_meeting("pro")).await;
+    assert_eq!(code, 0, "{reading}");
+    assert_eq!(reading["recording_id"], local.as_str(), "{reading}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn w3_a_free_recording_is_told_and_carries_no_mark() {
+    let (_local, code, reading, mut c) = record_and_read(marked_meeting("free")).await;
+    // exit 5: no watermark (never a wrong id).
+    assert_eq!(code, 5, "{reading}");
+    assert_eq!(reading["watermark"], Value::Null, "{reading}");
+    let told = c.wait_event("audio_watermark_unavailable").await;
+    assert_eq!(told["reason"], "tier", "{told}");
+}
