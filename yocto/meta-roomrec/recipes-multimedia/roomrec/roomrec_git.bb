@@ -120,8 +120,8 @@ RDEPENDS:${PN} += "\
     gstreamer1.0-plugins-base-audiotestsrc \
     gstreamer1.0-plugins-base-compositor \
     gstreamer1.0-plugins-base-opus \
-    gstreamer1.0-plugins-base-playback \
     gstreamer1.0-plugins-base-pango \
+    gstreamer1.0-plugins-base-playback \
     gstreamer1.0-plugins-base-videorate \
     gstreamer1.0-plugins-base-videoscale \
     gstreamer1.0-plugins-base-videotestsrc \
