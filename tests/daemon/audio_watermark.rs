@@ -1,12 +1,15 @@
 //! W3 end to end: a pro meeting asking for the audio watermark gets the recording's id in the
-//! sound of its local MP4, read back by `roomrecctl watermark read` (an independent decode by
-//! GStreamer's decodebin of the file the user gets); a free one is told and gets none.
+//! sound of what the user gets, read back by `roomrecctl watermark read` (its own decode of
+//! the file): the local recording's MP4, and the cloud recording's HLS playlist as uploaded to
+//! a real S3 server (s3s-fs); a free one is told and gets none.
 
 use crate::common;
 
+use std::path::Path;
 use std::process::Command;
 
-use common::device::{Client, Device};
+use common::device::{config_text, Client, Device};
+use common::s3::S3Server;
 use common::Broker;
 use serde_json::{json, Value};
 
@@ -36,14 +39,21 @@ async fn record_and_read(meeting: Value) -> (String, i32, Value, Client) {
     c.end_meeting().await;
     let done = c.wait_event("conversion_done").await;
     let mp4 = done["location"].as_str().expect("MP4 location").to_owned();
+    let (code, reading) = read(Path::new(&mp4));
+    (local, code, reading, c)
+}
+
+/// `roomrecctl --json watermark read SOURCE`: its exit code and its JSON.
+fn read(source: &Path) -> (i32, Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_roomrecctl"))
-        .args(["--json", "watermark", "read", &mp4])
+        .args(["--json", "watermark", "read"])
+        .arg(source)
         .output()
         .expect("roomrecctl runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let reading: Value = serde_json::from_str(stdout.trim())
         .unwrap_or_else(|e| panic!("{e}: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
-    (local, out.status.code().unwrap_or(-1), reading, c)
+    (out.status.code().unwrap_or(-1), reading)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,4 +71,29 @@ async fn w3_a_free_recording_is_told_and_carries_no_mark() {
     assert_eq!(reading["watermark"], Value::Null, "{reading}");
     let told = c.wait_event("audio_watermark_unavailable").await;
     assert_eq!(told["reason"], "tier", "{told}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn w3_a_pro_cloud_recording_carries_its_id_in_its_uploaded_hls() {
+    let broker = Broker::start();
+    let s3 = S3Server::start();
+    let (port, upload) = (broker.port, s3.upload_toml(""));
+    let _device = Device::start_custom(|dir| config_text(port, dir, &upload));
+    let mut c = Client::connect(&broker).await;
+    c.licence("2099-01-01T00:00:00Z").await;
+    c.meeting(marked_meeting("pro")).await;
+    c.wait_state("meeting applied", |s| s["meeting_version"] == 1)
+        .await;
+    let cloud = c.start_recording("u-1", "cloud").await;
+    c.wait_state("17 s recorded", |s| {
+        s["cloud"]["recorded_ms"].as_u64().unwrap_or(0) >= 17_000
+    })
+    .await;
+    c.end_meeting().await;
+    let ready = c.wait_event("recording_ready").await;
+    assert_eq!(ready["recording_id"], cloud.as_str(), "{ready}");
+    let playlist = s3.object_path(&format!("u-1/m-1/{cloud}/index.m3u8"));
+    let (code, reading) = read(&playlist);
+    assert_eq!(code, 0, "{reading}");
+    assert_eq!(reading["recording_id"], cloud.as_str(), "{reading}");
 }
