@@ -103,7 +103,7 @@ fn encode(src: &str, mark: Option<(u64, f32, f32)>, out: &Path) -> anyhow::Resul
             .by_name("mark")
             .and_then(|e| e.static_pad("sink"))
             .ok_or_else(|| anyhow::anyhow!("no mark element"))?;
-        audiomark::attach_with_levels(&pad, payload, relative, floor);
+        audiomark::attach_with_levels(&pad, Some(payload), relative, floor);
     }
     let before = cpu_seconds();
     pipeline.set_state(gst::State::Playing)?;

@@ -35,7 +35,7 @@ pub use detect::{
     analyse, decide, detect, scan, Analysis, Reading, DETECT_RATE, EXCERPT_SECONDS, SYNC_THRESHOLD,
 };
 pub use embed::{Embedder, MARK_FLOOR_DBFS, MARK_FLOOR_UNDER_PROGRAMME_DB, MARK_RELATIVE_DB};
-pub use probe::{attach, attach_with_levels};
+pub use probe::{attach, attach_with_levels, MarkSwitch};
 
 /// Why the embedder cannot mark a stream.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -21,32 +21,83 @@ struct Marking {
     channels: usize,
 }
 
-/// Mark every buffer of raw audio that flows through `pad` with `payload` (48 bits).
+/// Changes the payload a probe marks with from a running time on (W4: at a segment cut).
+#[derive(Clone, Default)]
+pub struct MarkSwitch {
+    /// The running time (ns) from which the payload applies, and the payload (`None`: no mark).
+    pending: Arc<Mutex<Option<(u64, Option<u64>)>>>,
+}
+
+impl MarkSwitch {
+    /// `payload` from the first buffer whose running time is at or after `at_ns`, so the
+    /// segment before the cut keeps its mark whole and the next has the new one.
+    pub fn switch_at(&self, at_ns: u64, payload: Option<u64>) {
+        *self.pending.lock().unwrap_or_else(PoisonError::into_inner) = Some((at_ns, payload));
+    }
+
+    /// The payload due at running time `running_ns`, once.
+    fn due(&self, running_ns: u64) -> Option<Option<u64>> {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        match *pending {
+            Some((at, payload)) if running_ns >= at => {
+                *pending = None;
+                Some(payload)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// What the probe knows: the payload in force, the caps' sample layout and the embedder.
+#[derive(Default)]
+struct ProbeState {
+    payload: Option<u64>,
+    caps: Option<gst::Caps>,
+    marking: Option<Marking>,
+}
+
+/// Mark every buffer of raw audio that flows through `pad` with `payload` (48 bits; `None`:
+/// pass it unmarked until the returned switch says otherwise).
 ///
 /// Put it before the `volume` element that mutes, so that muted audio stays silence, and
 /// after the resampler, so the mark is made at the rate the encoder codes. The mark restarts
-/// its pattern with each new caps (a new capture); the detector does not need continuity
-/// beyond one 15 s excerpt.
-pub fn attach(pad: &gst::Pad, payload: u64) {
-    attach_with_levels(pad, payload, MARK_RELATIVE_DB, MARK_FLOOR_DBFS);
+/// its pattern with each new caps (a new capture) and each new payload; the detector does not
+/// need continuity beyond one 15 s excerpt.
+pub fn attach(pad: &gst::Pad, payload: Option<u64>) -> MarkSwitch {
+    attach_with_levels(pad, payload, MARK_RELATIVE_DB, MARK_FLOOR_DBFS)
 }
 
 /// As [`attach`] with other levels ([`Embedder::with_levels`]): for the bench only.
 #[doc(hidden)]
-pub fn attach_with_levels(pad: &gst::Pad, payload: u64, relative_db: f32, floor_dbfs: f32) {
+pub fn attach_with_levels(
+    pad: &gst::Pad,
+    payload: Option<u64>,
+    relative_db: f32,
+    floor_dbfs: f32,
+) -> MarkSwitch {
     let levels = (relative_db, floor_dbfs);
-    let state: Arc<Mutex<Option<Marking>>> = Arc::new(Mutex::new(None));
+    let switch = MarkSwitch::default();
+    let switched = switch.clone();
+    let state = Mutex::new(ProbeState {
+        payload,
+        ..ProbeState::default()
+    });
     pad.add_probe(
         gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
         move |pad, info| {
             let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(gst::PadProbeData::Event(event)) = &info.data {
                 if let gst::EventView::Caps(caps) = event.view() {
-                    *state = marking_for(caps.caps(), payload, levels, pad);
+                    state.caps = Some(caps.caps_owned());
+                    state.marking = new_marking(&state, levels, pad);
                 }
                 return gst::PadProbeReturn::Ok;
             }
-            let (Some(marking), Some(buffer)) = (state.as_mut(), info.buffer_mut()) else {
+            if let Some(payload) = running_time(pad, info).and_then(|t| switched.due(t)) {
+                state.payload = payload;
+                state.marking = new_marking(&state, levels, pad);
+            }
+            let (Some(marking), Some(buffer)) = (state.marking.as_mut(), info.buffer_mut()) else {
                 return gst::PadProbeReturn::Ok;
             };
             let buffer = buffer.make_mut();
@@ -58,6 +109,27 @@ pub fn attach_with_levels(pad: &gst::Pad, payload: u64, relative_db: f32, floor_
             gst::PadProbeReturn::Ok
         },
     );
+    switch
+}
+
+/// The running time of the probed buffer (its PTS where the pad has no time segment).
+fn running_time(pad: &gst::Pad, info: &gst::PadProbeInfo) -> Option<u64> {
+    let pts = info.buffer().and_then(|b| b.pts())?;
+    let running = pad
+        .sticky_event::<gst::event::Segment>(0)
+        .and_then(|e| {
+            e.segment()
+                .downcast_ref::<gst::ClockTime>()
+                .and_then(|s| s.to_running_time(pts))
+        })
+        .unwrap_or(pts);
+    Some(running.nseconds())
+}
+
+/// An embedder for the state's payload and caps, or `None` (no payload, no caps yet, or
+/// caps that cannot be marked).
+fn new_marking(state: &ProbeState, levels: (f32, f32), pad: &gst::Pad) -> Option<Marking> {
+    marking_for(state.caps.as_ref()?, state.payload?, levels, pad)
 }
 
 fn mark(m: &mut Marking, bytes: &mut [u8]) {

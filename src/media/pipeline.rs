@@ -22,6 +22,7 @@ use gstreamer as gst;
 use super::sources::{self, capsfilter, video_caps, Channels};
 use super::watermark::Watermark;
 use super::{AudioCodec, Marks, MediaError, MediaSettings, VideoEncoder};
+use crate::audiomark::MarkSwitch;
 
 /// What a new pipeline starts with, carried across captures by the actor.
 #[derive(Clone, Debug, Default)]
@@ -47,6 +48,8 @@ pub(crate) struct Capture {
     aux_video: Option<gst::Element>,
     /// The video watermark of every encoded stream.
     watermarks: Vec<Watermark>,
+    /// W3, W4: the audio watermark's payload switch (no payload: the sound passes unmarked).
+    audio_mark: Option<MarkSwitch>,
 }
 
 struct Pip {
@@ -99,7 +102,8 @@ impl Capture {
                 None
             }
         };
-        let volume = add_audio_branch(&pipeline, settings, ch, &splitmux, state.marks.audio)?;
+        let (volume, audio_mark) =
+            add_audio_branch(&pipeline, settings, ch, &splitmux, state.marks.audio)?;
         volume.set_property("mute", state.muted);
         let capture = Capture {
             pipeline,
@@ -108,6 +112,7 @@ impl Capture {
             pip,
             aux_video,
             watermarks,
+            audio_mark,
         };
         capture.set_sharing(state.sharing);
         Ok(capture)
@@ -191,8 +196,9 @@ impl Capture {
         for wm in &self.watermarks {
             wm.switch_at(at_ns, &marks.video);
         }
-        // The audio mark is the pipeline's for its whole life: a change reaches the audio
-        // with the next capture pipeline (after a pause, or a device back), not at this cut.
+        if let Some(audio) = &self.audio_mark {
+            audio.switch_at(at_ns, marks.audio);
+        }
     }
 
     /// Ask every source to end; the bus says EOS once the last segment is closed.
@@ -475,15 +481,16 @@ fn add_pip_branch(
     }
 }
 
-/// Add the audio chain; returns the `volume` element (software mute). W3: with `audio_mark`
-/// (48 bits naming the recording) the raw audio is watermarked ([`crate::audiomark`]).
+/// Add the audio chain; returns the `volume` element (software mute) and the audio
+/// watermark's switch. W3: with `audio_mark` (48 bits naming the recording) the raw audio is
+/// watermarked from the start ([`crate::audiomark`]); the switch changes it at a cut (W4).
 fn add_audio_branch(
     pipeline: &gst::Pipeline,
     settings: &MediaSettings,
     ch: &Channels,
     splitmux: &gst::Element,
     audio_mark: Option<u64>,
-) -> Result<gst::Element, MediaError> {
+) -> Result<(gst::Element, Option<MarkSwitch>), MediaError> {
     let mut chain = sources::audio_input(settings, ch)?;
     chain.push(make("audioconvert")?);
     let resample = make("audioresample")?;
@@ -502,10 +509,10 @@ fn add_audio_branch(
     }
     add_chain(pipeline, &chain, splitmux, "audio_%u")?;
     // Marked at the rate the encoder codes, before the mute: muted audio stays silence.
-    if let (Some(payload), Some(pad)) = (audio_mark, resample.static_pad("src")) {
-        crate::audiomark::attach(&pad, payload);
-    }
-    Ok(volume)
+    let switch = resample
+        .static_pad("src")
+        .map(|pad| crate::audiomark::attach(&pad, audio_mark));
+    Ok((volume, switch))
 }
 
 /// Samples an AAC-LC encoder outputs before the first input sample (the MDCT's overlap).

@@ -119,3 +119,40 @@ async fn a_marked_recording_reads_back_from_segment_mp4_and_hls_and_an_unmarked_
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("does not exist"), "{text}");
 }
+
+/// W4 for the sound: the payload switched on at a cut (the rules' marks changed while the
+/// capture runs) marks the segments from that cut on, without a new pipeline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payload_switched_on_at_a_cut_marks_the_segments_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = MediaSettings {
+        segment_ms: 16_000,
+        ..small(dir.path())
+    };
+    let (tx, rx) = mpsc::channel(64);
+    let handle = media::spawn(settings, 0, tx).expect("media starts");
+    let marks = |audio| MediaCommand::SetCapture {
+        recordings: vec![common::records::id("A")],
+        marks: Marks {
+            video: VideoMark::Off,
+            audio,
+        },
+    };
+    handle.send(marks(None));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    handle.send(marks(Some(PAYLOAD)));
+    tokio::time::sleep(Duration::from_secs(17)).await;
+    let facts = finish(handle, rx).await;
+    let segments: Vec<PathBuf> = sealed(&facts)
+        .iter()
+        .map(|s| dir.path().join(&s.path))
+        .collect();
+    // The cut at the switch: the unmarked first seconds, then a whole 16 s segment marked.
+    assert!(segments.len() >= 2, "{segments:?}");
+    let (code, text) = ctl_read(segments[1].to_str().unwrap());
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains(&format!("watermark {PAYLOAD:012x}")),
+        "{text}"
+    );
+}
