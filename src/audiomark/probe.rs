@@ -21,11 +21,14 @@ struct Marking {
     channels: usize,
 }
 
+/// A payload change not yet applied: the running time (ns) from which it applies, and the
+/// payload (`None`: no mark).
+type PendingSwitch = Option<(u64, Option<u64>)>;
+
 /// Changes the payload a probe marks with from a running time on (W4: at a segment cut).
 #[derive(Clone, Default)]
 pub struct MarkSwitch {
-    /// The running time (ns) from which the payload applies, and the payload (`None`: no mark).
-    pending: Arc<Mutex<Option<(u64, Option<u64>)>>>,
+    pending: Arc<Mutex<PendingSwitch>>,
 }
 
 impl MarkSwitch {
