@@ -96,7 +96,9 @@ pub fn attach_with_levels(
                 }
                 return gst::PadProbeReturn::Ok;
             }
-            if let Some(payload) = running_time(pad, info).and_then(|t| switched.due(t)) {
+            if let Some(payload) =
+                crate::media::buffer_running_time_ns(pad, info).and_then(|t| switched.due(t))
+            {
                 state.payload = payload;
                 state.marking = new_marking(&state, levels, pad);
             }
@@ -113,20 +115,6 @@ pub fn attach_with_levels(
         },
     );
     switch
-}
-
-/// The running time of the probed buffer (its PTS where the pad has no time segment).
-fn running_time(pad: &gst::Pad, info: &gst::PadProbeInfo) -> Option<u64> {
-    let pts = info.buffer().and_then(|b| b.pts())?;
-    let running = pad
-        .sticky_event::<gst::event::Segment>(0)
-        .and_then(|e| {
-            e.segment()
-                .downcast_ref::<gst::ClockTime>()
-                .and_then(|s| s.to_running_time(pts))
-        })
-        .unwrap_or(pts);
-    Some(running.nseconds())
 }
 
 /// An embedder for the state's payload and caps, or `None` (no payload, no caps yet, or

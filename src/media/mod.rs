@@ -46,7 +46,7 @@ pub use convert::{convert, recording_source, segment_first_pts};
 pub use devices::{
     devices, Camera, CameraChoice, CameraFormat, DeviceError, DeviceReport, Limits, Microphone,
 };
-pub(crate) use pipeline::make;
+pub(crate) use pipeline::{buffer_running_time_ns, make};
 pub use probe::{probe, AudioInfo, MediaInfo, VideoInfo};
 pub use progress::{MediaProgress, SinceProgress};
 pub use sources::CONTENT_TEST_ARGB;

@@ -240,6 +240,21 @@ fn package_of(factory: &str) -> &'static str {
     }
 }
 
+/// The running time (ns) of the buffer a probe on `pad` sees (its PTS where the pad has no
+/// time segment): both watermarks switch their marks at a cut's running time by it.
+pub(crate) fn buffer_running_time_ns(pad: &gst::Pad, info: &gst::PadProbeInfo) -> Option<u64> {
+    let pts = info.buffer().and_then(|b| b.pts())?;
+    let running = pad
+        .sticky_event::<gst::event::Segment>(0)
+        .and_then(|e| {
+            e.segment()
+                .downcast_ref::<gst::ClockTime>()
+                .and_then(|s| s.to_running_time(pts))
+        })
+        .unwrap_or(pts);
+    Some(running.nseconds())
+}
+
 /// Create an element, or say which package provides it.
 pub(crate) fn make(factory: &str) -> Result<gst::Element, MediaError> {
     gst::ElementFactory::make(factory)

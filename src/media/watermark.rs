@@ -180,20 +180,12 @@ impl Watermark {
         let pending = Arc::clone(&self.pending);
         let rows = self.rows.clone();
         pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-            let Some(pts) = info.buffer().and_then(|b| b.pts()) else {
+            let Some(running) = super::buffer_running_time_ns(pad, info) else {
                 return gst::PadProbeReturn::Ok;
             };
-            let running = pad
-                .sticky_event::<gst::event::Segment>(0)
-                .and_then(|e| {
-                    e.segment()
-                        .downcast_ref::<gst::ClockTime>()
-                        .and_then(|s| s.to_running_time(pts))
-                })
-                .unwrap_or(pts);
             let due = match pending.lock() {
                 Ok(mut p) => match p.as_ref() {
-                    Some((at, _)) if running.nseconds() >= *at => p.take(),
+                    Some((at, _)) if running >= *at => p.take(),
                     _ => None,
                 },
                 Err(_) => None,

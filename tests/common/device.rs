@@ -338,6 +338,24 @@ impl Client {
         id.expect("the new recording's id").to_owned()
     }
 
+    /// u-1 records locally for at least `ms` of recorded time in the meeting applied, which
+    /// then ends; returns the recording's id and its MP4 once converted.
+    pub async fn local_mp4(&mut self, ms: u64) -> (String, std::path::PathBuf) {
+        let local = self.start_recording("u-1", "local").await;
+        self.wait_state(&format!("{ms} ms recorded"), |s| {
+            s["local"][0]["recorded_ms"].as_u64().unwrap_or(0) >= ms
+        })
+        .await;
+        self.end_meeting().await;
+        let done = self.wait_event("conversion_done").await;
+        assert_eq!(done["recording_id"], local.as_str(), "{done}");
+        let mp4 = done["location"]
+            .as_str()
+            .expect("the MP4's location")
+            .into();
+        (local, mp4)
+    }
+
     pub async fn meeting(&self, snapshot: Value) {
         self.publish("meeting", snapshot.to_string(), true).await;
     }

@@ -31,15 +31,8 @@ async fn record_and_read(meeting: Value) -> (String, i32, Value, Client) {
     c.meeting(meeting).await;
     c.wait_state("meeting applied", |s| s["meeting_version"] == 1)
         .await;
-    let local = c.start_recording("u-1", "local").await;
-    c.wait_state("17 s recorded", |s| {
-        s["local"][0]["recorded_ms"].as_u64().unwrap_or(0) >= 17_000
-    })
-    .await;
-    c.end_meeting().await;
-    let done = c.wait_event("conversion_done").await;
-    let mp4 = done["location"].as_str().expect("MP4 location").to_owned();
-    let (code, reading) = read(Path::new(&mp4));
+    let (local, mp4) = c.local_mp4(17_000).await;
+    let (code, reading) = read(&mp4);
     (local, code, reading, c)
 }
 

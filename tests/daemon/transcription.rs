@@ -30,15 +30,7 @@ async fn a_missing_model_is_unavailable_in_status_and_recordings_are_made_as_alw
     );
 
     c.join_meeting().await;
-    let local = c.start_recording("u-1", "local").await;
-    c.wait_state("11 s recorded", |s| {
-        s["local"][0]["recorded_ms"].as_u64().unwrap_or(0) >= 11_000
-    })
-    .await;
-    c.end_meeting().await;
-    let done = c.wait_event("conversion_done").await;
-    assert_eq!(done["recording_id"], local.as_str(), "{done}");
-    let mp4 = PathBuf::from(done["location"].as_str().expect("MP4 location"));
+    let (_, mp4) = c.local_mp4(11_000).await;
     let info = roomrec::media::probe(&mp4).expect("the MP4 plays");
     assert!(info.duration_ms >= 10_000, "{info:?}");
 }
@@ -79,15 +71,7 @@ async fn record_local_mp4(c: &mut Client, meeting: serde_json::Value) -> PathBuf
         |s| s["meeting_id"] == "m-1" && s["in_force"]["transcription"] == want,
     )
     .await;
-    let local = c.start_recording("u-1", "local").await;
-    c.wait_state("11 s recorded", |s| {
-        s["local"][0]["recorded_ms"].as_u64().unwrap_or(0) >= 11_000
-    })
-    .await;
-    c.end_meeting().await;
-    let done = c.wait_event("conversion_done").await;
-    assert_eq!(done["recording_id"], local.as_str(), "{done}");
-    PathBuf::from(done["location"].as_str().expect("MP4 location"))
+    c.local_mp4(11_000).await.1
 }
 
 /// T1 through the daemon: a pro meeting asking for transcription gets a WebVTT transcript
