@@ -205,7 +205,9 @@ fn fold(samples: &[f32], offset: usize, p: &Plans) -> (Vec<Complex32>, Vec<u32>)
                 } else {
                     (z - zc) * Complex32::new(0.0, -0.5)
                 };
-                let norm = y.norm();
+                // sqrt of norm_sqr, not norm(): that is libm's hypotf, which needs glibc
+                // 2.35 on arm64 (the package promises glibc 2.34); no overflow at these levels.
+                let norm = y.norm_sqr().sqrt();
                 if norm > 1e-9 {
                     folded[b * PERIOD + j] += y / norm;
                 }
