@@ -1,6 +1,7 @@
 //! The GStreamer insertion point: a buffer probe that marks raw audio in place on its way to
 //! the encoder. Takes interleaved S16LE or F32LE at any rate the embedder supports; other
-//! formats pass unmarked with a warning (the pipeline never stops for the mark).
+//! formats pass unmarked with a warning (the pipeline never stops for the mark). Its payload
+//! changes at a segment cut's running time through [`MarkSwitch`] (W4), like the picture's.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
