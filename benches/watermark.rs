@@ -1,10 +1,10 @@
 //! The CPU cost of the video watermark (W1, W2): the device's 720p30 encode chain on a
-//! non-live test source for N frames, without the watermark elements (`none`, the reference),
-//! with them but no mark (`off`), with one row and with the multi-row tiling, each run
+//! non-live test source for N frames, without the watermark element (`none`, the reference),
+//! with it but no mark (`off`), with one row and with the multi-row tiling, each run
 //! several times alternately; prints the CPU time of each (the least of its
 //! runs), the watermark's extra CPU per frame and what that is in % of one core at 30 frames/s.
-//! The same three are measured without the encoder too, where the overlay's own cost stands
-//! out from the encoder's noise.
+//! The same are measured without the encoder too, where the mark's own cost stands out from
+//! the encoder's noise; and how many pixels each mark burns into a frame.
 //!
 //!   cargo bench --bench watermark -- [FRAMES [WIDTH HEIGHT [SNAPSHOT_DIR]]]
 //!
@@ -22,7 +22,7 @@ use roomrec::media::{MediaSettings, VideoMark, Watermark};
 const TEXT: &str = "Acme · Room 101";
 const RUNS: usize = 3;
 
-/// `None`: no watermark elements at all (the chain before issue 11), the reference.
+/// `None`: no watermark element at all (the chain before issue 11), the reference.
 fn modes() -> [(&'static str, Option<VideoMark>); 4] {
     [
         ("none", None),
@@ -78,7 +78,7 @@ fn run(
     filter.set_property("caps", &caps);
     let mut chain = vec![src, filter];
     if let Some(mark) = mark {
-        chain.extend(Watermark::new(mark, w, h)?.elements().iter().cloned());
+        chain.push(Watermark::new(mark, w, h)?.element().clone());
     }
     if let Some(path) = &png {
         chain.extend([element("videoconvert")?, element("pngenc")?]);
@@ -139,6 +139,13 @@ fn main() -> anyhow::Result<()> {
         "watermark CPU, {}x{} test source, {frames} frames, least of {RUNS} runs",
         size.0, size.1
     );
+    for (name, mark) in modes() {
+        if let Some(mark) = mark {
+            let marked = Watermark::new(&mark, size.0, size.1)?.marked_pixels();
+            let share = 100.0 * marked as f64 / f64::from(size.0 * size.1);
+            println!("  {name:6} burns {marked} pixels a frame ({share:.1} % of the frame)");
+        }
+    }
     for encode in [false, true] {
         let mut best = [Duration::MAX; 4];
         for _ in 0..RUNS {

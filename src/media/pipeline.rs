@@ -194,7 +194,9 @@ impl Capture {
     /// W4: `marks` from the segment a cut at running time `at_ns` opens, on every stream.
     pub fn mark_from(&self, at_ns: u64, marks: &Marks) {
         for wm in &self.watermarks {
-            wm.switch_at(at_ns, &marks.video);
+            if let Err(e) = wm.switch_at(at_ns, &marks.video) {
+                tracing::warn!(error = %e, at_ns, "video watermark not switched; the stream keeps its mark");
+            }
         }
         if let Some(audio) = &self.audio_mark {
             audio.switch_at(at_ns, marks.audio);
@@ -438,9 +440,9 @@ impl Branch<'_> {
     ) -> Result<(gst::Element, Watermark), MediaError> {
         let settings = self.settings;
         chain.push(capsfilter(&video_caps(settings))?);
-        // Burned in before encoding, on the capture thread (a few rows blended per frame).
+        // Burned in before encoding, on the capture thread (the mark's own pixels per frame).
         let mark = Watermark::new(&self.marks.video, settings.width, settings.height)?;
-        chain.extend(mark.elements().iter().cloned());
+        chain.push(mark.element().clone());
         // The queue puts encoding on its own thread, so a slow frame never stalls capture.
         chain.push(make("queue")?);
         chain.extend(video_encoder(settings, self.which)?);
