@@ -32,18 +32,7 @@ const USERS: [&str; 6] = [
 /// A broker with the example ACL and a password file holding `USERS`.
 fn acl_broker(dir: &Path) -> Broker {
     let acl = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/mosquitto-acl.example");
-    let passwd = dir.join("passwd");
-    for (i, user) in USERS.iter().enumerate() {
-        let mut cmd = Process::new("mosquitto_passwd");
-        if i == 0 {
-            cmd.arg("-c");
-        }
-        let status = cmd
-            .args(["-b", passwd.to_str().unwrap(), user, PASSWORD])
-            .status()
-            .expect("mosquitto_passwd (package mosquitto) must be installed");
-        assert!(status.success(), "mosquitto_passwd for {user}");
-    }
+    let passwd = acl_broker_files(dir);
     // The fixture writes `allow_anonymous true` first; the later line wins.
     Broker::start_with(&format!(
         "allow_anonymous false\npassword_file {}\nacl_file {}\n",
@@ -309,6 +298,16 @@ async fn each_account_publishes_and_reads_only_what_the_acl_allows() {
             "device writes another's state",
         ),
         (DEVICE, format!("{PREFIX}/cmd"), "device writes its own cmd"),
+        (
+            "admin-console",
+            format!("{PREFIX}/preview"),
+            "console spoofs a preview",
+        ),
+        (
+            DEVICE,
+            format!("{OTHER_PREFIX}/levels"),
+            "device writes another's levels",
+        ),
     ];
     for (user, topic, what) in &denied {
         let peer = match *user {
@@ -363,6 +362,21 @@ async fn each_account_publishes_and_reads_only_what_the_acl_allows() {
         "denied messages reached the device: {:?}",
         device.topics()
     );
+
+    // The confidence picture and the levels: the device writes its own, the console reads
+    // them (the spoofed preview above, published first, would arrive first).
+    for leaf in ["preview", "levels"] {
+        let topic = format!("{PREFIX}/{leaf}");
+        let codes = console.subscribe(&topic).await;
+        assert!(
+            matches!(codes[..], [SubscribeReasonCode::Success(_)]),
+            "{leaf}: {codes:?}"
+        );
+        let body = format!("from the device: {leaf}");
+        let r = device.publish(&topic, body.as_bytes(), false).await;
+        assert!(allowed(&r), "the device writes its {leaf}: {r:?}");
+        assert_eq!(console.message(&topic).await, body.as_bytes(), "{leaf}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -465,4 +479,161 @@ async fn roomrecd_works_under_the_acl() {
     let log = std::fs::read_to_string(device.log_path()).unwrap_or_default();
     assert!(!log.contains(PASSWORD), "the password must not be logged");
     let _: PathBuf = password_file;
+}
+
+/// `config/mosquitto-roomrec.conf.example` as a broker runs it, with the test's certificates,
+/// passwords and free ports: the admin console's WebSockets listener answers over TLS, takes
+/// MQTT in WebSocket frames and checks the password, as a browser would meet it.
+#[test]
+fn the_example_config_serves_the_console_over_websockets_with_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    common::tls::make_certs(dir.path());
+    acl_broker_files(dir.path());
+    let (mqtts, wss) = (common::free_port(), common::free_port());
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/mosquitto-roomrec.conf.example"),
+    )
+    .unwrap();
+    assert!(
+        example.contains("\nset_tcp_nodelay true\n"),
+        "replies without Nagle's delay"
+    );
+    let d = dir.path().display();
+    let conf = example
+        .replace("listener 8883", &format!("listener {mqtts} 127.0.0.1"))
+        .replace("listener 8884", &format!("listener {wss} 127.0.0.1"))
+        .replace(
+            "/etc/mosquitto/certs/broker.crt",
+            &format!("{d}/server.crt"),
+        )
+        .replace(
+            "/etc/mosquitto/certs/broker.key",
+            &format!("{d}/server.key"),
+        )
+        .replace("/etc/mosquitto/certs/ca.crt", &format!("{d}/ca.crt"))
+        .replace("/etc/mosquitto/roomrec.passwd", &format!("{d}/passwd"))
+        .replace(
+            "/etc/mosquitto/roomrec.acl",
+            &format!(
+                "{}/config/mosquitto-acl.example",
+                env!("CARGO_MANIFEST_DIR")
+            ),
+        );
+    let settings = conf.lines().filter(|l| !l.starts_with('#'));
+    let kept: Vec<&str> = settings.filter(|l| l.contains("/etc/")).collect();
+    assert!(kept.is_empty(), "every path replaced: {kept:?}");
+    let conf_path = dir.path().join("mosquitto.conf");
+    std::fs::write(
+        &conf_path,
+        format!("{conf}\nuser root\npersistence false\n"),
+    )
+    .unwrap();
+    let mut broker = Process::new("mosquitto")
+        .arg("-c")
+        .arg(&conf_path)
+        .stderr(std::fs::File::create(dir.path().join("mosquitto.log")).unwrap())
+        .spawn()
+        .expect("mosquitto");
+    let up = common::wait_until(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", wss)).is_ok()
+    });
+    let log = || std::fs::read_to_string(dir.path().join("mosquitto.log")).unwrap_or_default();
+    assert!(
+        up,
+        "the WebSockets listener is up; mosquitto says: {}",
+        log()
+    );
+
+    let accepted = ws_mqtt_connect(dir.path(), wss, "admin-console", PASSWORD);
+    let refused = ws_mqtt_connect(dir.path(), wss, "admin-console", "wrong");
+    let _ = broker.kill();
+    let _ = broker.wait();
+    assert_eq!(accepted, 0, "CONNACK: accepted");
+    assert_eq!(refused, 5, "CONNACK: not authorised");
+}
+
+/// Writes the password file for `USERS` into `dir` (the accounts the example ACL names).
+fn acl_broker_files(dir: &Path) -> PathBuf {
+    let passwd = dir.join("passwd");
+    for (i, user) in USERS.iter().enumerate() {
+        let mut cmd = Process::new("mosquitto_passwd");
+        if i == 0 {
+            cmd.arg("-c");
+        }
+        let status = cmd
+            .args(["-b", passwd.to_str().unwrap(), user, PASSWORD])
+            .status()
+            .expect("mosquitto_passwd (package mosquitto) must be installed");
+        assert!(status.success(), "mosquitto_passwd for {user}");
+    }
+    passwd
+}
+
+/// Over TLS (trusting only the test CA) to `port`: a WebSocket upgrade for the `mqtt`
+/// subprotocol, then an MQTT 3.1.1 CONNECT as `user` in a masked binary frame; returns the
+/// CONNACK's return code.
+fn ws_mqtt_connect(dir: &Path, port: u16, user: &str, password: &str) -> u8 {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    use std::io::{Read, Write};
+
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = CertificateDer::from_pem_file(dir.join("ca.crt")).expect("test CA");
+    roots.add(ca).expect("CA into the root store");
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from("127.0.0.1").expect("server name");
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("TLS");
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+
+    let upgrade = format!(
+        "GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n"
+    );
+    tls.write_all(upgrade.as_bytes()).expect("upgrade request");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        tls.read_exact(&mut byte).expect("upgrade response");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    // RFC 6455's example: this key's accept value.
+    assert!(
+        head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+        "Sec-WebSocket-Accept: {head}"
+    );
+
+    let field = |s: &str| [&(s.len() as u16).to_be_bytes()[..], s.as_bytes()].concat();
+    let body = [
+        field("MQTT"),
+        vec![4, 0b1100_0010, 0, 30],
+        field(&format!("ws-{user}-{}", fastrand::u32(..))),
+        field(user),
+        field(password),
+    ]
+    .concat();
+    let connect = [&[0x10, body.len() as u8][..], &body].concat();
+    let mask = fastrand::u32(..).to_be_bytes();
+    let mut frame = vec![0x82, 0x80 | connect.len() as u8];
+    frame.extend(mask);
+    frame.extend(connect.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    tls.write_all(&frame).expect("CONNECT frame");
+
+    let mut reply = [0u8; 6];
+    tls.read_exact(&mut reply).expect("CONNACK frame");
+    assert_eq!(
+        reply[..4],
+        [0x82, 4, 0x20, 2],
+        "a binary frame holding a CONNACK"
+    );
+    reply[5]
 }
