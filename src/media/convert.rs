@@ -717,6 +717,60 @@ mod tests {
         assert!(matches!(e, MediaError::Settings(_)), "{e}");
     }
 
+    /// Five 1 s segments, the 2nd missing and the 3rd corrupt: one gap of the timeline.
+    #[test]
+    fn holes_in_a_row_of_two_causes_are_named_as_two_gaps_end_to_end() {
+        let segment = |seq: u64, file: Result<PathBuf, GapCause>| RecordedSegment {
+            seq,
+            duration_ms: 1_000,
+            file,
+        };
+        let hole = |seq: u64, cause: GapCause| {
+            let problem = Problem {
+                cause,
+                reason: MediaError::Check("unusable".into()),
+            };
+            (segment(seq, Err(cause)), problem)
+        };
+        let plan = Plan {
+            timeline: Timeline {
+                placements: Vec::new(),
+                video_ticks: 5 * 90_000,
+                frame_ticks: 6_000,
+                video_frames: 45,
+                runs: 1,
+                gaps: vec![timeline::Gap {
+                    slots: 1..3,
+                    start: 90_000,
+                    ticks: 183_000,
+                    inside: true,
+                }],
+            },
+            files: Vec::new(),
+            segments: (1..=5)
+                .map(|seq| segment(seq, Err(GapCause::Corrupt)))
+                .collect(),
+            holes: vec![hole(2, GapCause::Missing), hole(3, GapCause::Corrupt)],
+            segment_bytes: 0,
+            tracks: 2,
+        };
+        let named = plan.gaps();
+        let gap = |seqs: Vec<u64>, start_ms, duration_ms, cause| RecordingGap {
+            seqs,
+            start_ms,
+            duration_ms,
+            cause,
+        };
+        assert_eq!(
+            named,
+            vec![
+                gap(vec![2], 1_000, 1_000, GapCause::Missing),
+                // The last of a gap ends where the next segment starts.
+                gap(vec![3], 2_000, 1_033, GapCause::Corrupt),
+            ]
+        );
+    }
+
     #[test]
     fn a_file_that_is_not_a_segment_is_named() {
         let dir = tempfile::tempdir().unwrap();

@@ -30,11 +30,40 @@ struct Damaged {
     span: f64,
 }
 
+/// A file ffprobe can read for a segment: its own, or a decrypted copy.
+type Readable<'a> = &'a dyn Fn(&SegmentRecord) -> PathBuf;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_and_a_corrupt_segment_are_gaps_the_mp4_keeps_real_time_across() {
     let broker = Broker::start();
     let device = Device::start(&broker, "");
-    let mut c = Client::connect(&broker).await;
+    let storage = device.storage();
+    let own = |s: &SegmentRecord| storage.join(&s.path);
+    record_damage_and_check(&broker, &device, &own).await;
+}
+
+/// The same with segments encrypted at rest: a segment that does not decrypt is corrupt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_segments_missing_or_corrupt_are_gaps_too() {
+    let broker = Broker::start();
+    let (device, key) = crate::encryption::encrypting_device(&broker, "");
+    let storage = device.storage();
+    let copies = tempfile::tempdir().expect("dir");
+    let decrypted = |s: &SegmentRecord| {
+        let plain = roomrec::crypt::decrypt_to_vec(&key, s.seq, &storage.join(&s.path))
+            .unwrap_or_else(|e| panic!("{}: {e}", s.path));
+        let copy = copies.path().join(format!("{}.ts", s.seq));
+        std::fs::write(&copy, plain).expect("copy");
+        copy
+    };
+    record_damage_and_check(&broker, &device, &decrypted).await;
+}
+
+/// Records 20 s locally; before the meeting ends, deletes one segment well inside the
+/// recording, overwrites another with bytes that are no MPEG-TS and truncates a third to
+/// nothing (none next to another); then checks the MP4 and `conversion_done`.
+async fn record_damage_and_check(broker: &Broker, device: &Device, readable: Readable<'_>) {
+    let mut c = Client::connect(broker).await;
     c.join_meeting().await;
     let local = c.start_recording("u-1", "local").await;
     c.wait_state("20 s recorded", |s| {
@@ -42,27 +71,24 @@ async fn a_missing_and_a_corrupt_segment_are_gaps_the_mp4_keeps_real_time_across
     })
     .await;
 
-    // Two segments well inside the recording, not next to each other: one deleted, one
-    // overwritten with bytes that are no MPEG-TS.
-    let sealed = segments_of(&device, &local);
-    assert!(sealed.len() >= 8, "{} segments sealed", sealed.len());
+    let sealed = segments_of(device, &local);
+    assert!(sealed.len() >= 12, "{} segments sealed", sealed.len());
     let path = |s: &SegmentRecord| device.storage().join(&s.path);
-    let (gone, garbled) = (&sealed[3], &sealed[6]);
+    let (gone, garbled, emptied) = (&sealed[3], &sealed[6], &sealed[9]);
     let damaged = [
-        Damaged {
-            seq: gone.seq,
-            cause: "missing",
-            span: ffprobe::video_span(&path(gone)),
-        },
-        Damaged {
-            seq: garbled.seq,
-            cause: "corrupt",
-            span: ffprobe::video_span(&path(garbled)),
-        },
-    ];
+        (gone, "missing"),
+        (garbled, "corrupt"),
+        (emptied, "corrupt"),
+    ]
+    .map(|(s, cause)| Damaged {
+        seq: s.seq,
+        cause,
+        span: ffprobe::video_span(&readable(s)),
+    });
     std::fs::remove_file(path(gone)).expect("delete a segment");
     let garbage: Vec<u8> = (0..200_000u32).map(|i| (i * 7 + 13) as u8).collect();
-    std::fs::write(path(garbled), garbage).expect("corrupt a segment");
+    std::fs::write(path(garbled), garbage).expect("garble a segment");
+    std::fs::write(path(emptied), b"").expect("truncate a segment");
 
     c.end_meeting().await;
     let topic = format!("{}/events", common::device::PREFIX);
@@ -80,32 +106,27 @@ async fn a_missing_and_a_corrupt_segment_are_gaps_the_mp4_keeps_real_time_across
     let mp4 = PathBuf::from(done["location"].as_str().expect("the MP4's location"));
 
     // Every segment is still catalogued; every file that was there still is.
-    let after = segments_of(&device, &local);
+    let after = segments_of(device, &local);
     let seqs = |v: &[SegmentRecord]| v.iter().map(|s| s.seq).collect::<Vec<_>>();
-    assert!(
-        seqs(&sealed).iter().all(|s| seqs(&after).contains(s)),
-        "{:?} then {:?}",
-        seqs(&sealed),
-        seqs(&after)
-    );
+    assert_eq!(seqs(&sealed), seqs(&after)[..sealed.len()], "catalogued");
     for s in after.iter().filter(|s| s.seq != gone.seq) {
         assert!(path(s).exists(), "{} is kept", s.path);
     }
     let id = Id::parse(&local).expect("id");
-    let rec = catalog(&device).recording(&id).expect("read").expect("rec");
+    let rec = catalog(device).recording(&id).expect("read").expect("rec");
     assert_eq!(rec.state, RecordingState::Ready, "{rec:?}");
 
     check_gaps(&done, &damaged);
     let present: Vec<PathBuf> = after
         .iter()
-        .filter(|s| s.seq != gone.seq && s.seq != garbled.seq)
-        .map(path)
+        .filter(|s| !damaged.iter().any(|d| d.seq == s.seq))
+        .map(readable)
         .collect();
     let recorded = ffprobe::recorded(&present) + damaged.iter().map(|d| d.span).sum::<f64>();
     check_timeline(&mp4, recorded, &done);
 }
 
-/// `conversion_done` names exactly the two damaged segments, in order, each as long as it was.
+/// `conversion_done` names exactly the damaged segments, in order, each as long as it was.
 fn check_gaps(done: &Value, damaged: &[Damaged]) {
     let gaps = done["gaps"].as_array().expect("conversion_done has gaps");
     assert_eq!(gaps.len(), damaged.len(), "{done}");
