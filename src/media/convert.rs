@@ -443,7 +443,8 @@ fn check_steps(
         }
     }
     if &track.handler == b"vide" {
-        for g in gaps {
+        // A gap shorter than half a frame is no step to see.
+        for g in gaps.iter().filter(|g| g.ticks * 2 > frame_ticks) {
             let shown = steps.iter().any(|&(start, step)| {
                 (start + step - (g.start + g.ticks)).abs() <= slack
                     && (step - g.ticks - frame_ticks).abs() <= frame_ticks / 2

@@ -255,7 +255,7 @@ pub(crate) fn plan(slots: &[Slot]) -> Timeline {
                     gap > 0 && gap <= step * 3 / 2
                 } else {
                     // The hole's length is the catalog's (ms, cut to cut): a frame either way.
-                    gap > -step / 2 && gap <= step * 5 / 2
+                    v.first > last && gap > -step / 2 && gap <= step * 5 / 2
                 }
             });
             if !follows {
@@ -269,7 +269,7 @@ pub(crate) fn plan(slots: &[Slot]) -> Timeline {
             let first_out = *placed.first_out.get_or_insert(v.first + offset);
             if let Some(h) = hole.take() {
                 let (start, ticks, inside) = match placed.video_end {
-                    Some(end) => (end, v.first + offset - end, true),
+                    Some(end) => (end, (v.first + offset - end).max(0), true),
                     None => (first_out, h.ticks, false),
                 };
                 gaps.push(Gap {
