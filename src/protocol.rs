@@ -967,6 +967,34 @@ pub struct Event {
     /// `settings_refused`: why, as a reply's error would say it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorBody>,
+    /// `conversion_done`: the stretches of the recording whose segment files were missing or
+    /// unreadable, in recording order (empty: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gaps: Option<Vec<RecordingGap>>,
+}
+
+/// A stretch of a local recording its MP4 does not show: segment files that were missing or
+/// unreadable at conversion. The MP4 keeps real time across it (see `docs/media.md`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingGap {
+    /// The segments it stands for (consecutive, one cause).
+    pub seqs: Vec<u64>,
+    /// Where it starts on the MP4's timeline (ms from its start); a gap before the first
+    /// segment the MP4 holds starts at 0, one after the last at the MP4's end.
+    pub start_ms: u64,
+    /// How long it lasts (ms).
+    pub duration_ms: u64,
+    pub cause: GapCause,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GapCause {
+    /// The segment's file is not there.
+    Missing,
+    /// The file is there but holds no readable MPEG-TS with timestamps (or cannot be read or
+    /// decrypted).
+    Corrupt,
 }
 
 impl Event {
@@ -985,6 +1013,7 @@ impl Event {
             shared: None,
             recorded_ms: None,
             error: None,
+            gaps: None,
         }
     }
 }

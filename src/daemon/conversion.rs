@@ -1,7 +1,9 @@
 //! Conversion workers (L5): each turns one local recording's segments into one MP4, then,
 //! when the recording is transcribed (T1), writes its WebVTT transcript beside it.
 //!
-//! Owns: the blocking conversion and transcription jobs and their cancel tokens. Must not
+//! Owns: the blocking conversion and transcription jobs and their cancel tokens. A segment
+//! whose file is missing or does not decrypt is handed to the conversion as a hole (it goes
+//! on past it, see `media::convert_recording`); the gaps go back with the MP4. Must not
 //! touch: the catalog or the rules — results go back to the core as `ConversionDone` (sent as
 //! soon as the MP4 is there: the transcript follows it, at the lowest CPU priority, and a
 //! transcript that cannot be made is logged, never a failed recording); segment files, which
@@ -16,15 +18,17 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::media;
-use crate::protocol::{Id, RecordingInfo};
+use crate::catalog::SegmentRecord;
+use crate::media::{self, RecordedSegment};
+use crate::protocol::{GapCause, Id, RecordingInfo};
+use crate::rules::Converted;
 use crate::segments::{DecryptKey, PlainCopies};
 
 #[derive(Debug)]
 pub struct ConversionDone {
     pub recording_id: Id,
-    /// The MP4's path, or why there is none.
-    pub result: Result<String, String>,
+    /// The MP4's path and its gaps, or why there is none.
+    pub result: Result<Converted, String>,
 }
 
 pub struct Conversions {
@@ -60,9 +64,9 @@ impl Conversions {
         }
     }
 
-    /// Converts `segments` into the recording's MP4; with `transcription` (T1 in force for the
-    /// recording), then writes `<name>.vtt` beside it.
-    pub fn start(&mut self, info: &RecordingInfo, segments: Vec<PathBuf>) {
+    /// Converts `segments` (the catalog's, in seq order) into the recording's MP4; with
+    /// `transcription` (T1 in force for the recording), then writes `<name>.vtt` beside it.
+    pub fn start(&mut self, info: &RecordingInfo, segments: Vec<SegmentRecord>) {
         let transcription = info.transcription;
         let id = info.recording_id.clone();
         if self.running.contains_key(&id) {
@@ -75,14 +79,17 @@ impl Conversions {
         let (job_cancel, job_id) = (cancel.clone(), id.clone());
         let plain = PlainCopies::for_conversion(&self.storage_dir, &id, self.key.clone());
         let model_dir = transcription.then(|| self.model_dir.clone());
+        let storage_dir = self.storage_dir.clone();
         info!(recording = %id, segments = segments.len(), out = %out.display(), transcription, "conversion started");
         let handle = tokio::spawn(async move {
-            let result = convert(segments, out, plain, job_cancel.clone()).await;
+            let result = convert(&storage_dir, segments, out, plain, job_cancel.clone()).await;
             match &result {
-                Ok(path) => info!(recording = %job_id, %path, "conversion done"),
+                Ok(c) => {
+                    info!(recording = %job_id, path = %c.location, gaps = c.gaps.len(), "conversion done")
+                }
                 Err(reason) => warn!(recording = %job_id, %reason, "conversion did not complete"),
             }
-            let mp4 = result.as_ref().ok().map(PathBuf::from);
+            let mp4 = result.as_ref().ok().map(|c| PathBuf::from(&c.location));
             let _ = done
                 .send(ConversionDone {
                     recording_id: job_id.clone(),
@@ -161,21 +168,27 @@ async fn transcribe(id: &Id, mp4: PathBuf, model_dir: PathBuf, cancel: Cancellat
 }
 
 async fn convert(
-    segments: Vec<PathBuf>,
+    storage_dir: &Path,
+    segments: Vec<SegmentRecord>,
     out: PathBuf,
     plain: PlainCopies,
     cancel: CancellationToken,
-) -> Result<String, String> {
+) -> Result<Converted, String> {
     if segments.is_empty() {
         return Err("no media was recorded for this recording".into());
     }
+    let paths: Vec<PathBuf> = segments.iter().map(|s| storage_dir.join(&s.path)).collect();
     let job = tokio::task::spawn_blocking(move || {
         let result = plain
-            .inputs(&segments)
+            .each_input(&paths)
             .map_err(|e| e.to_string())
             .and_then(|inputs| {
-                media::convert(&inputs, &out, &cancel)
-                    .map(|_| out.display().to_string())
+                let recorded = recorded_segments(&segments, &paths, inputs);
+                media::convert_recording(&recorded, &out, &cancel)
+                    .map(|c| Converted {
+                        location: out.display().to_string(),
+                        gaps: c.gaps,
+                    })
                     .map_err(|e| match e {
                         // The recording stays `needs_finalize` with every segment; the reason
                         // starts with the error code, as the other `disk_full` reasons.
@@ -190,10 +203,35 @@ async fn convert(
         result
     });
     match job.await {
-        Ok(Ok(path)) => Ok(path),
+        Ok(Ok(converted)) => Ok(converted),
         Ok(Err(e)) => Err(e),
         Err(e) => Err(format!("conversion task failed: {e}")),
     }
+}
+
+/// The catalog's segments with the files to read: an encrypted segment that does not
+/// decrypt is a hole, `missing` when its file is gone, `corrupt` otherwise.
+fn recorded_segments(
+    segments: &[SegmentRecord],
+    paths: &[PathBuf],
+    inputs: Vec<Result<PathBuf, crate::segments::SegmentError>>,
+) -> Vec<RecordedSegment> {
+    segments
+        .iter()
+        .zip(paths)
+        .zip(inputs)
+        .map(|((segment, path), input)| RecordedSegment {
+            seq: segment.seq,
+            duration_ms: segment.duration_ms,
+            file: input.map_err(|e| {
+                warn!(seq = segment.seq, error = %e, "a segment does not decrypt");
+                match path.try_exists() {
+                    Ok(false) => GapCause::Missing,
+                    _ => GapCause::Corrupt,
+                }
+            }),
+        })
+        .collect()
 }
 
 /// `<date>_<meeting>_<owner>_<recording>.mp4`, with every character outside a portable set
@@ -269,9 +307,21 @@ mod tests {
             tx,
         );
         let info = info(if transcription { "r-t" } else { "r-n" }, transcription);
-        conversions.start(&info, segments);
+        let records = segments
+            .iter()
+            .enumerate()
+            .map(|(seq, path)| SegmentRecord {
+                seq: seq as u64,
+                path: path.display().to_string(),
+                bytes: 0,
+                duration_ms: 0,
+                sha256: String::new(),
+                sealed_at: Timestamp(0),
+            })
+            .collect();
+        conversions.start(&info, records);
         let done = rx.recv().await.expect("conversion done");
-        let mp4 = PathBuf::from(done.result.expect("converted"));
+        let mp4 = PathBuf::from(done.result.expect("converted").location);
         conversions.finished(&info.recording_id);
         conversions.wait_all().await;
         mp4

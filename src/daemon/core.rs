@@ -390,13 +390,9 @@ impl Core {
             }
             Err(e) => return self.conversions.fail(recording_id, e.to_string()),
         };
-        let paths = segments
-            .iter()
-            .map(|s| self.storage_dir.join(&s.path))
-            .collect();
         // T1: `info.transcription`, saved by the rules with the recording, says whether the
         // job also writes a transcript.
-        self.conversions.start(&info, paths);
+        self.conversions.start(&info, segments);
     }
 
     /// Carries out the held effects that may go now: released, or held too long.

@@ -18,9 +18,17 @@
 //! copies the whole media into a temp file (in /tmp) and then again behind the index. So
 //! conversion needs the MP4's size free next to `out`, once, and checks that before starting.
 //!
+//! A segment whose file is missing or unreadable (no MPEG-TS, no timestamps, empty) in the
+//! middle of a recording does not stop the conversion ([`convert_recording`]): it is a hole of
+//! the length the catalog recorded for it, and the MP4 keeps real time across it (the
+//! timeline's gaps): the picture holds the last frame before it, the sound is silent. The gaps
+//! are returned, named by segment seq and cause. [`convert`] (every file given must read) is
+//! for callers without a catalog.
+//!
 //! The check: the MP4 plays, has video, holds exactly every video frame of the segments, no
-//! track steps by more than 1.5 of its usual sample duration anywhere, and it lasts as long as
-//! the timeline within one frame.
+//! track steps by more than 1.5 of its usual sample duration anywhere but at a declared gap
+//! (where it steps by the gap's length, and the video track must), and it lasts as long as
+//! the timeline, gaps included, within one frame.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -32,9 +40,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::pipeline::make;
 use super::seal::sync_parent;
-use super::timeline::{self, Placement, Timeline};
-use super::tsscan::PACKET;
+use super::timeline::{self, Placement, Slot, Timeline};
+use super::tsscan::{PACKET, TICKS_PER_MS};
 use super::{MediaError, MediaInfo};
+use crate::protocol::{GapCause, RecordingGap};
 
 /// How often a running conversion looks at its cancel token.
 const POLL: gst::ClockTime = gst::ClockTime::from_mseconds(100);
@@ -48,68 +57,242 @@ const SPARE_BYTES: u64 = 4 << 20;
 /// A step between samples above this many usual sample durations is a hole.
 const MAX_STEP: f64 = 1.5;
 
-/// Remux `segments` (in order) into the MP4 `out` and return what it plays. Blocking: run it
-/// under `spawn_blocking`. Cancelled: the temp file is removed and `Cancelled` returned. Not
-/// enough free space for the MP4: refused before anything is written (`NoRoom`).
+/// One segment of a recording as the catalog lists it, for [`convert_recording`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedSegment {
+    pub seq: u64,
+    /// Its recorded length (the catalog's): the gap it leaves when its file cannot be used.
+    pub duration_ms: u64,
+    /// Its plaintext file, or why there is none to read (an encrypted one that is absent or
+    /// does not decrypt).
+    pub file: Result<PathBuf, GapCause>,
+}
+
+/// What [`convert_recording`] made.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Converted {
+    pub info: MediaInfo,
+    /// The segments it could not use, in recording order: the MP4 keeps real time across each.
+    pub gaps: Vec<RecordingGap>,
+}
+
+/// Remux `segments` (in order) into the MP4 `out` and return what it plays. Every file must
+/// be a readable segment (see [`convert_recording`] for a recording's, with gaps). Blocking:
+/// run it under `spawn_blocking`. Cancelled: the temp file is removed and `Cancelled`
+/// returned. Not enough free space for the MP4: refused before anything is written
+/// (`NoRoom`).
 pub fn convert(
     segments: &[PathBuf],
     out: &Path,
     cancel: &CancellationToken,
 ) -> Result<MediaInfo, MediaError> {
-    super::init()?;
-    if segments.is_empty() {
-        return Err(MediaError::Settings("no segments to convert".into()));
-    }
+    let plan = plan_files(segments)?;
+    convert_planned(&plan, out, cancel)
+}
+
+/// Remux a recording's `segments` (in seq order) into the MP4 `out`, going on past segments
+/// whose file is missing or corrupt: each is a gap the MP4 keeps real time across, returned
+/// with the MP4's description. Fails as [`convert`] does, and when no segment can be used.
+pub fn convert_recording(
+    segments: &[RecordedSegment],
+    out: &Path,
+    cancel: &CancellationToken,
+) -> Result<Converted, MediaError> {
     let plan = plan(segments)?;
+    for (segment, problem) in &plan.holes {
+        tracing::warn!(seq = segment.seq, cause = ?problem.cause, reason = %problem.reason,
+            "a segment cannot be used; the MP4 keeps real time across it");
+    }
+    let info = convert_planned(&plan, out, cancel)?;
+    Ok(Converted {
+        info,
+        gaps: plan.gaps(),
+    })
+}
+
+fn convert_planned(
+    plan: &Plan,
+    out: &Path,
+    cancel: &CancellationToken,
+) -> Result<MediaInfo, MediaError> {
     plan.check_room(out)?;
     let tmp = temp_path(out, ".part")?;
-    let result = convert_via(segments, &plan, &tmp, out, cancel);
+    let result = convert_via(plan, &tmp, out, cancel);
     if result.is_err() {
         remove_if_present(&tmp);
     }
     result
 }
 
+/// Why a segment is a hole.
+#[derive(Debug)]
+struct Problem {
+    cause: GapCause,
+    reason: MediaError,
+}
+
 /// The timeline of the segments, and what the MP4 will need on disk.
 struct Plan {
     timeline: Timeline,
+    /// The segments fed to the MP4, in order (one per placement of the timeline).
+    files: Vec<PathBuf>,
+    /// Every segment, in order (the timeline's slots).
+    segments: Vec<RecordedSegment>,
+    /// The segments that are holes, with why.
+    holes: Vec<(RecordedSegment, Problem)>,
     segment_bytes: u64,
     tracks: u64,
 }
 
-/// Read every segment's timestamps (a segment is a few MB at most) and place them.
-fn plan(segments: &[PathBuf]) -> Result<Plan, MediaError> {
+/// [`plan`] for files that must all be readable segments: the first that is not is the error.
+fn plan_files(files: &[PathBuf]) -> Result<Plan, MediaError> {
+    let segments: Vec<RecordedSegment> = files
+        .iter()
+        .enumerate()
+        .map(|(seq, path)| RecordedSegment {
+            seq: seq as u64,
+            duration_ms: 0,
+            file: Ok(path.clone()),
+        })
+        .collect();
+    let mut plan = plan(&segments)?;
+    if plan.holes.is_empty() {
+        return Ok(plan);
+    }
+    Err(plan.holes.swap_remove(0).1.reason)
+}
+
+/// Read every segment's timestamps (a segment is a few MB at most) and place them; a segment
+/// that cannot be read is a hole of its recorded length.
+fn plan(segments: &[RecordedSegment]) -> Result<Plan, MediaError> {
+    super::init()?;
+    if segments.is_empty() {
+        return Err(MediaError::Settings("no segments to convert".into()));
+    }
     let mut unwrapper = timeline::Unwrapper::default();
-    let mut times = Vec::with_capacity(segments.len());
+    let mut slots = Vec::with_capacity(segments.len());
+    let mut files = Vec::with_capacity(segments.len());
+    let mut holes = Vec::new();
     let mut segment_bytes = 0;
     let mut tracks = 0;
     for segment in segments {
-        let data = std::fs::read(segment).map_err(|e| MediaError::io(segment, e))?;
-        if data.first() != Some(&super::tsscan::SYNC) {
-            return Err(MediaError::Probe {
-                path: segment.clone(),
-                message: "not an MPEG-TS segment (no sync byte at its start)".into(),
-            });
+        match read_times(segment, &mut unwrapper) {
+            Ok((path, data, times)) => {
+                segment_bytes += data.len() as u64;
+                tracks = tracks.max(super::tsscan::pes_pids(&data));
+                slots.push(Slot::Segment(times));
+                files.push(path);
+            }
+            Err(problem) => {
+                let ticks = segment.duration_ms.saturating_mul(TICKS_PER_MS);
+                slots.push(Slot::Hole {
+                    ticks: i64::try_from(ticks).unwrap_or(i64::MAX),
+                });
+                holes.push((segment.clone(), problem));
+            }
         }
-        segment_bytes += data.len() as u64;
-        let t = unwrapper.segment(&data);
-        tracks = tracks.max(super::tsscan::pes_pids(&data));
-        times.push(t);
     }
-    let timeline = timeline::plan(&times);
+    let timeline = timeline::plan(&slots);
     if timeline.video_frames == 0 {
-        return Err(MediaError::Check(
-            "the segments hold no video frame; there is nothing to convert".into(),
-        ));
+        // Nothing usable at all: the first segment's own problem says it best.
+        return Err(match holes.drain(..).next() {
+            Some((_, problem)) if files.is_empty() => problem.reason,
+            _ => MediaError::Check(
+                "the segments hold no video frame; there is nothing to convert".into(),
+            ),
+        });
     }
     Ok(Plan {
         timeline,
+        files,
+        segments: segments.to_vec(),
+        holes,
         segment_bytes,
         tracks: tracks.max(1) as u64,
     })
 }
 
+/// One segment's file, bytes and timestamps, or why it is a hole.
+fn read_times(
+    segment: &RecordedSegment,
+    unwrapper: &mut timeline::Unwrapper,
+) -> Result<(PathBuf, Vec<u8>, timeline::SegmentTimes), Problem> {
+    let path = match &segment.file {
+        Ok(path) => path,
+        Err(cause) => {
+            return Err(Problem {
+                cause: *cause,
+                reason: MediaError::Check(format!("segment {} has no file to read", segment.seq)),
+            })
+        }
+    };
+    let corrupt = |message: &str| Problem {
+        cause: GapCause::Corrupt,
+        reason: MediaError::Probe {
+            path: path.clone(),
+            message: message.into(),
+        },
+    };
+    let data = std::fs::read(path).map_err(|e| Problem {
+        cause: match e.kind() {
+            std::io::ErrorKind::NotFound => GapCause::Missing,
+            _ => GapCause::Corrupt,
+        },
+        reason: MediaError::io(path, e),
+    })?;
+    if data.first() != Some(&super::tsscan::SYNC) {
+        return Err(corrupt(
+            "not an MPEG-TS segment (no sync byte at its start)",
+        ));
+    }
+    let times = unwrapper.segment(&data);
+    if times.video.is_none() && times.sound.is_none() {
+        return Err(corrupt("an MPEG-TS segment without a timestamp"));
+    }
+    Ok((path.clone(), data, times))
+}
+
 impl Plan {
+    /// The timeline's gaps as the event names them: one per run of holes of one cause, each
+    /// its recorded length but the last of a gap, which ends where the next segment starts.
+    fn gaps(&self) -> Vec<RecordingGap> {
+        let cause_of = |i: usize| {
+            let seq = self.segments[i].seq;
+            self.holes
+                .iter()
+                .find(|(s, _)| s.seq == seq)
+                .map_or(GapCause::Corrupt, |(_, p)| p.cause)
+        };
+        let mut named = Vec::new();
+        for gap in &self.timeline.gaps {
+            let mut start_ms = gap.start.max(0) as u64 / TICKS_PER_MS;
+            let end_ms = start_ms + gap.ticks.max(0) as u64 / TICKS_PER_MS;
+            let mut i = gap.slots.start;
+            while i < gap.slots.end {
+                let cause = cause_of(i);
+                let j = (i..gap.slots.end)
+                    .find(|&j| cause_of(j) != cause)
+                    .unwrap_or(gap.slots.end);
+                let left = end_ms.saturating_sub(start_ms);
+                let duration_ms = if j == gap.slots.end {
+                    left
+                } else {
+                    let recorded: u64 = self.segments[i..j].iter().map(|s| s.duration_ms).sum();
+                    recorded.min(left)
+                };
+                named.push(RecordingGap {
+                    seqs: self.segments[i..j].iter().map(|s| s.seq).collect(),
+                    start_ms,
+                    duration_ms,
+                    cause,
+                });
+                start_ms += duration_ms;
+                i = j;
+            }
+        }
+        named
+    }
+
     /// The index room `mp4mux` is asked to reserve, in seconds of media.
     fn moov_seconds(&self) -> u64 {
         self.timeline.duration_ms() / 1000 + MOOV_SPARE_S
@@ -162,7 +345,6 @@ fn remove_if_present(path: &Path) {
 }
 
 fn convert_via(
-    segments: &[PathBuf],
     plan: &Plan,
     tmp: &Path,
     out: &Path,
@@ -170,7 +352,7 @@ fn convert_via(
 ) -> Result<MediaInfo, MediaError> {
     // Remuxing reads and writes at disk speed; the bound only catches a stuck pipeline.
     let limit = Duration::from_secs(120) + Duration::from_millis(plan.timeline.duration_ms() / 10);
-    remux(segments, plan, tmp, cancel, limit)?;
+    remux(plan, tmp, cancel, limit)?;
     let file = std::fs::File::open(tmp).map_err(|e| MediaError::io(tmp, e))?;
     file.sync_all().map_err(|e| MediaError::io(tmp, e))?;
     let info = check(tmp, &plan.timeline)?;
@@ -183,13 +365,15 @@ fn convert_via(
         out = %out.display(),
         duration_ms = info.duration_ms,
         runs = plan.timeline.runs,
+        gaps = plan.timeline.gaps.len(),
         "conversion done"
     );
     Ok(info)
 }
 
 /// The MP4 must play, hold video, hold every video frame of its segments, have no hole in
-/// any track, and last as long as the timeline within one frame.
+/// any track but the declared gaps (each of which the video shows), and last as long as the
+/// timeline within one frame.
 fn check(path: &Path, expected: &Timeline) -> Result<MediaInfo, MediaError> {
     let info = super::probe(path)?;
     if info.video.is_none() {
@@ -208,15 +392,9 @@ fn check(path: &Path, expected: &Timeline) -> Result<MediaInfo, MediaError> {
             expected.video_frames
         )));
     }
+    let gaps: Vec<&timeline::Gap> = expected.gaps.iter().filter(|g| g.inside).collect();
     for track in &index.tracks {
-        if let Some(hole) = track.largest_step_over(MAX_STEP) {
-            return Err(MediaError::Check(format!(
-                "the MP4's {} track jumps {} ms where its samples last {} ms",
-                track.kind(),
-                hole.step_ms,
-                hole.usual_ms
-            )));
-        }
+        check_steps(track, &gaps, expected.frame_ticks)?;
     }
     let (mp4_ms, want_ms) = (index.duration_ms, expected.duration_ms());
     if mp4_ms.abs_diff(want_ms) > expected.frame_ms() {
@@ -228,15 +406,69 @@ fn check(path: &Path, expected: &Timeline) -> Result<MediaInfo, MediaError> {
     Ok(info)
 }
 
+/// A step between two samples of `track` above [`MAX_STEP`] usual durations is allowed only
+/// where it ends at a declared gap's end (within a frame and a sample, the tracks' starts may
+/// differ by that) and lasts no more than the gap and a sample; a video track must step at
+/// every gap by the gap's length and a frame, within half a frame.
+fn check_steps(
+    track: &super::mp4scan::Track,
+    gaps: &[&timeline::Gap],
+    frame_ticks: i64,
+) -> Result<(), MediaError> {
+    let Some(usual) = track.usual_duration() else {
+        return Ok(());
+    };
+    // Track time in 90 kHz ticks, the timeline's.
+    let ticks = |t: u64| (t * 90_000 / u64::from(track.timescale.max(1))) as i64;
+    let ms = |t: i64| t / TICKS_PER_MS as i64;
+    let usual_ticks = ticks(u64::from(usual));
+    let steps: Vec<(i64, i64)> = track
+        .steps_over(MAX_STEP)
+        .iter()
+        .map(|s| (ticks(s.start), ticks(s.duration)))
+        .collect();
+    let slack = frame_ticks + usual_ticks;
+    for &(start, step) in &steps {
+        let declared = gaps.iter().any(|g| {
+            (start + step - (g.start + g.ticks)).abs() <= slack && step <= g.ticks + slack
+        });
+        if !declared {
+            return Err(MediaError::Check(format!(
+                "the MP4's {} track jumps {} ms at {} ms where its samples last {} ms",
+                track.kind(),
+                ms(step),
+                ms(start),
+                ms(usual_ticks)
+            )));
+        }
+    }
+    if &track.handler == b"vide" {
+        // A gap shorter than half a frame is no step to see.
+        for g in gaps.iter().filter(|g| g.ticks * 2 > frame_ticks) {
+            let shown = steps.iter().any(|&(start, step)| {
+                (start + step - (g.start + g.ticks)).abs() <= slack
+                    && (step - g.ticks - frame_ticks).abs() <= frame_ticks / 2
+            });
+            if !shown {
+                return Err(MediaError::Check(format!(
+                    "the MP4's video does not keep the {} ms gap at {} ms",
+                    ms(g.ticks),
+                    ms(g.start)
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Run the remux pipeline to EOS, an error, cancellation or `limit`.
 fn remux(
-    segments: &[PathBuf],
     plan: &Plan,
     tmp: &Path,
     cancel: &CancellationToken,
     limit: Duration,
 ) -> Result<(), MediaError> {
-    let pipeline = build_remux(segments, plan, tmp, cancel)?;
+    let pipeline = build_remux(plan, tmp, cancel)?;
     let result = run_to_eos(&pipeline, cancel, limit);
     // Null closes the file whatever happened, so it can be removed or renamed.
     let _ = pipeline.set_state(gst::State::Null);
@@ -244,7 +476,6 @@ fn remux(
 }
 
 fn build_remux(
-    segments: &[PathBuf],
     plan: &Plan,
     tmp: &Path,
     cancel: &CancellationToken,
@@ -267,7 +498,7 @@ fn build_remux(
         .map_err(|e| perr(&e))?;
     src.link(&demux).map_err(|e| perr(&e))?;
     mux.link(&sink).map_err(|e| perr(&e))?;
-    feed(&src, segments, &plan.timeline.placements, cancel);
+    feed(&src, &plan.files, &plan.timeline.placements, cancel);
 
     let weak_pipeline = pipeline.downgrade();
     demux.connect_pad_added(move |_, pad| {
@@ -292,13 +523,9 @@ pub fn recording_source(
     segments: &[PathBuf],
     cancel: &CancellationToken,
 ) -> Result<gst::Element, MediaError> {
-    super::init()?;
-    if segments.is_empty() {
-        return Err(MediaError::Settings("no segments to read".into()));
-    }
-    let plan = plan(segments)?;
+    let plan = plan_files(segments)?;
     let src = ts_appsrc()?;
-    feed(&src, segments, &plan.timeline.placements, cancel);
+    feed(&src, &plan.files, &plan.timeline.placements, cancel);
     Ok(src)
 }
 
@@ -489,6 +716,60 @@ mod tests {
     fn nothing_to_convert_is_an_error() {
         let e = convert(&[], Path::new("/tmp/x.mp4"), &CancellationToken::new()).unwrap_err();
         assert!(matches!(e, MediaError::Settings(_)), "{e}");
+    }
+
+    /// Five 1 s segments, the 2nd missing and the 3rd corrupt: one gap of the timeline.
+    #[test]
+    fn holes_in_a_row_of_two_causes_are_named_as_two_gaps_end_to_end() {
+        let segment = |seq: u64, file: Result<PathBuf, GapCause>| RecordedSegment {
+            seq,
+            duration_ms: 1_000,
+            file,
+        };
+        let hole = |seq: u64, cause: GapCause| {
+            let problem = Problem {
+                cause,
+                reason: MediaError::Check("unusable".into()),
+            };
+            (segment(seq, Err(cause)), problem)
+        };
+        let plan = Plan {
+            timeline: Timeline {
+                placements: Vec::new(),
+                video_ticks: 5 * 90_000,
+                frame_ticks: 6_000,
+                video_frames: 45,
+                runs: 1,
+                gaps: vec![timeline::Gap {
+                    slots: 1..3,
+                    start: 90_000,
+                    ticks: 183_000,
+                    inside: true,
+                }],
+            },
+            files: Vec::new(),
+            segments: (1..=5)
+                .map(|seq| segment(seq, Err(GapCause::Corrupt)))
+                .collect(),
+            holes: vec![hole(2, GapCause::Missing), hole(3, GapCause::Corrupt)],
+            segment_bytes: 0,
+            tracks: 2,
+        };
+        let named = plan.gaps();
+        let gap = |seqs: Vec<u64>, start_ms, duration_ms, cause| RecordingGap {
+            seqs,
+            start_ms,
+            duration_ms,
+            cause,
+        };
+        assert_eq!(
+            named,
+            vec![
+                gap(vec![2], 1_000, 1_000, GapCause::Missing),
+                // The last of a gap ends where the next segment starts.
+                gap(vec![3], 2_000, 1_033, GapCause::Corrupt),
+            ]
+        );
     }
 
     #[test]

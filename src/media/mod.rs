@@ -42,7 +42,9 @@ use crate::protocol::{DeviceHealth, Id};
 pub use crate::rules::{Marks, VideoMark};
 
 pub use actor::{spawn, MediaHandle};
-pub use convert::{convert, recording_source, segment_first_pts};
+pub use convert::{
+    convert, convert_recording, recording_source, segment_first_pts, Converted, RecordedSegment,
+};
 pub use devices::{
     devices, Camera, CameraChoice, CameraFormat, DeviceError, DeviceReport, Limits, Microphone,
 };

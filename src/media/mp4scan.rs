@@ -29,11 +29,13 @@ pub(crate) struct Track {
     pub durations: Vec<(u32, u32)>,
 }
 
-/// A step between two samples much longer than the track's usual sample duration.
+/// A step between two samples much longer than the track's usual sample duration: the
+/// sample lasting it, in the track's timescale.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Hole {
-    pub step_ms: u64,
-    pub usual_ms: u64,
+pub(crate) struct Step {
+    /// When the sample starts (decode time from the track's first sample).
+    pub start: u64,
+    pub duration: u64,
 }
 
 impl Track {
@@ -41,24 +43,32 @@ impl Track {
         String::from_utf8_lossy(&self.handler).into_owned()
     }
 
-    /// The longest step between consecutive samples, when above `factor` times the duration
-    /// most samples have. The last sample's duration is no step (the muxer guesses it).
-    pub fn largest_step_over(&self, factor: f64) -> Option<Hole> {
-        let usual = self.durations.iter().max_by_key(|(n, _)| *n)?.1;
-        let mut steps = self.durations.clone();
-        if let Some(last) = steps.last_mut() {
-            last.0 -= 1; // the last sample
+    /// The duration most samples have.
+    pub fn usual_duration(&self) -> Option<u32> {
+        self.durations.iter().max_by_key(|(n, _)| *n).map(|r| r.1)
+    }
+
+    /// Every step between consecutive samples above `factor` times the usual duration, in
+    /// order. The last sample's duration is no step (the muxer guesses it).
+    pub fn steps_over(&self, factor: f64) -> Vec<Step> {
+        let Some(usual) = self.usual_duration() else {
+            return Vec::new();
+        };
+        let mut steps = Vec::new();
+        let (mut at, mut left) = (0u64, self.samples);
+        for &(count, duration) in &self.durations {
+            let stepping = u64::from(count).min(left.saturating_sub(1));
+            if f64::from(duration) > factor * f64::from(usual) {
+                let duration = u64::from(duration);
+                steps.extend((0..stepping).map(|k| Step {
+                    start: at + k * duration,
+                    duration,
+                }));
+            }
+            at += u64::from(count) * u64::from(duration);
+            left = left.saturating_sub(u64::from(count));
         }
-        let largest = steps
-            .iter()
-            .filter(|(n, _)| *n > 0)
-            .map(|(_, d)| *d)
-            .max()?;
-        let ms = |ticks: u32| u64::from(ticks) * 1000 / u64::from(self.timescale.max(1));
-        (f64::from(largest) > factor * f64::from(usual)).then(|| Hole {
-            step_ms: ms(largest),
-            usual_ms: ms(usual),
-        })
+        steps
     }
 }
 
@@ -260,10 +270,7 @@ mod tests {
         assert_eq!(index.video_samples(), 620);
         assert_eq!(index.duration_ms, 41_133);
         assert_eq!(index.tracks[1].kind(), "soun");
-        assert!(index
-            .tracks
-            .iter()
-            .all(|t| t.largest_step_over(1.5).is_none()));
+        assert!(index.tracks.iter().all(|t| t.steps_over(1.5).is_empty()));
         std::fs::write(&path, boxed(b"mdat", &[0; 32])).unwrap();
         assert_eq!(super::index(&path).unwrap(), None);
     }
@@ -279,20 +286,30 @@ mod tests {
         // The join hole splitmuxsrc left: 125 ms more than a 66.7 ms frame.
         let hole = t(&[(29, 6_000), (1, 17_250), (30, 6_000)]);
         assert_eq!(
-            hole.largest_step_over(1.5),
-            Some(Hole {
-                step_ms: 191,
-                usual_ms: 66
-            })
+            hole.steps_over(1.5),
+            vec![Step {
+                start: 29 * 6_000,
+                duration: 17_250
+            }]
         );
+        assert_eq!(hole.usual_duration(), Some(6_000));
+        assert!(t(&[(29, 6_000), (1, 8_999), (30, 6_000)])
+            .steps_over(1.5)
+            .is_empty());
         assert_eq!(
-            t(&[(29, 6_000), (1, 8_999), (30, 6_000)]).largest_step_over(1.5),
-            None
+            t(&[(29, 6_000), (2, 9_001), (30, 6_000)]).steps_over(1.5),
+            vec![
+                Step {
+                    start: 174_000,
+                    duration: 9_001
+                },
+                Step {
+                    start: 183_001,
+                    duration: 9_001
+                }
+            ]
         );
-        assert!(t(&[(29, 6_000), (1, 9_001), (30, 6_000)])
-            .largest_step_over(1.5)
-            .is_some());
         // The last sample's duration is the muxer's guess, not a step.
-        assert_eq!(t(&[(59, 6_000), (1, 60_000)]).largest_step_over(1.5), None);
+        assert!(t(&[(59, 6_000), (1, 60_000)]).steps_over(1.5).is_empty());
     }
 }

@@ -2,9 +2,9 @@
 //! on without a hole across every join between segments and every pause.
 //!
 //! Owns: reading a segment's timestamps ([`SegmentTimes`]), cutting a recording into runs
-//! (segments one capture wrote one after the other), the offset of each run ([`plan`]), and
-//! rewriting the PTS, DTS and PCR of a segment's TS packets by that offset ([`place`]). Must
-//! not touch: pipelines, files, SQLite.
+//! (segments one capture wrote one after the other), the offset of each run and the gaps
+//! where segments are missing ([`plan`]), and rewriting the PTS, DTS and PCR of a segment's TS
+//! packets by that offset ([`place`]). Must not touch: pipelines, files, SQLite.
 //!
 //! Why: the segments of one capture carry the capture's own clock (PTS = running time plus
 //! the muxer's one-hour base), continuous across every cut, with the camera's black frames
@@ -17,6 +17,14 @@
 //! dropped (the sound timeline never runs backwards), and where the new run's sound would
 //! start more than half a packet after the previous one ended, silent AAC frames fill the gap
 //! (a few tens of ms: the time the picture has and the microphone had not yet delivered).
+//!
+//! A segment whose file is missing or corrupt is a hole ([`Slot::Hole`], as long as the catalog
+//! recorded it). The capture's clock went on through it, so the segment after it keeps its
+//! own timestamps when they are where the hole's length puts them (a frame either way), and
+//! otherwise (a pause right after the hole) starts the hole's length after the previous run.
+//! Either way the hole is a declared [`Gap`], never closed: the last frame before it lasts
+//! across it, the silence above fills the sound, and PCR-only packets bridge the demuxer's
+//! clock across it (`tsdemux` takes a PCR jump above 500 ms for a discontinuity and closes it).
 //!
 //! Timestamps are handled unwrapped (i64, 90 kHz) across the whole recording: each PES is
 //! read relative to the one before it, so a 33-bit wrap inside a long recording is no jump.
@@ -139,6 +147,8 @@ pub(crate) struct Placement {
     pub sound_floor: Option<i64>,
     /// Silent sound packets to put before the segment's first sound packet.
     pub silence: Option<Silence>,
+    /// A gap before the segment (ticks): its clock is bridged by PCR-only packets.
+    pub bridge: Option<i64>,
     anchor: Option<(u64, i64)>,
 }
 
@@ -150,17 +160,41 @@ pub(crate) struct Silence {
     pub step: i64,
 }
 
+/// One segment of the recording in planning: its timestamps, or a hole where its file is
+/// missing or unreadable, as long as the catalog says it lasted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Slot {
+    Segment(SegmentTimes),
+    Hole { ticks: i64 },
+}
+
+/// A stretch the MP4 keeps real time across without media: consecutive holes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Gap {
+    /// The slots (indices into what was planned) it stands for.
+    pub slots: std::ops::Range<usize>,
+    /// Its start on the MP4's timeline (ticks from the first frame).
+    pub start: i64,
+    pub ticks: i64,
+    /// Between two segments the MP4 holds: the picture holds its last frame across it. A gap
+    /// before the first segment or after the last is not in the MP4 (nothing to hold).
+    pub inside: bool,
+}
+
 /// The recording's timeline: one placement per segment, and what the MP4 must then show.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Timeline {
+    /// One per [`Slot::Segment`], in order.
     pub placements: Vec<Placement>,
-    /// From the first video frame to the end of the last one, pauses excluded (ticks).
+    /// From the first video frame to the end of the last one, pauses excluded, gaps inside
+    /// included (ticks).
     pub video_ticks: i64,
     /// One video frame (ticks): the tolerance of the duration check.
     pub frame_ticks: i64,
     pub video_frames: u64,
     /// Stretches of continuous capture; a run starts at the first segment and after each pause.
     pub runs: usize,
+    pub gaps: Vec<Gap>,
 }
 
 impl Timeline {
@@ -184,29 +218,68 @@ struct Placed {
     first_out: Option<i64>,
 }
 
-/// Place every segment (in recording order) on one continuous timeline.
-pub(crate) fn plan(segments: &[SegmentTimes]) -> Timeline {
+/// Holes seen since the last segment placed: from which slot, and their recorded length.
+struct PendingHole {
+    from: usize,
+    ticks: i64,
+}
+
+/// Place every segment (in recording order) on one continuous timeline, keeping real time
+/// across each hole.
+pub(crate) fn plan(slots: &[Slot]) -> Timeline {
     let mut placed = Placed::default();
     let mut offset = 0i64;
     let mut runs = 0;
     let mut frame = None;
-    let mut placements = Vec::with_capacity(segments.len());
-    for seg in segments {
+    let mut placements = Vec::with_capacity(slots.len());
+    let mut gaps = Vec::new();
+    let mut hole: Option<PendingHole> = None;
+    for (i, slot) in slots.iter().enumerate() {
+        let seg = match slot {
+            Slot::Segment(seg) => seg,
+            Slot::Hole { ticks } => {
+                let pending = hole.get_or_insert(PendingHole { from: i, ticks: 0 });
+                pending.ticks += ticks.max(&0);
+                continue;
+            }
+        };
+        let mut bridge = None;
         if let Some(v) = seg.video {
             let step = v.step.or(frame).unwrap_or(DEFAULT_FRAME_TICKS);
             frame.get_or_insert(step);
+            let hole_ticks = hole.as_ref().map_or(0, |h| h.ticks);
+            // Across a hole, the capture's clock went on for the hole's recorded length.
             let follows = placed.video_last_in.is_some_and(|last| {
-                let gap = v.first - last;
-                gap > 0 && gap <= step * 3 / 2
+                let gap = v.first - last - hole_ticks;
+                if hole_ticks == 0 {
+                    gap > 0 && gap <= step * 3 / 2
+                } else {
+                    // The hole's length is the catalog's (ms, cut to cut): a frame either way.
+                    v.first > last && gap > -step / 2 && gap <= step * 5 / 2
+                }
             });
             if !follows {
                 runs += 1;
-                // The previous run's last frame plays for one frame; this run starts there.
+                // The previous run's last frame plays for one frame (and the hole's length);
+                // this run starts there.
                 if let Some(end) = placed.video_end {
-                    offset = end - v.first;
+                    offset = end + hole_ticks - v.first;
                 }
             }
-            placed.first_out.get_or_insert(v.first + offset);
+            let first_out = *placed.first_out.get_or_insert(v.first + offset);
+            if let Some(h) = hole.take() {
+                let (start, ticks, inside) = match placed.video_end {
+                    Some(end) => (end, (v.first + offset - end).max(0), true),
+                    None => (first_out, h.ticks, false),
+                };
+                gaps.push(Gap {
+                    slots: h.from..i,
+                    start: start - first_out,
+                    ticks,
+                    inside,
+                });
+                bridge = (inside && ticks > 0).then_some(ticks);
+            }
             placed.video_end = Some(v.last + offset + step);
             placed.video_last_in = Some(v.last);
         }
@@ -229,6 +302,7 @@ pub(crate) fn plan(segments: &[SegmentTimes]) -> Timeline {
             offset,
             sound_floor,
             silence,
+            bridge,
             anchor: seg.anchor,
         });
     }
@@ -236,12 +310,27 @@ pub(crate) fn plan(segments: &[SegmentTimes]) -> Timeline {
         (Some(first), Some(end)) => end - first,
         _ => 0,
     };
+    if let Some(h) = hole {
+        gaps.push(Gap {
+            slots: h.from..slots.len(),
+            start: video_ticks,
+            ticks: h.ticks,
+            inside: false,
+        });
+    }
     Timeline {
         placements,
         video_ticks,
         frame_ticks: frame.unwrap_or(DEFAULT_FRAME_TICKS),
-        video_frames: segments.iter().map(|s| s.video_frames).sum(),
+        video_frames: slots
+            .iter()
+            .map(|s| match s {
+                Slot::Segment(seg) => seg.video_frames,
+                Slot::Hole { .. } => 0,
+            })
+            .sum(),
         runs,
+        gaps,
     }
 }
 
@@ -263,6 +352,9 @@ fn silence_between(end: i64, next: i64, step: i64) -> Option<Silence> {
 /// would skip them anyway.
 pub(crate) fn place(data: &[u8], place: &Placement) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len());
+    if let Some(gap) = place.bridge {
+        out.extend(pcr_bridge(data, place.offset, gap));
+    }
     let mut dropping: HashSet<u16> = HashSet::new();
     let mut pending_silence = place.silence;
     for packet in data.chunks_exact(PACKET) {
@@ -307,6 +399,34 @@ pub(crate) fn place(data: &[u8], place: &Placement) -> Vec<u8> {
         } else if dropping.contains(&pid) {
             continue; // the rest of a dropped sound packet
         }
+        out.extend_from_slice(&p);
+    }
+    out
+}
+
+/// Between two PCRs of a bridge: well below the jump a demuxer takes for a discontinuity
+/// (`tsdemux` re-bases its clock on a PCR step above 500 ms, closing the gap).
+const BRIDGE_STEP: i64 = 9_000;
+
+/// PCR-only packets (adaptation field, no payload) on the segment's PCR PID, every
+/// [`BRIDGE_STEP`] across the `gap` ticks before its first PCR (placed by `offset`): the
+/// demuxer's clock runs on through a gap instead of jumping, so the segment keeps its place.
+fn pcr_bridge(data: &[u8], offset: i64, gap: i64) -> Vec<u8> {
+    let Some(first) = data
+        .chunks_exact(PACKET)
+        .find(|p| p[0] == SYNC && tsscan::pcr_at(p).is_some())
+    else {
+        return Vec::new();
+    };
+    let pcr = moved(tsscan::read_pcr_base(&first[6..12]), offset) as i64;
+    // No payload: the continuity counter stays at the one before the first packet's.
+    let counter = (first[3] + 15) & 0x0F;
+    let mut out = Vec::new();
+    for k in (1..=gap / BRIDGE_STEP).rev() {
+        let mut p = [0xFFu8; PACKET];
+        p[..4].copy_from_slice(&[SYNC, first[1] & 0x1F, first[2], 0x20 | counter]);
+        p[4..12].copy_from_slice(&[183, 0x10, 0, 0, 0, 0, 0x7E, 0]);
+        tsscan::write_pcr_base(&mut p[6..12], moved(0, pcr - k * BRIDGE_STEP));
         out.extend_from_slice(&p);
     }
     out
@@ -393,13 +513,91 @@ mod tests {
 
     /// A 2 s segment at 15 fps (6000 ticks a frame) starting at `at`, with AAC at 48 kHz
     /// (1920 ticks a packet) starting `sound_lead` ticks before the video.
-    fn seg(at: i64, sound_lead: i64) -> SegmentTimes {
-        SegmentTimes {
+    fn seg(at: i64, sound_lead: i64) -> Slot {
+        Slot::Segment(SegmentTimes {
             video: span(at, at + 29 * 6_000, 6_000),
             sound: span(at - sound_lead, at + 180_000 - 1_920, 1_920),
             video_frames: 30,
             anchor: Some((at as u64, at)),
-        }
+        })
+    }
+
+    /// A missing or corrupt 2 s segment, as long as the catalog says.
+    const HOLE: Slot = Slot::Hole { ticks: 180_000 };
+
+    #[test]
+    fn a_missing_segment_is_a_gap_of_its_length_and_the_next_keeps_its_place() {
+        let base = 324_000_000;
+        let t = plan(&[
+            seg(base, 0),
+            HOLE,
+            seg(base + 360_000, 0),
+            seg(base + 540_000, 0),
+        ]);
+        assert!(t.placements.iter().all(|p| p.offset == 0), "{t:?}");
+        assert_eq!(t.placements.len(), 3, "one placement per segment there");
+        assert_eq!(t.runs, 1, "one capture: the hole is no pause");
+        assert_eq!(
+            t.gaps,
+            vec![Gap {
+                slots: 1..2,
+                start: 180_000,
+                ticks: 180_000,
+                inside: true
+            }]
+        );
+        assert_eq!(t.duration_ms(), 8_000, "real time: the hole counts");
+        assert_eq!(t.video_frames, 90);
+        // The sound goes on in silence across it: 2 s in 1920-tick packets, to the nearest one.
+        assert_eq!(
+            t.placements[1].silence,
+            Some(Silence {
+                from: base + 180_000,
+                count: 94,
+                step: 1_920
+            })
+        );
+    }
+
+    #[test]
+    fn holes_in_a_row_are_one_gap_and_a_cut_a_frame_off_is_still_the_same_capture() {
+        let base = 324_000_000;
+        // The catalog's lengths are cut to cut in ms: the next frame may come a frame early.
+        let t = plan(&[seg(base, 0), HOLE, HOLE, seg(base + 540_000 - 6_000, 0)]);
+        assert!(t.placements.iter().all(|p| p.offset == 0), "{t:?}");
+        assert_eq!(t.gaps.len(), 1);
+        assert_eq!(t.gaps[0].slots, 1..3);
+        assert_eq!(t.gaps[0].ticks, 360_000 - 6_000, "the capture's own clock");
+    }
+
+    #[test]
+    fn a_hole_before_a_pause_keeps_its_recorded_length() {
+        let base = 324_000_000;
+        // The segment after the hole is a new capture (its clock from the base again).
+        let t = plan(&[seg(base, 0), HOLE, seg(base + 3_000, 0)]);
+        assert_eq!(t.runs, 2);
+        assert_eq!(
+            base + 3_000 + t.placements[1].offset,
+            base + 360_000,
+            "after the previous run's end and the hole's recorded length"
+        );
+        assert_eq!(t.gaps[0].start, 180_000);
+        assert_eq!(t.gaps[0].ticks, 180_000);
+        assert_eq!(t.duration_ms(), 6_000);
+    }
+
+    #[test]
+    fn holes_at_either_end_are_named_but_not_in_the_mp4() {
+        let base = 324_000_000;
+        let t = plan(&[HOLE, seg(base, 0), seg(base + 180_000, 0), HOLE]);
+        assert_eq!(
+            t.duration_ms(),
+            4_000,
+            "the MP4 starts and ends with a segment"
+        );
+        let at_ends: Vec<_> = t.gaps.iter().map(|g| (g.start, g.inside)).collect();
+        assert_eq!(at_ends, vec![(0, false), (360_000, false)]);
+        assert_eq!(t.gaps[1].slots, 3..4);
     }
 
     #[test]
@@ -516,6 +714,7 @@ mod tests {
             offset: 500_000,
             sound_floor: Some(base as i64 + 500_000 - 10),
             silence: None,
+            bridge: None,
             anchor: times.anchor,
         };
         let out = place(&data, &place_at);
@@ -527,6 +726,35 @@ mod tests {
         );
         assert_eq!(out.len(), 2 * PACKET);
         assert_eq!(tsscan::read_pcr_base(&out[6..12]), base - 900 + 500_000);
+    }
+
+    #[test]
+    fn a_gap_is_bridged_by_pcr_only_packets_up_to_the_segments_first_pcr() {
+        let base = 324_000_000u64;
+        let mut data = packet(0x42, 0xC0, base, None);
+        data.extend(packet(0x41, 0xE0, base, Some(base - 900)));
+        let place_at = Placement {
+            offset: 1_000,
+            sound_floor: None,
+            silence: None,
+            bridge: Some(180_000),
+            anchor: None,
+        };
+        let out = place(&data, &place_at);
+        let bridge: Vec<&[u8]> = out.chunks_exact(PACKET).take(20).collect();
+        let pcrs: Vec<u64> = bridge
+            .iter()
+            .map(|p| {
+                assert_eq!(tsscan::pid_of(p), 0x41, "on the PCR PID");
+                assert_eq!(p[3] >> 4, 0x2, "adaptation field only, no payload");
+                tsscan::read_pcr_base(&p[6..12])
+            })
+            .collect();
+        let first = base - 900 + 1_000;
+        let want: Vec<u64> = (1..=20).rev().map(|k| first - k * 9_000).collect();
+        assert_eq!(pcrs, want, "every 100 ms across the 2 s gap");
+        assert_eq!(out.len(), 22 * PACKET, "then the segment itself");
+        assert!(tsscan::pes_starts(&out[..20 * PACKET]).is_empty());
     }
 
     #[test]

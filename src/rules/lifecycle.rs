@@ -4,7 +4,7 @@
 //! Must not touch: command authorisation (see `commands`).
 
 use super::state::{legal, DeviceLicence, Rec};
-use super::{Effect, Engine, Marks, Now, Output, SealedSegment};
+use super::{Converted, Effect, Engine, Marks, Now, Output, SealedSegment};
 use crate::protocol::{
     EventType, Id, LocalPolicy, MeetingSnapshot, MeetingState, RecordingInfo, RecordingKind,
     RecordingState, StopReason,
@@ -195,7 +195,7 @@ impl Engine {
     pub(super) fn conversion_finished(
         &mut self,
         recording_id: &Id,
-        result: Result<String, String>,
+        result: Result<Converted, String>,
         now: Now,
         out: &mut Vec<Output>,
     ) {
@@ -207,13 +207,16 @@ impl Engine {
         }
         let owner = vec![self.recs[i].info.owner.clone()];
         let ev = match result {
-            Ok(location) => {
+            Ok(Converted { location, gaps }) => {
                 let at = Some(location.clone());
                 if !self.transition_with(i, RecordingState::Ready, now, out, |r| r.location = at) {
                     return;
                 }
                 let mut ev = self.rec_event(EventType::ConversionDone, i, owner, now);
                 ev.location = Some(location);
+                // Missing or corrupt segment files: the MP4 is the recording all the same
+                // (ready), and its owner hears which stretches it does not show.
+                ev.gaps = Some(gaps);
                 ev
             }
             Err(message) => {

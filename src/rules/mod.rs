@@ -110,8 +110,8 @@ pub use features::{audio_payload, Marks, VideoMark};
 use state::{DeviceLicence, Meter, Rec};
 
 use crate::protocol::{
-    Command, Event, Id, Licence, LocalPolicy, Meeting, MeetingSnapshot, RecordingInfo, Reply,
-    StateDoc, StopReason, Timestamp,
+    Command, Event, Id, Licence, LocalPolicy, Meeting, MeetingSnapshot, RecordingGap,
+    RecordingInfo, Reply, StateDoc, StopReason, Timestamp,
 };
 
 /// Time as the engine sees it: wall clock for timestamps and licence comparisons, monotonic
@@ -189,6 +189,15 @@ pub struct SealedSegment {
     pub recordings: Vec<Id>,
 }
 
+/// L5: a local recording's MP4, converted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Converted {
+    pub location: String,
+    /// Segment files that were missing or corrupt, in recording order: the MP4 keeps real
+    /// time across each.
+    pub gaps: Vec<RecordingGap>,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Input {
     /// Recordings the catalog holds from before a restart (reconciled), given once at start.
@@ -222,9 +231,11 @@ pub enum Input {
         device: String,
         back: bool,
     },
+    /// L5: the MP4's location and the gaps it keeps real time across (segment files missing
+    /// or corrupt), or why there is no MP4.
     ConversionFinished {
         recording_id: Id,
-        result: Result<String, String>,
+        result: Result<Converted, String>,
     },
     /// E1: every segment and the manifest of a cloud recording are uploaded.
     CloudCompleted {

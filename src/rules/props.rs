@@ -430,7 +430,10 @@ impl Model {
             }
             Op::Converted { rec, ok } => {
                 let result = if *ok {
-                    Ok("/srv/x.mp4".into())
+                    Ok(Converted {
+                        location: "/srv/x.mp4".into(),
+                        gaps: Vec::new(),
+                    })
                 } else {
                     Err("failed".into())
                 };

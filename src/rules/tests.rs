@@ -162,6 +162,8 @@ enum Expect {
     Transcribed(&'static str, bool),
     /// An event of this type with an error of this code whose message holds this text.
     EvError(EventType, ErrorCode, &'static str),
+    /// L5: `conversion_done`'s gaps, as the segment seqs of each.
+    Gaps(&'static [&'static [u64]]),
 }
 
 type Case<'a> = (&'a str, &'a [Step], Step, Option<ErrorCode>, &'a [Expect]);
@@ -310,6 +312,15 @@ fn check(fx: &Fx, case: &str, reply: Option<&Reply>, out: &[Output], x: &Expect)
         Expect::EvTo(k, to) => {
             let e = ev(k).unwrap_or_else(|| panic!("{case}: no {k:?} in {out:?}"));
             assert_eq!(e.to, ids(to), "{case}: recipients of {k:?}");
+        }
+        Expect::Gaps(want) => {
+            let e = ev(&EventType::ConversionDone)
+                .unwrap_or_else(|| panic!("{case}: no conversion_done in {out:?}"));
+            let seqs: Option<Vec<&[u64]>> = e
+                .gaps
+                .as_ref()
+                .map(|gaps| gaps.iter().map(|g| g.seqs.as_slice()).collect());
+            assert_eq!(seqs.as_deref(), Some(*want), "{case}: gaps");
         }
         Expect::EvReason(k, reason) => assert!(
             events(out).any(|e| e.kind == *k && e.reason.as_deref() == Some(*reason)),
@@ -695,6 +706,27 @@ fn l4_short_local_recordings_are_discarded() {
     );
 }
 
+/// L5: r-1's MP4 converted, across a gap (2 s a segment, corrupt) for each of `gaps`.
+fn converted(gaps: &[&[u64]]) -> Input {
+    let gaps = gaps
+        .iter()
+        .enumerate()
+        .map(|(i, seqs)| crate::protocol::RecordingGap {
+            seqs: seqs.to_vec(),
+            start_ms: 2_000 * i as u64,
+            duration_ms: 2_000 * seqs.len() as u64,
+            cause: crate::protocol::GapCause::Corrupt,
+        })
+        .collect();
+    Input::ConversionFinished {
+        recording_id: id("r-1"),
+        result: Ok(Converted {
+            location: "/srv/rec/r-1.mp4".into(),
+            gaps,
+        }),
+    }
+}
+
 #[test]
 #[rustfmt::skip]
 fn l5_conversion_and_finalize() {
@@ -707,7 +739,8 @@ fn l5_conversion_and_finalize() {
             ("meeting end converts", &[Step::Ok("u-1", START_LOCAL), Wait(11_000)], Roster(ended), OK, &[RecIs("r-1", RecordingState::Converting), Eff("Convert"), EvReason(EventType::RecordingStopped, "meeting_ended"), Capture(&[])]),
             ("stopped earlier, converted at the end", &[Step::Ok("u-1", START_LOCAL), Wait(11_000), Step::Ok("u-1", STOP)], Roster(ended), OK, &[RecIs("r-1", RecordingState::Converting), Eff("Convert")]),
             ("no conversion before the end", &[Step::Ok("u-1", START_LOCAL), Wait(11_000)], Do("u-1", STOP), OK, &[RecIs("r-1", RecordingState::Stopped), NoEff("Convert")]),
-            ("conversion done", &[Step::Ok("u-1", START_LOCAL), Wait(11_000), Roster(ended)], In(|| Input::ConversionFinished { recording_id: id("r-1"), result: Ok("/srv/rec/r-1.mp4".into()) }), OK, &[RecIs("r-1", RecordingState::Ready), EvTo(EventType::ConversionDone, &["u-1"])]),
+            ("conversion done", &[Step::Ok("u-1", START_LOCAL), Wait(11_000), Roster(ended)], In(|| converted(&[])), OK, &[RecIs("r-1", RecordingState::Ready), EvTo(EventType::ConversionDone, &["u-1"]), Gaps(&[])]),
+            ("converted across gaps, named", &[Step::Ok("u-1", START_LOCAL), Wait(11_000), Roster(ended)], In(|| converted(&[&[2], &[4, 5]])), OK, &[RecIs("r-1", RecordingState::Ready), EvTo(EventType::ConversionDone, &["u-1"]), Gaps(&[&[2], &[4, 5]])]),
             ("conversion failed", &[Step::Ok("u-1", START_LOCAL), Wait(11_000), Roster(ended)], In(|| Input::ConversionFinished { recording_id: id("r-1"), result: Err("mux error".into()) }), OK, &[RecIs("r-1", RecordingState::NeedsFinalize), EvTo(EventType::ConversionFailed, &["u-1"])]),
             ("owner stops the conversion after the meeting", &[Step::Ok("u-1", POLICY_ALL), Step::Ok("u-3", START_LOCAL), Wait(11_000), Roster(ended)], Do("u-3", stop_conv), OK, &[RecIs("r-1", RecordingState::NeedsFinalize), Eff("StopConversion")]),
             ("someone else cannot", &[Step::Ok("u-1", POLICY_ALL), Step::Ok("u-3", START_LOCAL), Wait(11_000), Roster(ended)], Do("u-4", stop_conv), FORBIDDEN, &[RecIs("r-1", RecordingState::Converting)]),

@@ -146,11 +146,19 @@ impl PlainCopies {
     /// The files to read: plaintext segments as they are, encrypted ones decrypted into the
     /// private folder (created only when needed, emptied first if a crash left it).
     pub fn inputs(&self, segments: &[PathBuf]) -> Result<Vec<PathBuf>, SegmentError> {
-        if !segments.iter().any(name::is_encrypted) {
-            return Ok(segments.to_vec());
+        self.each_input(segments)?.into_iter().collect()
+    }
+
+    /// As [`inputs`](Self::inputs), one result per segment: a segment that does not decrypt
+    /// does not stop the others (a conversion goes on past it).
+    pub fn each_input(
+        &self,
+        segments: &[PathBuf],
+    ) -> Result<Vec<Result<PathBuf, SegmentError>>, SegmentError> {
+        if segments.iter().any(name::is_encrypted) {
+            private_dir(&self.dir)?;
         }
-        private_dir(&self.dir)?;
-        segments.iter().map(|s| self.input(s)).collect()
+        Ok(segments.iter().map(|s| self.input(s)).collect())
     }
 
     fn input(&self, segment: &Path) -> Result<PathBuf, SegmentError> {

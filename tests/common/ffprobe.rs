@@ -234,3 +234,39 @@ pub fn assert_gapless(path: &Path, recorded: f64) {
         frame * 1e3
     );
 }
+
+/// One step between consecutive packets of a stream above `factor` packet durations.
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub kind: String,
+    /// The PTS of the packet before the step (s).
+    pub at: f64,
+    pub step: f64,
+    /// The stream's usual packet duration (s).
+    pub usual: f64,
+}
+
+/// Every step above `factor` packet durations in every stream of `path`, in order.
+pub fn steps_over(path: &Path, factor: f64) -> Vec<Step> {
+    let all = packets(path);
+    stream_runs(path)
+        .into_iter()
+        .flat_map(|run| {
+            let mut pts: Vec<f64> = all
+                .iter()
+                .filter(|p| p.stream == run.index)
+                .map(|p| p.pts)
+                .collect();
+            pts.sort_by(f64::total_cmp);
+            pts.windows(2)
+                .filter(|w| w[1] - w[0] > factor * run.usual + 1e-6)
+                .map(|w| Step {
+                    kind: run.kind.clone(),
+                    at: w[0],
+                    step: w[1] - w[0],
+                    usual: run.usual,
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}

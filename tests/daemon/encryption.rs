@@ -39,7 +39,7 @@ fn config_with_storage(port: u16, dir: &Path, storage_keys: &str, extra: &str) -
 }
 
 /// An encrypting device; returns it with its key.
-fn encrypting_device(broker: &Broker, extra: &str) -> (Device, SegmentKey) {
+pub(crate) fn encrypting_device(broker: &Broker, extra: &str) -> (Device, SegmentKey) {
     let mut key = None;
     let port = broker.port;
     let device = Device::start_custom(|dir| {

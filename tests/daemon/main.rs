@@ -19,6 +19,7 @@ mod powercut;
 mod roomrecctl;
 mod rules;
 mod security;
+mod segment_gaps;
 mod tls;
 mod transcription;
 mod watchdog;

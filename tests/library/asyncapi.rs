@@ -431,6 +431,15 @@ fn other_wire_enums_match() {
         &wire_names::<protocol::MeetingState>(),
         &enum_at(&d, "/components/schemas/Meeting", &["properties", "state"]),
     );
+    assert_same(
+        "GapCause (event gaps[].cause)",
+        &wire_names::<protocol::GapCause>(),
+        &enum_at(
+            &d,
+            EVENT,
+            &["properties", "gaps", "items", "properties", "cause"],
+        ),
+    );
 }
 
 #[test]
