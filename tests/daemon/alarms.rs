@@ -131,3 +131,46 @@ async fn a_silent_microphone_alarm_clears_when_the_recording_stops() {
     })
     .await;
 }
+
+/// Muting clears the alarm, and a muted microphone is never silent for the alarm. The levels
+/// are those of what is recorded: with the tone back at the source, muted readings are the
+/// floor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn muting_clears_the_silent_microphone_alarm_and_raises_none() {
+    let broker = Broker::start();
+    let (device, mut c, silent_from) = recording_in_silence(&broker).await;
+    let raised = wait_alarm_event(&mut c, "alarm_raised", Duration::from_secs(45)).await;
+    assert_silent_alarm(&raised["alarm"], silent_from);
+
+    let r = c
+        .cmd(json!({"actor": "u-1", "action": "mute", "muted": true}))
+        .await;
+    assert_eq!(r["ok"], true, "{r}");
+    let cleared = c.wait_event("alarm_cleared").await;
+    assert_eq!(cleared["alarm"], raised["alarm"], "{cleared}");
+
+    // The tone is back at the source, but muted: what is recorded, and measured, is silence.
+    std::fs::remove_file(silence_file(&device)).expect("the tone back");
+    c.drain_for(Duration::from_secs(2)).await;
+    c.seen.clear();
+    c.drain_for(Duration::from_secs(35)).await;
+    let levels = format!("{PREFIX}/levels");
+    let readings: Vec<f64> = c
+        .seen
+        .iter()
+        .filter(|m| m.topic == levels)
+        .map(|m| m.json["rms_dbfs"].as_f64().unwrap_or(0.0))
+        .collect();
+    assert!(readings.len() >= 60, "{} readings in 35 s", readings.len());
+    assert!(
+        readings.iter().all(|r| *r <= -119.0),
+        "muted readings: {readings:?}"
+    );
+    let events = format!("{PREFIX}/events");
+    let again: Vec<&Msg> = c
+        .seen
+        .iter()
+        .filter(|m| m.topic == events && m.json["type"] == "alarm_raised")
+        .collect();
+    assert!(again.is_empty(), "raised while muted: {again:?}");
+}
