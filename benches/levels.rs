@@ -1,0 +1,133 @@
+//! The CPU cost of the audio level meter (`<p>/levels`): the device's audio chain (48 kHz
+//! stereo S16, as the microphone's inter channel carries it, → audioconvert → audioresample →
+//! volume → [level] → the AAC encoder) on a non-live test tone for N seconds of sound, without
+//! `level` (the reference) and with it (interval 0.5 s, as the device sets it), run
+//! alternately several times; prints the CPU time of each (the least of its runs), the
+//! meter's extra CPU per second of sound and what that is in % of one core. The same pair is
+//! measured without the encoder too, where the meter's own cost stands out of its noise.
+//!
+//!   cargo bench --bench levels -- [SECONDS]
+
+use std::time::Duration;
+
+use anyhow::Context;
+use gst::prelude::*;
+use gstreamer as gst;
+
+const RUNS: usize = 5;
+const RATE: i32 = 48_000;
+/// Samples per buffer: 10 ms, about what ALSA delivers.
+const BUFFER_SAMPLES: i32 = 480;
+
+/// CPU time of this process (user + system).
+fn cpu() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given; RUSAGE_SELF is always valid.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+fn element(factory: &str) -> anyhow::Result<gst::Element> {
+    gst::ElementFactory::make(factory)
+        .build()
+        .with_context(|| format!("GStreamer element {factory} is missing"))
+}
+
+/// Runs the chain over `seconds` of sound to the end; returns the CPU time it took and the
+/// number of level messages posted.
+fn run(level: bool, encode: bool, seconds: u32) -> anyhow::Result<(Duration, usize)> {
+    let pipeline = gst::Pipeline::new();
+    let src = element("audiotestsrc")?;
+    src.set_property("is-live", false);
+    src.set_property("samplesperbuffer", BUFFER_SAMPLES);
+    src.set_property("num-buffers", seconds as i32 * RATE / BUFFER_SAMPLES);
+    src.set_property("volume", roomrec::media::TEST_TONE_VOLUME);
+    let caps = gst::Caps::builder("audio/x-raw")
+        .field("format", "S16LE")
+        .field("layout", "interleaved")
+        .field("rate", RATE)
+        .field("channels", 2i32)
+        .build();
+    let filter = element("capsfilter")?;
+    filter.set_property("caps", &caps);
+    let mut chain = vec![
+        src,
+        filter,
+        element("audioconvert")?,
+        element("audioresample")?,
+        element("volume")?,
+    ];
+    if level {
+        let meter = element("level")?;
+        meter.set_property("interval", roomrec::media::LEVEL_INTERVAL.as_nanos() as u64);
+        meter.set_property("post-messages", true);
+        chain.push(meter);
+    }
+    if encode {
+        chain.extend([element("queue")?, element("voaacenc")?]);
+    }
+    let sink = element("fakesink")?;
+    sink.set_property("sync", false);
+    chain.push(sink);
+    pipeline.add_many(&chain)?;
+    gst::Element::link_many(&chain)?;
+    let before = cpu();
+    pipeline.set_state(gst::State::Playing)?;
+    let bus = pipeline.bus().context("no bus")?;
+    let mut readings = 0;
+    for msg in bus.iter_timed(gst::ClockTime::NONE) {
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => anyhow::bail!("{}", e.error()),
+            gst::MessageView::Element(e) => {
+                readings += usize::from(e.structure().is_some_and(|s| s.name() == "level"))
+            }
+            _ => {}
+        }
+    }
+    let spent = cpu() - before;
+    pipeline.set_state(gst::State::Null)?;
+    Ok((spent, readings))
+}
+
+fn main() -> anyhow::Result<()> {
+    gst::init()?;
+    let seconds: u32 = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with("--"))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(600);
+    println!("level meter CPU, {seconds} s of 48 kHz stereo S16 test tone, least of {RUNS} runs");
+    for encode in [false, true] {
+        let mut best = [Duration::MAX; 2];
+        let mut readings = 0;
+        for _ in 0..RUNS {
+            for (i, level) in [false, true].into_iter().enumerate() {
+                let (spent, n) = run(level, encode, seconds)?;
+                best[i] = best[i].min(spent);
+                if level {
+                    readings = n;
+                }
+            }
+        }
+        let [without, with] = best.map(|d| d.as_secs_f64());
+        let extra = with - without;
+        println!(
+            "  {}: without level {without:.3} s CPU, with level {with:.3} s ({:.3}x, {readings} \
+             readings); the meter: {:.1} µs CPU per second of sound = {:.4} % of one core",
+            if encode {
+                "convert, resample, volume, AAC"
+            } else {
+                "convert, resample, volume"
+            },
+            with / without,
+            extra / f64::from(seconds) * 1e6,
+            extra / f64::from(seconds) * 100.0,
+        );
+    }
+    Ok(())
+}
