@@ -14,28 +14,13 @@ use anyhow::Context;
 use gst::prelude::*;
 use gstreamer as gst;
 
+mod common;
+use common::{cpu, element};
+
 const RUNS: usize = 5;
 const RATE: i32 = 48_000;
 /// Samples per buffer: 10 ms, about what ALSA delivers.
 const BUFFER_SAMPLES: i32 = 480;
-
-/// CPU time of this process (user + system).
-fn cpu() -> Duration {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage fills the struct it is given; RUSAGE_SELF is always valid.
-    let usage = unsafe {
-        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
-        usage.assume_init()
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
-fn element(factory: &str) -> anyhow::Result<gst::Element> {
-    gst::ElementFactory::make(factory)
-        .build()
-        .with_context(|| format!("GStreamer element {factory} is missing"))
-}
 
 /// Runs the chain over `seconds` of sound to the end; returns the CPU time it took and the
 /// number of level messages posted.
