@@ -10,12 +10,11 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
 use gst::prelude::*;
 use gstreamer as gst;
 
 mod common;
-use common::{cpu, element};
+use common::{element, play_to_end};
 
 const RUNS: usize = 5;
 const RATE: i32 = 48_000;
@@ -58,24 +57,10 @@ fn run(level: bool, encode: bool, seconds: u32) -> anyhow::Result<(Duration, usi
     let sink = element("fakesink")?;
     sink.set_property("sync", false);
     chain.push(sink);
-    pipeline.add_many(&chain)?;
-    gst::Element::link_many(&chain)?;
-    let before = cpu();
-    pipeline.set_state(gst::State::Playing)?;
-    let bus = pipeline.bus().context("no bus")?;
     let mut readings = 0;
-    for msg in bus.iter_timed(gst::ClockTime::NONE) {
-        match msg.view() {
-            gst::MessageView::Eos(_) => break,
-            gst::MessageView::Error(e) => anyhow::bail!("{}", e.error()),
-            gst::MessageView::Element(e) => {
-                readings += usize::from(e.structure().is_some_and(|s| s.name() == "level"))
-            }
-            _ => {}
-        }
-    }
-    let spent = cpu() - before;
-    pipeline.set_state(gst::State::Null)?;
+    let spent = play_to_end(&pipeline, &chain, |s| {
+        readings += usize::from(s.name() == "level");
+    })?;
     Ok((spent, readings))
 }
 

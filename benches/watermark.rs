@@ -14,13 +14,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use gst::prelude::*;
 use gstreamer as gst;
 use roomrec::media::{MediaSettings, VideoMark, Watermark};
 
 mod common;
-use common::{cpu, element};
+use common::{element, play_to_end};
 
 const TEXT: &str = "Acme · Room 101";
 const RUNS: usize = 3;
@@ -83,21 +82,7 @@ fn run(
         sink.set_property("sync", false);
         chain.push(sink);
     }
-    pipeline.add_many(&chain)?;
-    gst::Element::link_many(&chain)?;
-    let before = cpu();
-    pipeline.set_state(gst::State::Playing)?;
-    let bus = pipeline.bus().context("no bus")?;
-    for msg in bus.iter_timed(gst::ClockTime::NONE) {
-        match msg.view() {
-            gst::MessageView::Eos(_) => break,
-            gst::MessageView::Error(e) => anyhow::bail!("{}", e.error()),
-            _ => {}
-        }
-    }
-    let spent = cpu() - before;
-    pipeline.set_state(gst::State::Null)?;
-    Ok(spent)
+    play_to_end(&pipeline, &chain, |_| {})
 }
 
 fn main() -> anyhow::Result<()> {

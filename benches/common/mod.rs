@@ -1,9 +1,10 @@
-//! What the GStreamer CPU benches share: this process's CPU time, and elements that name
-//! what is missing. (A folder, so Cargo does not take it for a bench of its own.)
+//! What the GStreamer CPU benches share: this process's CPU time, elements that name what
+//! is missing, and playing a chain to its end. (A folder, so Cargo does not take it for a bench of its own.)
 
 use std::time::Duration;
 
 use anyhow::Context;
+use gst::prelude::*;
 use gstreamer as gst;
 
 /// CPU time of this process (user + system).
@@ -22,4 +23,33 @@ pub fn element(factory: &str) -> anyhow::Result<gst::Element> {
     gst::ElementFactory::make(factory)
         .build()
         .with_context(|| format!("GStreamer element {factory} is missing"))
+}
+
+/// Links `chain` into `pipeline`, plays it to its end and returns the CPU time that took;
+/// `on_element` sees every element message on the way.
+pub fn play_to_end(
+    pipeline: &gst::Pipeline,
+    chain: &[gst::Element],
+    mut on_element: impl FnMut(&gst::StructureRef),
+) -> anyhow::Result<Duration> {
+    pipeline.add_many(chain)?;
+    gst::Element::link_many(chain)?;
+    let before = cpu();
+    pipeline.set_state(gst::State::Playing)?;
+    let bus = pipeline.bus().context("no bus")?;
+    for msg in bus.iter_timed(gst::ClockTime::NONE) {
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => anyhow::bail!("{}", e.error()),
+            gst::MessageView::Element(e) => {
+                if let Some(s) = e.structure() {
+                    on_element(s);
+                }
+            }
+            _ => {}
+        }
+    }
+    let spent = cpu() - before;
+    pipeline.set_state(gst::State::Null)?;
+    Ok(spent)
 }
