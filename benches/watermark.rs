@@ -14,10 +14,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use gst::prelude::*;
 use gstreamer as gst;
 use roomrec::media::{MediaSettings, VideoMark, Watermark};
+
+mod common;
+use common::{element, play_to_end};
 
 const TEXT: &str = "Acme · Room 101";
 const RUNS: usize = 3;
@@ -30,24 +32,6 @@ fn modes() -> [(&'static str, Option<VideoMark>); 4] {
         ("single", Some(VideoMark::Single(TEXT.into()))),
         ("multi", Some(VideoMark::Multi(TEXT.into()))),
     ]
-}
-
-/// CPU time of this process (user + system).
-fn cpu() -> Duration {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage fills the struct it is given; RUSAGE_SELF is always valid.
-    let usage = unsafe {
-        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
-        usage.assume_init()
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
-fn element(factory: &str) -> anyhow::Result<gst::Element> {
-    gst::ElementFactory::make(factory)
-        .build()
-        .with_context(|| format!("GStreamer element {factory} is missing"))
 }
 
 /// Runs test source → I420 → mark → [x264 as the device sets it] → sink to the end; returns
@@ -98,21 +82,7 @@ fn run(
         sink.set_property("sync", false);
         chain.push(sink);
     }
-    pipeline.add_many(&chain)?;
-    gst::Element::link_many(&chain)?;
-    let before = cpu();
-    pipeline.set_state(gst::State::Playing)?;
-    let bus = pipeline.bus().context("no bus")?;
-    for msg in bus.iter_timed(gst::ClockTime::NONE) {
-        match msg.view() {
-            gst::MessageView::Eos(_) => break,
-            gst::MessageView::Error(e) => anyhow::bail!("{}", e.error()),
-            _ => {}
-        }
-    }
-    let spent = cpu() - before;
-    pipeline.set_state(gst::State::Null)?;
-    Ok(spent)
+    play_to_end(&pipeline, &chain, |_| {})
 }
 
 fn main() -> anyhow::Result<()> {

@@ -135,6 +135,7 @@ pub enum Topic {
     State,
     Events,
     Status,
+    Levels,
 }
 
 impl Topic {
@@ -144,6 +145,16 @@ impl Topic {
             Topic::State => "state",
             Topic::Events => "events",
             Topic::Status => "status",
+            Topic::Levels => "levels",
+        }
+    }
+
+    /// QoS 1 everywhere but `levels`: a meter reading is stale within a second, so a lost
+    /// one is not sent again (nor kept in the outbox).
+    fn qos(self) -> QoS {
+        match self {
+            Topic::Levels => QoS::AtMostOnce,
+            _ => QoS::AtLeastOnce,
         }
     }
 }
@@ -464,14 +475,19 @@ impl Session {
         }
         let outbox_id = msg.outbox_id;
         let kept = msg.clone();
-        let (topic, props) = match msg.to {
-            Destination::Device(t) => (format!("{}/{}", self.settings.prefix, t.suffix()), None),
+        let (topic, props, qos) = match msg.to {
+            Destination::Device(t) => (
+                format!("{}/{}", self.settings.prefix, t.suffix()),
+                None,
+                t.qos(),
+            ),
             Destination::Response(addr) => (
                 addr.topic,
                 Some(PublishProperties {
                     correlation_data: addr.correlation,
                     ..Default::default()
                 }),
+                QoS::AtLeastOnce,
             ),
         };
         if topic.contains(['+', '#']) {
@@ -479,16 +495,11 @@ impl Session {
             return Ok(());
         }
         let result = match props {
-            Some(p) => self.client.try_publish_with_properties(
-                topic,
-                QoS::AtLeastOnce,
-                msg.retain,
-                msg.payload,
-                p,
-            ),
-            None => self
-                .client
-                .try_publish(topic, QoS::AtLeastOnce, msg.retain, msg.payload),
+            Some(p) => {
+                self.client
+                    .try_publish_with_properties(topic, qos, msg.retain, msg.payload, p)
+            }
+            None => self.client.try_publish(topic, qos, msg.retain, msg.payload),
         };
         match result {
             Ok(()) => {

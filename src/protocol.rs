@@ -937,6 +937,10 @@ pub enum EventType {
     /// The snapshot's `settings` could not be used (`error`: `bad_request` naming the
     /// field); they are off and the rest of the meeting applies.
     SettingsRefused,
+    /// A health alarm was raised (`alarm`); it is listed in `status` until cleared.
+    AlarmRaised,
+    /// A health alarm's condition ended (`alarm`, as it was raised).
+    AlarmCleared,
 }
 
 /// One notice on `<p>/events`. Fields beyond `type`, `at` and `to` are set as the type needs.
@@ -971,6 +975,9 @@ pub struct Event {
     /// unreadable, in recording order (empty: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gaps: Option<Vec<RecordingGap>>,
+    /// `alarm_raised`, `alarm_cleared`: the alarm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm: Option<Alarm>,
 }
 
 /// A stretch of a local recording its MP4 does not show: segment files that were missing or
@@ -1014,6 +1021,7 @@ impl Event {
             recorded_ms: None,
             error: None,
             gaps: None,
+            alarm: None,
         }
     }
 }
@@ -1055,6 +1063,9 @@ pub struct StatusDoc {
     /// T1: whether recordings can be transcribed on this device (the speech model).
     #[serde(default)]
     pub transcription: TranscriptionStatus,
+    /// The health alarms raised and not yet cleared, oldest first.
+    #[serde(default)]
+    pub alarms: Vec<Alarm>,
 }
 
 /// Whether the speech model transcription needs is there; `reason` says what to do if not.
@@ -1066,9 +1077,134 @@ pub struct TranscriptionStatus {
     pub reason: Option<String>,
 }
 
+/// Which health alarm; each has one meaning, a severity and an advice (`daemon::alarms`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlarmId {
+    /// Recording, not muted, and the recorded sound below -60 dBFS RMS for 30 s.
+    MicrophoneSilent,
+}
+
+/// How urgent an alarm is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Something will go wrong if nobody acts (a backlog, a clock).
+    Warning,
+    /// What is being recorded now is damaged or lost.
+    Critical,
+}
+
+/// One health alarm as `status` lists it and `alarm_raised` / `alarm_cleared` carry it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alarm {
+    pub id: AlarmId,
+    pub severity: Severity,
+    /// When its condition began (not when the hold time ran out).
+    pub since: Timestamp,
+    /// What is wrong and what a person can do about it.
+    pub message: String,
+}
+
+/// The floor of every level: digital silence (GStreamer's `level` says -700 dB) reads this.
+pub const LEVEL_FLOOR_DBFS: f64 = -120.0;
+
+/// The sound level of one channel over one interval, in dB relative to full scale.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChannelLevel {
+    pub peak_dbfs: f64,
+    pub rms_dbfs: f64,
+}
+
+/// The recorded microphone's level over one interval: all channels together (the loudest
+/// peak, the RMS of every sample) and each channel.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AudioLevels {
+    pub peak_dbfs: f64,
+    pub rms_dbfs: f64,
+    pub channels: Vec<ChannelLevel>,
+}
+
+impl AudioLevels {
+    /// The levels of `channels` (as GStreamer's `level` reports them), each value held to
+    /// [`LEVEL_FLOOR_DBFS`]..=0 and rounded to 0.1 dB; `None` without a channel.
+    pub fn from_channels(channels: &[ChannelLevel]) -> Option<AudioLevels> {
+        if channels.is_empty() {
+            return None;
+        }
+        let db = |v: f64| {
+            let v = if v.is_nan() { LEVEL_FLOOR_DBFS } else { v };
+            (v.clamp(LEVEL_FLOOR_DBFS, 0.0) * 10.0).round() / 10.0
+        };
+        let peak = channels
+            .iter()
+            .map(|c| c.peak_dbfs)
+            .fold(f64::NEG_INFINITY, f64::max);
+        // The mean power of every channel's samples, back to dB.
+        let power = channels
+            .iter()
+            .map(|c| 10f64.powf(c.rms_dbfs.max(LEVEL_FLOOR_DBFS) / 10.0))
+            .sum::<f64>()
+            / channels.len() as f64;
+        Some(AudioLevels {
+            peak_dbfs: db(peak),
+            rms_dbfs: db(10.0 * power.log10()),
+            channels: channels
+                .iter()
+                .map(|c| ChannelLevel {
+                    peak_dbfs: db(c.peak_dbfs),
+                    rms_dbfs: db(c.rms_dbfs),
+                })
+                .collect(),
+        })
+    }
+}
+
+/// `<p>/levels` (QoS 0, not retained): the recorded microphone's level, about twice a second
+/// while capturing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LevelsDoc {
+    /// When the interval was read.
+    pub at: Timestamp,
+    #[serde(flatten)]
+    pub levels: AudioLevels,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn levels_mix_channels_by_power_and_hold_the_floor() {
+        let ch = |peak_dbfs, rms_dbfs| ChannelLevel {
+            peak_dbfs,
+            rms_dbfs,
+        };
+        assert_eq!(AudioLevels::from_channels(&[]), None);
+        // Two equal channels: the mix is that channel.
+        let same = AudioLevels::from_channels(&[ch(-2.0, -5.0), ch(-2.0, -5.0)]).unwrap();
+        assert_eq!((same.peak_dbfs, same.rms_dbfs), (-2.0, -5.0));
+        // One dead channel halves the power: -3 dB, and the peak is the live one's.
+        let one = AudioLevels::from_channels(&[ch(-2.0, -5.0), ch(-700.0, -700.0)]).unwrap();
+        assert_eq!((one.peak_dbfs, one.rms_dbfs), (-2.0, -8.0));
+        assert_eq!(one.channels[1], ch(LEVEL_FLOOR_DBFS, LEVEL_FLOOR_DBFS));
+        // Silence, NaN and overs stay within the floor and 0 dBFS.
+        let odd = AudioLevels::from_channels(&[ch(f64::NAN, f64::NEG_INFINITY)]).unwrap();
+        assert_eq!(
+            (odd.peak_dbfs, odd.rms_dbfs),
+            (LEVEL_FLOOR_DBFS, LEVEL_FLOOR_DBFS)
+        );
+        let over = AudioLevels::from_channels(&[ch(0.04, -0.01)]).unwrap();
+        assert_eq!((over.peak_dbfs, over.rms_dbfs), (0.0, 0.0));
+        let doc = LevelsDoc {
+            at: Timestamp(0),
+            levels: same,
+        };
+        let json = serde_json::to_value(&doc).unwrap();
+        assert_eq!(json["rms_dbfs"], -5.0, "{json}");
+        assert_eq!(json["channels"][0]["peak_dbfs"], -2.0, "{json}");
+        assert_eq!(json["at"], "1970-01-01T00:00:00Z", "{json}");
+    }
 
     fn decode(s: &str) -> Result<Command, DecodeError> {
         Command::decode(s.as_bytes())

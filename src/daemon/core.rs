@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::admission::{Admission, Admitted};
+use super::alarms::Fact;
 use super::barrier::{MediaBarrier, MEDIA_RELEASE_TIMEOUT};
 use super::catalog_thread::CatalogHandle;
 use super::clock::Clock;
@@ -36,10 +37,10 @@ use crate::config::StorageConfig;
 use crate::control::{Destination, Inbound, Outbound, ResponseAddr, Topic};
 use crate::media::{MediaCommand, MediaFact, MediaHandle, SealedFile};
 use crate::protocol::{
-    Command, DeviceHealth, ErrorBody, ErrorCode, Id, MeetingState, RecordingInfo, RecordingKind,
-    Reply, Timestamp,
+    AudioLevels, Command, DeviceHealth, ErrorBody, ErrorCode, Id, LevelsDoc, MeetingState,
+    RecordingInfo, RecordingKind, Reply, Timestamp,
 };
-use crate::rules::{Effect, Engine, Input, SealedSegment};
+use crate::rules::{Effect, Engine, Input, Output, SealedSegment};
 use crate::segments::{self, ByteLedger};
 use crate::upload::{UploadCommand, UploadFact, UploadHandle};
 
@@ -238,12 +239,7 @@ impl Core {
 
     async fn execute(&mut self, plan: Plan, respond_to: Option<ResponseAddr>) {
         self.kinds.extend(plan.kinds);
-        let ids = self.commit(plan.batch).await;
-        for (i, (topic, payload)) in plan.messages.into_iter().enumerate() {
-            let mut msg = Outbound::device(topic, payload, false);
-            msg.outbox_id = ids.get(i).copied();
-            self.publish(msg).await;
-        }
+        self.commit_and_publish(plan.batch, plan.messages).await;
         if let (Some(addr), Some(json)) = (respond_to, plan.response) {
             self.send_response(addr, json).await;
         }
@@ -258,6 +254,45 @@ impl Core {
                 self.carry_out(effect).await;
             }
         }
+    }
+
+    /// Commits `batch`, then publishes `messages` with the outbox ids it returned, in order.
+    async fn commit_and_publish(&mut self, batch: Vec<Op>, messages: Vec<(Topic, Vec<u8>)>) {
+        let ids = self.commit(batch).await;
+        for (i, (topic, payload)) in messages.into_iter().enumerate() {
+            let mut msg = Outbound::device(topic, payload, false);
+            msg.outbox_id = ids.get(i).copied();
+            self.publish(msg).await;
+        }
+    }
+
+    /// Gives the alarm table a fact; alarms raised or cleared go out as events (through the
+    /// outbox, like the engine's) and in a fresh status.
+    async fn observe(&mut self, fact: Fact) {
+        let now = self.clock.now();
+        let changes = self.status.alarms.observe(fact, now);
+        if changes.is_empty() {
+            return;
+        }
+        let events: Vec<Output> = changes
+            .iter()
+            .map(|change| Output::Event(change.event(now.wall)))
+            .collect();
+        let plan = dispatch::plan(&events, now.wall);
+        self.commit_and_publish(plan.batch, plan.messages).await;
+        self.publish_status().await;
+    }
+
+    /// Publishes the recorded sound's level (QoS 0, never stored) and lets the alarms see it.
+    async fn on_levels(&mut self, levels: AudioLevels) {
+        let rms_dbfs = levels.rms_dbfs;
+        let doc = LevelsDoc {
+            at: self.clock.now().wall,
+            levels,
+        };
+        self.publish(Outbound::device(Topic::Levels, to_json(&doc), false))
+            .await;
+        self.observe(Fact::Levels { rms_dbfs }).await;
     }
 
     /// Writes the batch in one transaction; returns the outbox ids of its messages in order.
@@ -278,8 +313,10 @@ impl Core {
         match effect {
             Effect::SetCapture { recordings, marks } => {
                 self.barrier.capturing(&recordings);
+                let capturing = !recordings.is_empty();
                 self.media
-                    .send(MediaCommand::SetCapture { recordings, marks })
+                    .send(MediaCommand::SetCapture { recordings, marks });
+                self.observe(Fact::Capturing(capturing)).await;
             }
             Effect::SetMuted(muted) => self.media.send(MediaCommand::SetMuted(muted)),
             Effect::Convert { recording_id } => self.start_conversion(recording_id).await,
@@ -414,10 +451,16 @@ impl Core {
     async fn on_media(&mut self, fact: MediaFact) {
         match fact {
             MediaFact::Sealed(file) => self.on_sealed(file).await,
-            MediaFact::Muted(muted) => self.feed(Input::MicMuted(muted), None).await,
+            MediaFact::Muted(muted) => {
+                self.observe(Fact::Muted(muted)).await;
+                self.feed(Input::MicMuted(muted), None).await
+            }
+            MediaFact::Levels(levels) => self.on_levels(levels).await,
             MediaFact::Failed { message } => {
                 error!(%message, "media pipeline failed");
                 self.status.media_error();
+                // Torn down: nothing captures until the rules ask again.
+                self.observe(Fact::Capturing(false)).await;
                 let input = Input::MediaFailed {
                     reason: crate::rules::MediaFailure::Encoder,
                     message,
@@ -430,6 +473,7 @@ impl Core {
             }
             MediaFact::DiskFull { message } => {
                 error!(%message, "the disk is full; recordings stop and keep what they have");
+                self.observe(Fact::Capturing(false)).await;
                 self.feed(Input::DiskFull, None).await;
             }
             MediaFact::Devices { camera, microphone } => {
@@ -576,6 +620,7 @@ impl Core {
     async fn on_tick(&mut self, tick: u64) {
         let due = schedule::due(tick);
         self.feed(Input::Tick, None).await;
+        self.observe(Fact::Tick).await;
         if due.eviction {
             self.evict_expired().await;
         }

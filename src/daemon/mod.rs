@@ -6,6 +6,7 @@
 //! GStreamer elements, MQTT packets — each belongs to its own module.
 
 pub(crate) mod admission;
+mod alarms;
 mod barrier;
 mod catalog_thread;
 mod clock;

@@ -1,6 +1,7 @@
 //! The device's health as published on `<p>/status`, and the one-line systemd STATUS.
 //!
-//! Owns: uptime, device health flags, storage figures, whether transcription is available.
+//! Owns: uptime, device health flags, storage figures, whether transcription is available,
+//! and the health alarms' table (`alarms`), whose active alarms it lists.
 //! Must not touch: the rules.
 
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use crate::protocol::{
     CloudState, DeviceHealth, StateDoc, StatusDoc, StorageStatus, TranscriptionStatus, UploadStatus,
 };
 
+use super::alarms::Alarms;
 use super::catalog_thread::CatalogHandle;
 
 pub struct StatusBoard {
@@ -17,6 +19,8 @@ pub struct StatusBoard {
     pub broker_connected: bool,
     pub camera: DeviceHealth,
     pub microphone: DeviceHealth,
+    /// The health alarms: the core feeds them facts and publishes what they raise or clear.
+    pub alarms: Alarms,
     uploads: UploadStatus,
     /// `transcription.model_dir`: looked at with each snapshot, so installing the model
     /// shows without a restart.
@@ -30,6 +34,7 @@ impl StatusBoard {
             broker_connected: false,
             camera: DeviceHealth::Ok,
             microphone: DeviceHealth::Ok,
+            alarms: Alarms::default(),
             uploads: UploadStatus::default(),
             transcription_model,
         }
@@ -76,6 +81,7 @@ impl StatusBoard {
                 last_error: self.uploads.last_error.clone(),
             },
             transcription: transcription_status(&self.transcription_model),
+            alarms: self.alarms.active(),
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Owns: starting, cutting and stopping capture on `SetCapture`, muting, tagging each segment
 //! with the recordings that were capturing while it was written, sealing closed segments and
-//! reporting [`MediaFact`]s in order. Must not touch: SQLite, MQTT, the rules.
+//! reporting [`MediaFact`]s in order (the recorded sound's levels among them). Must not touch: SQLite, MQTT, the rules.
 //!
 //! Commands and bus messages arrive on one channel, in the order they happened (the bus's
 //! sync handler forwards each message from the streaming thread as it is posted).
@@ -119,7 +119,12 @@ pub fn spawn(
     super::init()?;
     validate(&settings, next_seq)?;
     let encoder = pipeline::resolve_encoder(settings.encoder)?;
-    for factory in ["splitmuxsink", pipeline::SEGMENT_MUXER, "h264parse"] {
+    for factory in [
+        "splitmuxsink",
+        pipeline::SEGMENT_MUXER,
+        "h264parse",
+        "level",
+    ] {
         pipeline::make(factory)?;
     }
     pipeline::make(pipeline::audio_factory(settings.audio))?;
@@ -534,7 +539,10 @@ impl Actor {
         match msg.view() {
             MessageView::Element(e) => {
                 if let Some(s) = e.structure() {
-                    self.on_element(s);
+                    match pipeline::read_levels(msg.src(), s) {
+                        Some(levels) => self.report(MediaFact::Levels(levels)),
+                        None => self.on_element(s),
+                    }
                 }
             }
             MessageView::Eos(_) => return BusOutcome::Eos,
@@ -776,6 +784,7 @@ impl Actor {
         #[cfg(feature = "fault-injection")]
         if let Some(r) = &self.running {
             super::fault::stall_if_asked(&self.settings.segments_dir, &r.capture.pipeline);
+            super::fault::silence_if_asked(&self.settings.segments_dir, &r.capture.pipeline);
         }
         if self.settings.source != Source::V4l2 || self.devices_checked.elapsed() < DEVICE_CHECK {
             return;

@@ -1,5 +1,6 @@
 //! Fault injection for tests: freezes the capture pipeline on request, so that the watchdog's
-//! stall detection can be tested on the real daemon. Compiled only with the Cargo feature
+//! stall detection can be tested on the real daemon, and silences the test microphone, so
+//! that the silent-microphone alarm can. Compiled only with the Cargo feature
 //! `fault-injection` (off by default; the tests turn it on): release builds have no trigger.
 //!
 //! Owns: the trigger file and the blocking probes. Must not touch: anything else.
@@ -10,6 +11,10 @@
 //! systemd restarts records normally) and blocks every sink pad of splitmuxsink: no buffer
 //! reaches the segment writer any more, the pipeline's streaming threads wait there, and the
 //! process, its core loop and the media thread go on running, as with a wedged driver.
+//!
+//! Silence: while the file [`SILENCE_FILE`] exists in the storage folder, the test tone
+//! (`audiotestsrc`) plays at volume 0, digital silence, as from a microphone left unplugged
+//! in its socket; once it is removed the tone comes back (looked at every tick, 0.1 s).
 
 use std::path::Path;
 
@@ -18,6 +23,34 @@ use gstreamer as gst;
 
 /// The trigger's file name in the storage folder.
 pub const STALL_FILE: &str = "fault-stall-media";
+/// While this file is in the storage folder, the test microphone is silent.
+pub const SILENCE_FILE: &str = "fault-silent-microphone";
+
+/// Sets every test tone of `pipeline` to silence while [`SILENCE_FILE`] is in the storage
+/// folder (the parent of `segments_dir`), and back to [`super::TEST_TONE_VOLUME`] after.
+pub(crate) fn silence_if_asked(segments_dir: &Path, pipeline: &gst::Pipeline) {
+    let Some(trigger) = segments_dir.parent().map(|d| d.join(SILENCE_FILE)) else {
+        return;
+    };
+    let volume = if trigger.exists() {
+        0.0
+    } else {
+        super::TEST_TONE_VOLUME
+    };
+    for tone in pipeline
+        .iterate_all_by_element_factory_name("audiotestsrc")
+        .into_iter()
+        .flatten()
+    {
+        if tone.property::<f64>("volume") != volume {
+            tone.set_property("volume", volume);
+            tracing::warn!(
+                volume,
+                "fault injection: the test microphone's volume is set"
+            );
+        }
+    }
+}
 
 /// If the trigger file exists in the storage folder (the parent of `segments_dir`), removes
 /// it and freezes `pipeline`.

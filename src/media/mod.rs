@@ -36,7 +36,7 @@ mod watermark;
 
 use std::path::PathBuf;
 
-use crate::protocol::{DeviceHealth, Id};
+use crate::protocol::{AudioLevels, DeviceHealth, Id};
 
 /// The marks the rules put in force (W1–W4); defined beside the rules that decide them.
 pub use crate::rules::{Marks, VideoMark};
@@ -48,10 +48,11 @@ pub use convert::{
 pub use devices::{
     devices, Camera, CameraChoice, CameraFormat, DeviceError, DeviceReport, Limits, Microphone,
 };
+pub use pipeline::LEVEL_INTERVAL;
 pub(crate) use pipeline::{buffer_running_time_ns, make};
 pub use probe::{probe, AudioInfo, MediaInfo, VideoInfo};
 pub use progress::{MediaProgress, SinceProgress};
-pub use sources::CONTENT_TEST_ARGB;
+pub use sources::{CONTENT_TEST_ARGB, TEST_TONE_VOLUME};
 pub use syncmeasure::{measure as measure_sync, SyncReport};
 pub use watermark::Watermark;
 
@@ -211,7 +212,7 @@ pub enum MediaCommand {
 }
 
 /// What media reports back, in the order it happened.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum MediaFact {
     /// A segment is closed, fsynced (file and folder) and hashed.
     Sealed(SealedFile),
@@ -234,6 +235,9 @@ pub enum MediaFact {
     DeviceLost { device: String, message: String },
     /// A lost device delivers again, inside the same recordings.
     DeviceBack { device: String },
+    /// The recorded sound's level over the last [`LEVEL_INTERVAL`] (after the mute: what
+    /// goes to the encoder); only while capturing.
+    Levels(AudioLevels),
 }
 
 /// One sealed segment file.

@@ -8,8 +8,10 @@
 //! camera ─→ I420 WxH@fps ─┬──────────→ I420 → mark → queue → H.264 enc → h264parse ─→ splitmuxsink
 //! content → I420 WxH@fps ─┘ (pip: compositor)                                "video"  (mpegtsmux)
 //! content → I420 → mark → queue → H.264 enc → h264parse (multistream) ──→ "video_aux_0"
-//! audio ──→ audioconvert → audioresample → [audio watermark] → volume → queue → voaacenc|avenc_aac+aacparse|opusenc ─┘
+//! audio ──→ audioconvert → audioresample → [audio watermark] → volume → level → queue → voaacenc|avenc_aac+aacparse|opusenc ─┘
 //! ```
+//! `level` measures what is recorded (after the mute) every [`LEVEL_INTERVAL`]; the actor
+//! reads its bus messages ([`read_levels`]).
 //! `mark` is the video watermark ([`super::watermark`], W1–W4), once per encoded stream: on
 //! the composite with picture-in-picture, on each stream of a multi-stream recording. Being in
 //! the encode pipeline, it also covers the placeholder picture of a lost device.
@@ -23,6 +25,7 @@ use super::sources::{self, capsfilter, video_caps, Channels};
 use super::watermark::Watermark;
 use super::{AudioCodec, Marks, MediaError, MediaSettings, VideoEncoder};
 use crate::audiomark::MarkSwitch;
+use crate::protocol::{AudioLevels, ChannelLevel};
 
 /// What a new pipeline starts with, carried across captures by the actor.
 #[derive(Clone, Debug, Default)]
@@ -236,7 +239,7 @@ fn package_of(factory: &str) -> &'static str {
         "v4l2h264enc" => "gstreamer1.0-plugins-good (and a V4L2 m2m encoder device)",
         "avenc_aac" => "gstreamer1.0-libav",
         "splitmuxsink" | "splitmuxsrc" | "matroskamux" | "matroskademux" | "mp4mux" | "v4l2src"
-        | "jpegdec" => "gstreamer1.0-plugins-good",
+        | "jpegdec" | "level" => "gstreamer1.0-plugins-good",
         "queue" | "capsfilter" | "filesink" => "libgstreamer1.0-0",
         _ => "gstreamer1.0-plugins-base",
     }
@@ -514,6 +517,7 @@ fn add_audio_branch(
     chain.push(resample.clone());
     let volume = make("volume")?;
     chain.push(volume.clone());
+    chain.push(level_meter()?);
     chain.push(make("queue")?);
     let encoder = make(audio_factory(settings.audio))?;
     if audio_factory(settings.audio) == "voaacenc" {
@@ -530,6 +534,51 @@ fn add_audio_branch(
         .static_pad("src")
         .map(|pad| crate::audiomark::attach(&pad, audio_mark));
     Ok((volume, switch))
+}
+
+/// How often the recorded sound's level is measured and reported (`<p>/levels`).
+pub const LEVEL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The name of the `level` element, whose messages [`read_levels`] reads.
+const LEVEL_NAME: &str = "recorded-level";
+
+/// GStreamer's `level` (gst-plugins-good): passes the sound through untouched and posts peak
+/// and RMS per channel on the bus every [`LEVEL_INTERVAL`].
+fn level_meter() -> Result<gst::Element, MediaError> {
+    let level = gst::ElementFactory::make("level")
+        .name(LEVEL_NAME)
+        .build()
+        .map_err(|_| MediaError::MissingElement {
+            factory: "level".into(),
+            package: package_of("level"),
+        })?;
+    level.set_property("interval", LEVEL_INTERVAL.as_nanos() as u64);
+    level.set_property("post-messages", true);
+    Ok(level)
+}
+
+/// The levels in an element message of the recorded-sound meter; `None` for any other.
+pub(crate) fn read_levels(
+    source: Option<&gst::Object>,
+    s: &gst::StructureRef,
+) -> Option<AudioLevels> {
+    if s.name() != "level" || source.map(|o| o.name()).as_deref() != Some(LEVEL_NAME) {
+        return None;
+    }
+    let values = |field: &str| -> Vec<f64> {
+        s.get::<gst::glib::ValueArray>(field)
+            .map(|a| a.iter().filter_map(|v| v.get::<f64>().ok()).collect())
+            .unwrap_or_default()
+    };
+    let channels: Vec<ChannelLevel> = values("peak")
+        .into_iter()
+        .zip(values("rms"))
+        .map(|(peak_dbfs, rms_dbfs)| ChannelLevel {
+            peak_dbfs,
+            rms_dbfs,
+        })
+        .collect();
+    AudioLevels::from_channels(&channels)
 }
 
 /// Samples an AAC-LC encoder outputs before the first input sample (the MDCT's overlap).

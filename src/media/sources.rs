@@ -125,6 +125,10 @@ pub(crate) fn content_input(
     }
 }
 
+/// The test microphone's sine amplitude (of full scale; audiotestsrc's default, which the
+/// audio watermark's tests also assume): peak 20·log10(0.8) = -1.9 dBFS, RMS 3 dB lower.
+pub const TEST_TONE_VOLUME: f64 = 0.8;
+
 /// The test content's colour (ARGB): a mid blue.
 pub const CONTENT_TEST_ARGB: u32 = 0xff20_40c0;
 
@@ -139,6 +143,7 @@ pub(crate) fn audio_input(
             let src = make("audiotestsrc")?;
             src.set_property("is-live", true);
             src.set_property_from_str("wave", "sine");
+            src.set_property("volume", TEST_TONE_VOLUME);
             Ok(vec![src])
         }
         Source::V4l2 => {

@@ -388,7 +388,7 @@ async fn roomrecd_works_under_the_acl() {
     std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
 
     let mut console = Peer::login(port, "admin-console").await;
-    for leaf in ["state", "events", "status", "reply/#"] {
+    for leaf in ["state", "events", "status", "levels", "reply/#"] {
         let codes = console.subscribe(&format!("{PREFIX}/{leaf}")).await;
         assert!(
             matches!(codes[..], [SubscribeReasonCode::Success(_)]),
@@ -469,6 +469,10 @@ async fn roomrecd_works_under_the_acl() {
         .json_on(&format!("{PREFIX}/events"), |v| {
             v["type"] == "recording_started"
         })
+        .await;
+    // Audio levels (QoS 0) while it records: a refused QoS 0 publish would be dropped silently.
+    console
+        .json_on(&format!("{PREFIX}/levels"), |v| v["rms_dbfs"].is_number())
         .await;
 
     // The last will: a crash makes the broker publish {"online": false} for the device.

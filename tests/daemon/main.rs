@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod alarms;
 mod audio_watermark;
 mod bad_input;
 mod broker_acl;
@@ -14,6 +15,7 @@ mod ctl;
 mod encryption;
 mod faults;
 mod flood;
+mod levels;
 mod lifecycle;
 mod powercut;
 mod roomrecctl;

@@ -19,8 +19,9 @@ use std::fmt;
 use std::path::PathBuf;
 
 use roomrec::protocol::{
-    self, CloudState, Command, ErrorCode, Event, EventType, Licence, LocalPolicy, MeetingSnapshot,
-    RecordingState, Reply, StateDoc, StatusDoc, StopReason, View,
+    self, AlarmId, CloudState, Command, ErrorCode, Event, EventType, LevelsDoc, Licence,
+    LocalPolicy, MeetingSnapshot, RecordingState, Reply, Severity, StateDoc, StatusDoc, StopReason,
+    View,
 };
 use serde::de::{DeserializeOwned, Visitor};
 use serde::Serialize;
@@ -426,6 +427,27 @@ fn other_wire_enums_match() {
             &enum_at(&d, STATUS, &["properties", field]),
         );
     }
+    for (name, path) in [
+        (
+            "status alarms[]",
+            (STATUS, vec!["properties", "alarms", "items"]),
+        ),
+        ("event alarm", (EVENT, vec!["properties", "alarm"])),
+    ] {
+        let (start, mut path) = path;
+        path.extend(["properties", "id"]);
+        assert_same(
+            &format!("AlarmId ({name}.id)"),
+            &wire_names::<AlarmId>(),
+            &enum_at(&d, start, &path),
+        );
+        *path.last_mut().unwrap() = "severity";
+        assert_same(
+            &format!("Severity ({name}.severity)"),
+            &wire_names::<Severity>(),
+            &enum_at(&d, start, &path),
+        );
+    }
     assert_same(
         "MeetingState (meeting state)",
         &wire_names::<protocol::MeetingState>(),
@@ -682,6 +704,7 @@ fn decode_as_the_code_does(message: &str, payload: &Value) -> Result<Option<Valu
         "state" => round_trip::<StateDoc>(payload),
         "event" => round_trip::<Event>(payload),
         "status" => round_trip::<StatusDoc>(payload),
+        "levels" => round_trip::<LevelsDoc>(payload),
         "offline" => {
             if payload == &serde_json::json!({"online": false}) {
                 Ok(None)
@@ -748,7 +771,8 @@ fn last_will_is_the_offline_message() {
     }
 }
 
-/// QoS 1 everywhere; retained exactly on meeting, licence, state and status (docs/api.md).
+/// QoS 1 everywhere but `levels` (QoS 0: a stale meter reading is not resent); retained
+/// exactly on meeting, licence, state and status (docs/api.md).
 #[test]
 fn qos_and_retain_follow_the_contract() {
     let d = doc();
@@ -764,7 +788,8 @@ fn qos_and_retain_follow_the_contract() {
             .map(|(n, _)| n.clone())
             .unwrap_or_else(|| panic!("operation {name}: channel is not under channels"));
         let mqtt = &op["bindings"]["mqtt"];
-        assert_eq!(mqtt["qos"], 1, "operation {name}: QoS");
+        let qos = if channel_name == "levels" { 0 } else { 1 };
+        assert_eq!(mqtt["qos"], qos, "operation {name}: QoS");
         assert_eq!(
             mqtt["retain"].as_bool(),
             Some(retained.contains(&channel_name.as_str())),
@@ -781,7 +806,7 @@ fn qos_and_retain_follow_the_contract() {
         seen.insert(channel_name);
     }
     for ch in [
-        "meeting", "licence", "cmd", "reply", "state", "events", "status",
+        "meeting", "licence", "cmd", "reply", "state", "events", "status", "levels",
     ] {
         assert!(seen.contains(ch), "no operation on channel {ch}");
         let address = d["channels"][ch]["address"].as_str().unwrap();

@@ -1,0 +1,55 @@
+//! What the GStreamer CPU benches share: this process's CPU time, elements that name what
+//! is missing, and playing a chain to its end. (A folder, so Cargo does not take it for a bench of its own.)
+
+use std::time::Duration;
+
+use anyhow::Context;
+use gst::prelude::*;
+use gstreamer as gst;
+
+/// CPU time of this process (user + system).
+pub fn cpu() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given; RUSAGE_SELF is always valid.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+pub fn element(factory: &str) -> anyhow::Result<gst::Element> {
+    gst::ElementFactory::make(factory)
+        .build()
+        .with_context(|| format!("GStreamer element {factory} is missing"))
+}
+
+/// Links `chain` into `pipeline`, plays it to its end and returns the CPU time that took;
+/// `on_element` sees every element message on the way.
+pub fn play_to_end(
+    pipeline: &gst::Pipeline,
+    chain: &[gst::Element],
+    mut on_element: impl FnMut(&gst::StructureRef),
+) -> anyhow::Result<Duration> {
+    pipeline.add_many(chain)?;
+    gst::Element::link_many(chain)?;
+    let before = cpu();
+    pipeline.set_state(gst::State::Playing)?;
+    let bus = pipeline.bus().context("no bus")?;
+    for msg in bus.iter_timed(gst::ClockTime::NONE) {
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => anyhow::bail!("{}", e.error()),
+            gst::MessageView::Element(e) => {
+                if let Some(s) = e.structure() {
+                    on_element(s);
+                }
+            }
+            _ => {}
+        }
+    }
+    let spent = cpu() - before;
+    pipeline.set_state(gst::State::Null)?;
+    Ok(spent)
+}
