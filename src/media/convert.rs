@@ -54,6 +54,8 @@ const MOOV_BYTES_PER_SEC: u64 = 550;
 const MOOV_SPARE_S: u64 = 60;
 /// Free space kept beyond the MP4, for the file system's own blocks.
 const SPARE_BYTES: u64 = 4 << 20;
+/// Buffers multiqueue holds a stream while no other stream is empty (see [`stream_queue`]).
+const QUEUED_BUFFERS: u32 = 16;
 /// A step between samples above this many usual sample durations is a hole.
 const MAX_STEP: f64 = 1.5;
 
@@ -484,6 +486,7 @@ fn build_remux(
     let pipeline = gst::Pipeline::with_name("convert");
     let src = ts_appsrc()?;
     let demux = make("tsdemux")?;
+    let queue = stream_queue()?;
     let mux = make("mp4mux")?;
     let sink = make("filesink")?;
     // Index first (see the module header), without faststart's second copy.
@@ -494,7 +497,7 @@ fn build_remux(
     mux.set_property("reserved-bytes-per-sec", MOOV_BYTES_PER_SEC as u32);
     sink.set_property("location", tmp.to_string_lossy().as_ref());
     pipeline
-        .add_many([&src, &demux, &mux, &sink])
+        .add_many([&src, &demux, &queue, &mux, &sink])
         .map_err(|e| perr(&e))?;
     src.link(&demux).map_err(|e| perr(&e))?;
     mux.link(&sink).map_err(|e| perr(&e))?;
@@ -505,7 +508,7 @@ fn build_remux(
         let Some(pipeline) = weak_pipeline.upgrade() else {
             return;
         };
-        if let Err(e) = link_stream(&pipeline, pad, &mux) {
+        if let Err(e) = link_stream(&pipeline, pad, &queue, &mux) {
             // Posted on the bus, so `run_to_eos` reports it.
             tracing::error!(error = %e, "cannot link a stream of the segments");
             let msg =
@@ -616,10 +619,30 @@ fn feed(
     });
 }
 
-/// tsdemux → queue → parser (so mp4mux gets the stream format it needs) → a new mp4mux pad.
+/// The queue between tsdemux and the parsers: one `multiqueue` for all streams.
+///
+/// mp4mux takes the earliest buffer of all its pads, so it waits while any stream has
+/// nothing, and one stream may run ahead of another by as long as the other has nothing (the
+/// start of a run, a declared gap the picture holds across). A queue per stream had to be
+/// big enough for that on its own (64 MB each), and as tsdemux outruns mp4mux and the file,
+/// it was always nearly full: 74 MB of heap for any recording of more than a few minutes.
+/// multiqueue holds [`QUEUED_BUFFERS`] a stream, and lets a full stream grow only while
+/// another one is empty (what decodebin does), up to the same 64 MB: the wait is covered and
+/// the steady state costs almost nothing.
+fn stream_queue() -> Result<gst::Element, MediaError> {
+    let mq = make("multiqueue")?;
+    mq.set_property("max-size-buffers", QUEUED_BUFFERS);
+    mq.set_property("max-size-time", 0u64);
+    mq.set_property("max-size-bytes", 64u32 << 20);
+    Ok(mq)
+}
+
+/// tsdemux → multiqueue → parser (so mp4mux gets the stream format it needs) → a new mp4mux
+/// pad.
 fn link_stream(
     pipeline: &gst::Pipeline,
     pad: &gst::Pad,
+    queue: &gst::Element,
     mux: &gst::Element,
 ) -> Result<(), MediaError> {
     let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
@@ -639,26 +662,25 @@ fn link_stream(
         }
     };
     let perr = |e: &dyn std::fmt::Display| MediaError::Pipeline(e.to_string());
-    // mp4mux takes the earliest buffer of all its pads, so one stream may run ahead of another
-    // by as long as the other has nothing (a segment without sound): the queue takes that up,
-    // bounded by bytes only.
-    let queue = make("queue")?;
-    queue.set_property("max-size-buffers", 0u32);
-    queue.set_property("max-size-time", 0u64);
-    queue.set_property("max-size-bytes", 64u32 << 20);
+    let queue_in = queue
+        .request_pad_simple("sink_%u")
+        .ok_or_else(|| MediaError::Pipeline("multiqueue gave no sink pad".into()))?;
+    // multiqueue pairs each `sink_N` with the `src_N` it creates beside it.
+    let out_name = queue_in.name().replacen("sink", "src", 1);
+    let queue_out = queue
+        .static_pad(&out_name)
+        .ok_or_else(|| MediaError::Pipeline(format!("multiqueue has no {out_name}")))?;
     let parser = make(parser)?;
-    pipeline.add_many([&queue, &parser]).map_err(|e| perr(&e))?;
-    queue.link(&parser).map_err(|e| perr(&e))?;
+    pipeline.add(&parser).map_err(|e| perr(&e))?;
+    let parser_in = parser
+        .static_pad("sink")
+        .ok_or_else(|| MediaError::Pipeline("parser without sink pad".into()))?;
+    queue_out.link(&parser_in).map_err(|e| perr(&e))?;
     parser
         .link_pads(Some("src"), mux, Some(mux_pad))
         .map_err(|e| perr(&e))?;
-    let sink_pad = queue
-        .static_pad("sink")
-        .ok_or_else(|| MediaError::Pipeline("queue without sink pad".into()))?;
-    pad.link(&sink_pad).map_err(|e| perr(&e))?;
-    for element in [&parser, &queue] {
-        element.sync_state_with_parent().map_err(|e| perr(&e))?;
-    }
+    pad.link(&queue_in).map_err(|e| perr(&e))?;
+    parser.sync_state_with_parent().map_err(|e| perr(&e))?;
     Ok(())
 }
 
