@@ -26,9 +26,14 @@ export function encodeBase64(bytes: Uint8Array): string {
   return btoa(bin);
 }
 
-/** Imports the private key from the text of a key file (a 32-byte seed in base64). */
+/**
+ * Imports the private key from the text of a key file: as `roomrecctl` reads it, the first
+ * line that is neither empty nor a `#` comment, a 32-byte seed in base64.
+ */
 export async function importKeyFile(fileText: string): Promise<CryptoKey> {
-  const seed = decodeBase64(fileText.trim());
+  const line = fileText.split(/\r?\n/).map((l) => l.trim()).find((l) => l !== "" && !l.startsWith("#"));
+  if (line === undefined) throw new KeyFileError("the key file holds no key");
+  const seed = decodeBase64(line);
   if (seed.length !== 32) {
     seed.fill(0);
     throw new KeyFileError(`the key file holds ${seed.length} bytes, not a 32-byte Ed25519 key`);
