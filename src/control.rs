@@ -136,6 +136,7 @@ pub enum Topic {
     Events,
     Status,
     Levels,
+    Preview,
 }
 
 impl Topic {
@@ -146,14 +147,16 @@ impl Topic {
             Topic::Events => "events",
             Topic::Status => "status",
             Topic::Levels => "levels",
+            Topic::Preview => "preview",
         }
     }
 
-    /// QoS 1 everywhere but `levels`: a meter reading is stale within a second, so a lost
-    /// one is not sent again (nor kept in the outbox).
+    /// QoS 1 everywhere but `levels` and `preview`: a meter reading is stale within a
+    /// second and a picture within a few, so a lost one is not sent again (nor kept in the
+    /// outbox).
     fn qos(self) -> QoS {
         match self {
-            Topic::Levels => QoS::AtMostOnce,
+            Topic::Levels | Topic::Preview => QoS::AtMostOnce,
             _ => QoS::AtLeastOnce,
         }
     }

@@ -456,6 +456,11 @@ impl Core {
                 self.feed(Input::MicMuted(muted), None).await
             }
             MediaFact::Levels(levels) => self.on_levels(levels).await,
+            // Retained, so a console that opens the device sees the latest picture at once.
+            MediaFact::Preview(jpeg) => {
+                self.publish(Outbound::device(Topic::Preview, jpeg, true))
+                    .await
+            }
             MediaFact::Failed { message } => {
                 error!(%message, "media pipeline failed");
                 self.status.media_error();

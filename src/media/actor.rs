@@ -539,9 +539,12 @@ impl Actor {
         match msg.view() {
             MessageView::Element(e) => {
                 if let Some(s) = e.structure() {
-                    match pipeline::read_levels(msg.src(), s) {
-                        Some(levels) => self.report(MediaFact::Levels(levels)),
-                        None => self.on_element(s),
+                    if let Some(levels) = pipeline::read_levels(msg.src(), s) {
+                        self.report(MediaFact::Levels(levels));
+                    } else if let Some(jpeg) = super::preview::read_picture(s) {
+                        self.report(MediaFact::Preview(jpeg));
+                    } else {
+                        self.on_element(s);
                     }
                 }
             }

@@ -25,6 +25,7 @@ pub mod fault;
 mod inputs;
 mod mp4scan;
 mod pipeline;
+mod preview;
 mod probe;
 mod progress;
 mod seal;
@@ -50,6 +51,7 @@ pub use devices::{
 };
 pub use pipeline::LEVEL_INTERVAL;
 pub(crate) use pipeline::{buffer_running_time_ns, make};
+pub use preview::{Preview, PREVIEW_INTERVAL, PREVIEW_MAX_BYTES, PREVIEW_WIDTH};
 pub use probe::{probe, AudioInfo, MediaInfo, VideoInfo};
 pub use progress::{MediaProgress, SinceProgress};
 pub use sources::{CONTENT_TEST_ARGB, TEST_TONE_VOLUME};
@@ -238,6 +240,9 @@ pub enum MediaFact {
     /// The recorded sound's level over the last [`LEVEL_INTERVAL`] (after the mute: what
     /// goes to the encoder); only while capturing.
     Levels(AudioLevels),
+    /// A JPEG of what is recorded (at most [`PREVIEW_MAX_BYTES`]), every
+    /// [`PREVIEW_INTERVAL`] while capturing.
+    Preview(Vec<u8>),
 }
 
 /// One sealed segment file.

@@ -15,12 +15,16 @@
 //! `mark` is the video watermark ([`super::watermark`], W1–W4), once per encoded stream: on
 //! the composite with picture-in-picture, on each stream of a multi-stream recording. Being in
 //! the encode pipeline, it also covers the placeholder picture of a lost device.
+//! The main stream's mark also feeds the confidence picture ([`super::preview`]): a frame by
+//! reference every few seconds to a pipeline of its own, so the preview shows what is recorded
+//! and can never hold the recording up.
 //! Inputs come from [`super::sources`]: test sources in this pipeline, devices through inter
 //! channels. The encode and segment side is the same for every source.
 
 use gst::prelude::*;
 use gstreamer as gst;
 
+use super::preview::Preview;
 use super::sources::{self, capsfilter, video_caps, Channels};
 use super::watermark::Watermark;
 use super::{AudioCodec, Marks, MediaError, MediaSettings, VideoEncoder};
@@ -53,6 +57,8 @@ pub(crate) struct Capture {
     watermarks: Vec<Watermark>,
     /// W3, W4: the audio watermark's payload switch (no payload: the sound passes unmarked).
     audio_mark: Option<MarkSwitch>,
+    /// The confidence picture of the main video stream; none if it could not be set up.
+    _preview: Option<Preview>,
 }
 
 struct Pip {
@@ -105,6 +111,9 @@ impl Capture {
                 None
             }
         };
+        let preview = watermarks
+            .first()
+            .and_then(|main| attach_preview(main, &pipeline, settings));
         let (volume, audio_mark) =
             add_audio_branch(&pipeline, settings, ch, &splitmux, state.marks.audio)?;
         volume.set_property("mute", state.muted);
@@ -116,6 +125,7 @@ impl Capture {
             aux_video,
             watermarks,
             audio_mark,
+            _preview: preview,
         };
         capture.set_sharing(state.sharing);
         Ok(capture)
@@ -243,6 +253,18 @@ fn package_of(factory: &str) -> &'static str {
         "queue" | "capsfilter" | "filesink" => "libgstreamer1.0-0",
         _ => "gstreamer1.0-plugins-base",
     }
+}
+
+/// The preview of the main video stream (after its watermark); a preview that cannot be set
+/// up is logged and left out, never a reason not to record.
+fn attach_preview(
+    main: &Watermark,
+    pipeline: &gst::Pipeline,
+    settings: &MediaSettings,
+) -> Option<Preview> {
+    Preview::attach(main.element(), pipeline, settings.width, settings.height)
+        .inspect_err(|e| tracing::warn!(error = %e, "no preview picture for this capture"))
+        .ok()
 }
 
 /// The running time (ns) of the buffer a probe on `pad` sees (its PTS where the pad has no

@@ -210,7 +210,9 @@ secret_access_key = "test-secret"
 #[derive(Clone, Debug)]
 pub struct Msg {
     pub topic: String,
+    /// The payload as JSON (`Null` if it is not JSON, e.g. a JPEG).
     pub json: Value,
+    pub payload: Vec<u8>,
     pub retain: bool,
     pub correlation: Option<Vec<u8>>,
 }
@@ -242,6 +244,7 @@ impl Client {
                         let msg = Msg {
                             topic: String::from_utf8_lossy(&p.topic).into_owned(),
                             json: serde_json::from_slice(&p.payload).unwrap_or(Value::Null),
+                            payload: p.payload.to_vec(),
                             retain: p.retain,
                             correlation: p
                                 .properties

@@ -33,12 +33,26 @@ impl Reader {
             .work
             .path()
             .join(format!("f{}.png", name(input, stream, at_s, crop)));
-        frame(input, stream, at_s, crop, &png);
+        extract(input, stream, at_s, crop, "", &png);
         let read = ocr(&png);
         eprintln!(
             "OCR {} v:{stream} at {at_s} s {crop:?}: {read}",
             input.display()
         );
+        read.contains(&self.want)
+    }
+
+    /// Whether OCR finds the text in a small still picture (a preview JPEG). Its text is a
+    /// third the size of a 360p frame's and softened by JPEG, so the contrast is stretched
+    /// before tesseract reads it (without that, tesseract read nothing in two of three).
+    pub fn reads_picture(&self, picture: &Path) -> bool {
+        let png = self
+            .work
+            .path()
+            .join(format!("p{}.png", name(picture, 0, 0.0, None)));
+        extract(picture, 0, 0.0, None, "eq=contrast=3,", &png);
+        let read = ocr(&png);
+        eprintln!("OCR {}: {read}", picture.display());
         read.contains(&self.want)
     }
 
@@ -55,9 +69,11 @@ impl Reader {
     }
 }
 
-/// One frame at `at_s` of video stream `stream` of `input` (a file or a playlist), cropped,
-/// made easy for OCR the usual way: enlarged three times, grey, dark text on light.
-fn frame(input: &Path, stream: usize, at_s: f64, crop: Option<Crop>, out: &Path) {
+/// Writes frame `at_s` of video stream `stream` of `input` (a file, a playlist or a still
+/// picture) to `out`, cropped, three times the
+/// size, grey and negated (dark text on light, as tesseract reads best), with `extra` filters
+/// (ending in a comma) before the grey.
+fn extract(input: &Path, stream: usize, at_s: f64, crop: Option<Crop>, extra: &str, out: &Path) {
     let crop = crop
         .map(|(x, y, w, h)| format!("crop={w}:{h}:{x}:{y},"))
         .unwrap_or_default();
@@ -69,11 +85,17 @@ fn frame(input: &Path, stream: usize, at_s: f64, crop: Option<Crop>, out: &Path)
             "-protocol_whitelist",
             "file,crypto,data",
         ])
-        .args(["-ss", &at_s.to_string(), "-i"])
+        // No seek at 0: ffmpeg then drops a still picture's only frame (a JPEG's pts is 0).
+        .args(if at_s > 0.0 {
+            vec!["-ss".to_owned(), at_s.to_string()]
+        } else {
+            Vec::new()
+        })
+        .arg("-i")
         .arg(input)
         .args(["-map", &format!("0:v:{stream}"), "-frames:v", "1", "-vf"])
         .arg(format!(
-            "{crop}scale=iw*3:ih*3:flags=lanczos,format=gray,negate"
+            "{crop}scale=iw*3:ih*3:flags=lanczos,{extra}format=gray,negate"
         ))
         .arg(out)
         .status()

@@ -18,6 +18,7 @@ mod flood;
 mod levels;
 mod lifecycle;
 mod powercut;
+mod preview;
 mod roomrecctl;
 mod rules;
 mod security;

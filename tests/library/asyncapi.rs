@@ -726,6 +726,20 @@ fn every_example_is_accepted_by_the_code() {
         .expect("components.messages");
     let mut checked = 0;
     for (name, message) in messages {
+        if name == "preview" {
+            // The one binary payload: no JSON example to decode; its declared limit is the
+            // code's.
+            assert_eq!(
+                message["contentType"], "image/jpeg",
+                "preview: content type"
+            );
+            assert_eq!(
+                message["payload"]["maxLength"].as_u64(),
+                Some(roomrec::media::PREVIEW_MAX_BYTES as u64),
+                "preview: the limit"
+            );
+            continue;
+        }
         let examples = message["examples"]
             .as_array()
             .unwrap_or_else(|| panic!("message {name} has no examples"));
@@ -771,12 +785,12 @@ fn last_will_is_the_offline_message() {
     }
 }
 
-/// QoS 1 everywhere but `levels` (QoS 0: a stale meter reading is not resent); retained
-/// exactly on meeting, licence, state and status (docs/api.md).
+/// QoS 1 everywhere but `levels` and `preview` (QoS 0: a stale meter reading or picture is
+/// not resent); retained exactly on meeting, licence, state, status and preview (docs/api.md).
 #[test]
 fn qos_and_retain_follow_the_contract() {
     let d = doc();
-    let retained = ["meeting", "licence", "state", "status"];
+    let retained = ["meeting", "licence", "state", "status", "preview"];
     let mut seen = BTreeSet::new();
     for (name, op) in d["operations"].as_object().expect("operations") {
         let channel = follow(&d, &op["channel"]);
@@ -788,7 +802,11 @@ fn qos_and_retain_follow_the_contract() {
             .map(|(n, _)| n.clone())
             .unwrap_or_else(|| panic!("operation {name}: channel is not under channels"));
         let mqtt = &op["bindings"]["mqtt"];
-        let qos = if channel_name == "levels" { 0 } else { 1 };
+        let qos = if ["levels", "preview"].contains(&channel_name.as_str()) {
+            0
+        } else {
+            1
+        };
         assert_eq!(mqtt["qos"], qos, "operation {name}: QoS");
         assert_eq!(
             mqtt["retain"].as_bool(),

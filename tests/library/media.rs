@@ -238,10 +238,11 @@ async fn a_full_disk_is_reported_and_the_next_capture_starts_afresh() {
     let (tx, mut rx) = mpsc::channel(64);
     let handle = media::spawn(settings.clone(), 3, tx).unwrap();
     handle.send(capture(&["A"]));
-    // The first fact but level readings (one may come before the first write fails).
+    // The first fact but level readings and pictures (one may come before the first write
+    // fails).
     let fact = loop {
         match tokio::time::timeout(FACT_TIMEOUT, rx.recv()).await.unwrap() {
-            Some(MediaFact::Levels(_)) => continue,
+            Some(MediaFact::Levels(_) | MediaFact::Preview(_)) => continue,
             other => break other,
         }
     };

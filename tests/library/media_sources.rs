@@ -229,14 +229,15 @@ fn a_missing_encoder_is_named_and_auto_falls_back() {
     assert!(auto.is_ok(), "Auto finds an encoder");
 }
 
-/// The next fact but level readings (they come twice a second while capturing).
+/// The next fact but level readings and pictures (they come twice a second and every 5 s
+/// while capturing).
 async fn next_fact(rx: &mut mpsc::Receiver<MediaFact>) -> MediaFact {
     loop {
         let fact = tokio::time::timeout(FACT_TIMEOUT, rx.recv())
             .await
             .expect("a fact in time")
             .expect("media still running");
-        if !matches!(fact, MediaFact::Levels(_)) {
+        if !matches!(fact, MediaFact::Levels(_) | MediaFact::Preview(_)) {
             return fact;
         }
     }
