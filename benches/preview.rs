@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{element, play_to_end};
+use common::{element, i420_caps, play_to_end};
 use gst::prelude::*;
 use gstreamer as gst;
 use roomrec::media::{MediaSettings, Preview};
@@ -20,7 +20,6 @@ const RUNS: usize = 3;
 /// Plays test source → I420 720p30 → identity → fakesink, with the preview on the identity
 /// or not; returns the CPU time and the pictures' sizes.
 fn run(frames: u32, with_preview: bool) -> anyhow::Result<(Duration, Vec<usize>)> {
-    let settings = MediaSettings::default();
     let (w, h) = (1280u32, 720u32);
     let pipeline = gst::Pipeline::new();
     let src = element("videotestsrc")?;
@@ -28,18 +27,7 @@ fn run(frames: u32, with_preview: bool) -> anyhow::Result<(Duration, Vec<usize>)
     src.set_property("is-live", false);
     src.set_property_from_str("pattern", "smpte75");
     let filter = element("capsfilter")?;
-    filter.set_property(
-        "caps",
-        gst::Caps::builder("video/x-raw")
-            .field("format", "I420")
-            .field("width", w as i32)
-            .field("height", h as i32)
-            .field(
-                "framerate",
-                gst::Fraction::new(settings.framerate as i32, 1),
-            )
-            .build(),
-    );
+    filter.set_property("caps", i420_caps(w, h));
     let tap = element("identity")?;
     let sink = element("fakesink")?;
     sink.set_property("sync", false);

@@ -19,7 +19,7 @@ use gstreamer as gst;
 use roomrec::media::{MediaSettings, VideoMark, Watermark};
 
 mod common;
-use common::{element, play_to_end};
+use common::{element, i420_caps, play_to_end};
 
 const TEXT: &str = "Acme · Room 101";
 const RUNS: usize = 3;
@@ -49,15 +49,7 @@ fn run(
     src.set_property("num-buffers", frames as i32);
     src.set_property("is-live", false);
     src.set_property_from_str("pattern", "ball");
-    let caps = gst::Caps::builder("video/x-raw")
-        .field("format", "I420")
-        .field("width", w as i32)
-        .field("height", h as i32)
-        .field(
-            "framerate",
-            gst::Fraction::new(settings.framerate as i32, 1),
-        )
-        .build();
+    let caps = i420_caps(w, h);
     let filter = element("capsfilter")?;
     filter.set_property("caps", &caps);
     let mut chain = vec![src, filter];

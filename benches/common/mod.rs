@@ -1,5 +1,8 @@
 //! What the GStreamer CPU benches share: this process's CPU time, elements that name what
-//! is missing, and playing a chain to its end. (A folder, so Cargo does not take it for a bench of its own.)
+//! is missing, the device's raw video caps, and playing a chain to its end. (A folder, so
+//! Cargo does not take it for a bench of its own.)
+// Each bench uses a part of this.
+#![allow(dead_code)]
 
 use std::time::Duration;
 
@@ -52,4 +55,15 @@ pub fn play_to_end(
     let spent = cpu() - before;
     pipeline.set_state(gst::State::Null)?;
     Ok(spent)
+}
+
+/// Raw I420 video of `width` × `height` at the device's frame rate (`MediaSettings`).
+pub fn i420_caps(width: u32, height: u32) -> gst::Caps {
+    let fps = roomrec::media::MediaSettings::default().framerate;
+    gst::Caps::builder("video/x-raw")
+        .field("format", "I420")
+        .field("width", width as i32)
+        .field("height", height as i32)
+        .field("framerate", gst::Fraction::new(fps as i32, 1))
+        .build()
 }
