@@ -377,12 +377,13 @@ fn convert_via(
 /// any track but the declared gaps (each of which the video shows), and last as long as the
 /// timeline within one frame.
 fn check(path: &Path, expected: &Timeline) -> Result<MediaInfo, MediaError> {
-    let info = super::probe(path)?;
+    // The index, not the Discoverer: see `mp4scan`'s header (memory).
+    let index = super::mp4scan::index(path)?
+        .ok_or_else(|| MediaError::Check("the MP4 has no index (moov box)".into()))?;
+    let info = index.media_info();
     if info.video.is_none() {
         return Err(MediaError::Check("the MP4 has no video stream".into()));
     }
-    let index = super::mp4scan::index(path)?
-        .ok_or_else(|| MediaError::Check("the MP4 has no index (moov box)".into()))?;
     let frames = index.video_samples();
     // With two video streams (D3) the content stream's very first frame, when it precedes the
     // camera's first, does not reach the MP4 (tsdemux or mp4mux drops it; 211 of 212 seen):

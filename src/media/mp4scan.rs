@@ -1,8 +1,12 @@
-//! What an MP4's index says: per track its kind, sample count and sample durations, and the
-//! movie's duration, read from its boxes.
+//! What an MP4's index says: per track its kind, format, picture size or channels, sample
+//! count and sample durations, and the movie's duration, read from its boxes.
 //!
 //! Owns: walking `moov` (`mvhd`, and `trak/mdia` to each track's `hdlr`, `mdhd` and sample
 //! table). Must not touch: the pipelines, SQLite, MQTT.
+//!
+//! It is also what the conversion reports of its MP4 ([`Index::media_info`]), rather than the
+//! pbutils Discoverer: qtdemux, under it, builds a table of every sample (tens of bytes each,
+//! some 200 MB for 24 h), where this reads the counts and the runs of durations.
 //!
 //! Why: the conversion check must show that the MP4 holds every frame of the segments and has
 //! no hole. A duration alone cannot: a file may have the right length and still miss frames,
@@ -12,7 +16,7 @@
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-use super::MediaError;
+use super::{AudioInfo, MediaError, MediaInfo, VideoInfo};
 
 /// `moov` is a few kB per minute; anything this large is not an MP4 roomrec wrote.
 const MAX_MOOV_BYTES: u64 = 256 << 20;
@@ -22,6 +26,13 @@ const MAX_MOOV_BYTES: u64 = 256 << 20;
 pub(crate) struct Track {
     /// The handler type: `vide`, `soun`, ...
     pub handler: [u8; 4],
+    /// The first sample description's format: `avc1`, `mp4a`, `Opus`, ...
+    pub format: [u8; 4],
+    /// A video track's picture (its sample description's width and height), else 0.
+    pub width: u32,
+    pub height: u32,
+    /// An audio track's channel count, else 0.
+    pub channels: u32,
     /// Ticks per second of the track's durations.
     pub timescale: u32,
     pub samples: u64,
@@ -83,6 +94,25 @@ pub(crate) struct Index {
 impl Index {
     pub fn video_tracks(&self) -> u64 {
         self.tracks.iter().filter(|t| &t.handler == b"vide").count() as u64
+    }
+
+    /// What the MP4 holds, as [`super::probe`] would say it: the movie's duration, the first
+    /// video and audio track's format, picture size and channels.
+    pub fn media_info(&self) -> MediaInfo {
+        let first = |handler: &[u8; 4]| self.tracks.iter().find(|t| &t.handler == handler);
+        MediaInfo {
+            duration_ms: self.duration_ms,
+            video: first(b"vide").map(|t| VideoInfo {
+                codec: codec_name(&t.format),
+                width: t.width,
+                height: t.height,
+            }),
+            audio: first(b"soun").map(|t| AudioInfo {
+                codec: codec_name(&t.format),
+                channels: t.channels,
+            }),
+            video_streams: self.video_tracks() as usize,
+        }
     }
 
     /// The sample count of every video track, summed.
@@ -160,6 +190,20 @@ fn track_of(trak: &[u8]) -> Option<Track> {
         _ => be32(mdhd.get(12..16)?),
     };
     let stbl = child(child(mdia, b"minf")?, b"stbl")?;
+    let entry = sample_entry(child(stbl, b"stsd")?)?;
+    let format: [u8; 4] = entry.get(4..8)?.try_into().ok()?;
+    // Sample entries (ISO/IEC 14496-12 12.1.3, 12.2.3), from the entry's own size field:
+    // visual: width and height (16 bits each) at 32; audio: channel count (16 bits) at 24.
+    let u16_at = |at: usize| {
+        entry
+            .get(at..at + 2)
+            .map(|b| u32::from(b[0]) << 8 | u32::from(b[1]))
+    };
+    let (width, height, channels) = match &handler {
+        b"vide" => (u16_at(32)?, u16_at(34)?, 0),
+        b"soun" => (0, 0, u16_at(24)?),
+        _ => (0, 0, 0),
+    };
     // Full box (4), sample_size (4), sample_count (4).
     let samples = u64::from(be32(child(stbl, b"stsz")?.get(8..12)?));
     // Full box (4), entry_count (4), then (sample_count, sample_delta) pairs.
@@ -173,10 +217,32 @@ fn track_of(trak: &[u8]) -> Option<Track> {
         .collect::<Option<Vec<_>>>()?;
     Some(Track {
         handler,
+        format,
+        width,
+        height,
+        channels,
         timescale,
         samples,
         durations,
     })
+}
+
+/// The first sample entry of an `stsd` payload, its size and type included: full box (4),
+/// entry count (4), then the entries.
+fn sample_entry(stsd: &[u8]) -> Option<&[u8]> {
+    let rest = stsd.get(8..)?;
+    let size = usize::try_from(be32(rest.get(..4)?)).ok()?;
+    rest.get(..size)
+}
+
+/// The caps name GStreamer gives a sample format (what the Discoverer reported before).
+fn codec_name(format: &[u8; 4]) -> String {
+    match format {
+        b"avc1" | b"avc3" => "video/x-h264".into(),
+        b"mp4a" => "audio/mpeg".into(),
+        b"Opus" => "audio/x-opus".into(),
+        other => format!("unknown/{}", String::from_utf8_lossy(other)),
+    }
 }
 
 /// The first child box of that type.
@@ -221,6 +287,18 @@ mod tests {
         values.iter().flat_map(|v| v.to_be_bytes()).collect()
     }
 
+    /// A sample entry of `format`: a visual one 640×360, an audio one with 2 channels.
+    fn entry(handler: &[u8; 4], format: &[u8; 4]) -> Vec<u8> {
+        let mut body = vec![0u8; 70];
+        if handler == b"vide" {
+            body[24..26].copy_from_slice(&640u16.to_be_bytes());
+            body[26..28].copy_from_slice(&360u16.to_be_bytes());
+        } else {
+            body[16..18].copy_from_slice(&2u16.to_be_bytes());
+        }
+        boxed(format, &body)
+    }
+
     fn trak(handler: &[u8; 4], timescale: u32, stts: &[(u32, u32)]) -> Vec<u8> {
         let mut hdlr = vec![0u8; 8];
         hdlr.extend_from_slice(handler);
@@ -234,6 +312,10 @@ mod tests {
         let stbl = boxed(
             b"stbl",
             &[
+                boxed(
+                    b"stsd",
+                    &[be(&[0, 1]), entry(handler, format_of(handler))].concat(),
+                ),
                 boxed(b"stts", &stts_box),
                 boxed(b"stsz", &be(&[0, 0, samples])),
             ]
@@ -245,6 +327,14 @@ mod tests {
             &[boxed(b"mdhd", &mdhd), boxed(b"hdlr", &hdlr), minf].concat(),
         );
         boxed(b"trak", &mdia)
+    }
+
+    fn format_of(handler: &[u8; 4]) -> &'static [u8; 4] {
+        if handler == b"vide" {
+            b"avc1"
+        } else {
+            b"mp4a"
+        }
     }
 
     fn mp4(traks: &[Vec<u8>], duration_ms: u32) -> Vec<u8> {
@@ -270,6 +360,16 @@ mod tests {
         assert_eq!(index.video_samples(), 620);
         assert_eq!(index.duration_ms, 41_133);
         assert_eq!(index.tracks[1].kind(), "soun");
+        let info = index.media_info();
+        assert_eq!(info.duration_ms, 41_133);
+        assert_eq!(info.video_streams, 2);
+        let video = info.video.expect("video");
+        assert_eq!(
+            (video.codec.as_str(), video.width, video.height),
+            ("video/x-h264", 640, 360)
+        );
+        let audio = info.audio.expect("audio");
+        assert_eq!((audio.codec.as_str(), audio.channels), ("audio/mpeg", 2));
         assert!(index.tracks.iter().all(|t| t.steps_over(1.5).is_empty()));
         std::fs::write(&path, boxed(b"mdat", &[0; 32])).unwrap();
         assert_eq!(super::index(&path).unwrap(), None);
@@ -279,6 +379,10 @@ mod tests {
     fn a_step_above_one_and_a_half_samples_is_a_hole_but_not_the_last_sample() {
         let t = |stts: &[(u32, u32)]| Track {
             handler: *b"vide",
+            format: *b"avc1",
+            width: 640,
+            height: 360,
+            channels: 0,
             timescale: 90_000,
             samples: stts.iter().map(|(n, _)| u64::from(*n)).sum(),
             durations: stts.to_vec(),
