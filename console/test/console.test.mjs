@@ -193,20 +193,15 @@ describe("admin console in Chromium", () => {
     assert.match(unsigned.text, /load the admin key file first/);
   });
 
-  it("shows the level meter and the preview picture when they arrive", async () => {
-    // The device side (issue 14 items 1-2) is not built yet: publish both as room-1's own
-    // account, which the ACL lets write them, as the device will.
-    const dev = await h.client("room-1");
-    const jpeg = path.join(h.dir, "preview.jpg");
-    execFileSync("gst-launch-1.0", ["-q", "videotestsrc", "num-buffers=1", "pattern=smpte", "!", "video/x-raw,width=320,height=180", "!", "jpegenc", "!", "filesink", `location=${jpeg}`]);
-    await dev.publishAsync("roomrec/v1/room-1/preview", readFileSync(jpeg), { qos: 1, retain: true });
-    await dev.publishAsync("roomrec/v1/room-1/levels", JSON.stringify({ peak_dbfs: [-12.5, -30], rms_dbfs: [-21, -42] }), { qos: 0 });
-    await waitFor("the preview decoded", () => {
+  it("shows the recording device's own picture and level meter, and another's shapes and garbage", async () => {
+    // room-1 records (above): its own preview (a 320x240 JPEG of its 320x240 stream) and its
+    // levels (the test tone: peak -1.9, RMS -4.9 dBFS) reach the page through the broker.
+    await waitFor("room-1's own preview decoded", () => {
       const img = document.querySelector("#device img.preview");
-      return img && !img.hidden && img.complete && img.naturalWidth === 320;
+      return img && !img.hidden && img.complete && img.naturalWidth === 320 && img.naturalHeight === 240;
     });
-    await waitFor("two meters", () => document.querySelectorAll("#device .meter-row").length === 2);
-    assert.match(await page.locator("#device .meter-row").first().textContent(), /peak -12\.5 \/ rms -21\.0 dBFS/);
+    await waitFor("room-1's own level", () =>
+      /peak -1\.9 \/ rms -4\.9 dBFS/.test(document.querySelector("#device .meter-row")?.textContent ?? ""));
     // The right key again, after the junk: signed commands work once more.
     await page.setInputFiles("#key-file", path.join(h.dir, "admin.key"));
     await waitFor("the key reloaded", () => document.getElementById("key-status")?.textContent?.startsWith("key loaded from admin.key"));
@@ -216,11 +211,28 @@ describe("admin console in Chromium", () => {
       mkdirSync(shots, { recursive: true });
       await page.screenshot({ path: path.join(shots, "device.png"), fullPage: true });
     }
-    // Garbage on a topic of a good device marks it, and a good message clears it.
-    await dev.publishAsync("roomrec/v1/room-1/levels", "not json", { qos: 0 });
-    await waitFor("room-1 garbage note", () => !document.querySelector("#device .garbage-note").hidden);
-    await dev.publishAsync("roomrec/v1/room-1/levels", JSON.stringify({ peak_dbfs: -6, rms_dbfs: -15 }), { qos: 0 });
-    await waitFor("room-1 garbage cleared", () => document.querySelector("#device .garbage-note").hidden);
+
+    // room-2 is idle, so nothing of its own interferes: as room-2's own account (the ACL lets
+    // a device write its preview and levels), a two-channel meter and a picture of another
+    // size, then garbage on a topic of a good device, which marks it until a good message.
+    await page.click("#device button.back");
+    await page.click('tr[data-device="room-2"] button');
+    await waitFor("room-2's view", () => document.querySelector("#device h2")?.textContent?.includes("room-2") ?? false);
+    const dev = await h.client("room-2");
+    const jpeg = path.join(h.dir, "preview.jpg");
+    execFileSync("gst-launch-1.0", ["-q", "videotestsrc", "num-buffers=1", "pattern=smpte", "!", "video/x-raw,width=320,height=180", "!", "jpegenc", "!", "filesink", `location=${jpeg}`]);
+    await dev.publishAsync("roomrec/v1/room-2/preview", readFileSync(jpeg), { qos: 1, retain: true });
+    await dev.publishAsync("roomrec/v1/room-2/levels", JSON.stringify({ peak_dbfs: [-12.5, -30], rms_dbfs: [-21, -42] }), { qos: 0 });
+    await waitFor("room-2's picture decoded", () => {
+      const img = document.querySelector("#device img.preview");
+      return img && !img.hidden && img.complete && img.naturalWidth === 320 && img.naturalHeight === 180;
+    });
+    await waitFor("two meters", () => document.querySelectorAll("#device .meter-row").length === 2);
+    assert.match(await page.locator("#device .meter-row").first().textContent(), /peak -12\.5 \/ rms -21\.0 dBFS/);
+    await dev.publishAsync("roomrec/v1/room-2/levels", "not json", { qos: 0 });
+    await waitFor("room-2 garbage note", () => !document.querySelector("#device .garbage-note").hidden);
+    await dev.publishAsync("roomrec/v1/room-2/levels", JSON.stringify({ peak_dbfs: -6, rms_dbfs: -15 }), { qos: 0 });
+    await waitFor("room-2 garbage cleared", () => document.querySelector("#device .garbage-note").hidden);
   });
 
   it("shows a killed daemon offline (its last will) and the recording in the fleet", async () => {
