@@ -14,9 +14,9 @@
 //! recording made alongside (every segment tagged with both, with its upload job).
 //!
 //! The conversion runs in a child process (this bench again, `--convert-child`), so its peak
-//! RSS is its own (`wait4`; about 64 MB of it are the shared libraries GStreamer maps, the
-//! same pages the daemon has mapped anyway), and so is its own memory (`RssAnon`, sampled
-//! every 50 ms); the extra disk is the conversion's output folder, sampled as often. The MP4 is read back with ffprobe: its duration, and the last second decoded.
+//! RSS is its own (`wait4`; about 10 MB of it are the shared libraries GStreamer maps, pages
+//! the daemon has mapped anyway), and so is its own memory (`RssAnon`, sampled every 50 ms);
+//! the extra disk is the conversion's output folder, sampled as often. The MP4 is read back with ffprobe: its duration, and the last second decoded.
 //! Boot reconciliation is also measured on a catalog of 100 000 segments (hard links to the
 //! synthesised segments, so every file exists and has its size).
 //! Goals (issue 10): conversion of 720p at 50× real time or faster (here at 160×90: the
