@@ -16,7 +16,8 @@
 //! The conversion runs in a child process (this bench again, `--convert-child`), so its peak
 //! RSS is its own (`wait4`; about 10 MB of it are the shared libraries GStreamer maps, pages
 //! the daemon has mapped anyway), and so is its own memory (`RssAnon`, sampled every 50 ms);
-//! the extra disk is the conversion's output folder, sampled as often. The MP4 is read back with ffprobe: its duration, and the last second decoded.
+//! the extra disk is the conversion's output folder, sampled as often. The MP4 is read back
+//! with ffprobe (its duration) and ffmpeg (its last second decoded).
 //! Boot reconciliation is also measured on a catalog of 100 000 segments (hard links to the
 //! synthesised segments, so every file exists and has its size).
 //! Goals (issue 10): conversion of 720p at 50× real time or faster (here at 160×90: the
