@@ -178,7 +178,11 @@ async fn convert(
         return Err("no media was recorded for this recording".into());
     }
     let paths: Vec<PathBuf> = segments.iter().map(|s| storage_dir.join(&s.path)).collect();
+    #[cfg(feature = "fault-injection")]
+    let storage_dir = storage_dir.to_path_buf();
     let job = tokio::task::spawn_blocking(move || {
+        #[cfg(feature = "fault-injection")]
+        media::fault::hold_conversion_if_asked(&storage_dir, &cancel);
         let result = plain
             .each_input(&paths)
             .map_err(|e| e.to_string())

@@ -199,60 +199,60 @@ async fn sigterm_during_an_upload_loses_nothing_and_the_upload_resumes() {
     s3.assert_holds_once(&format!("u-1/m-1/{cloud}/"), &segments);
 }
 
-/// SIGTERM as the meeting ends and conversion begins: the daemon stops in time, and after a
-/// restart the recording is either converted or listed `needs_finalize` (L5); `finalize` then
-/// produces the MP4 with everything recorded. Tried a few times, since a small conversion may
-/// finish before the signal lands; each try must hold the invariants, and at least one must
-/// catch the conversion mid-way.
+/// SIGTERM while the MP4 is being made: the daemon stops in time, and after a restart the
+/// recording is listed `needs_finalize` (L5) with every segment; `finalize` then produces the
+/// MP4 with everything recorded. The conversion of a few seconds takes milliseconds, so the
+/// fault trigger `media::fault::HOLD_CONVERSION_FILE` holds it at its start: the signal is
+/// sure to land while it runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_conversion_leaves_it_to_finalize() {
-    let mut interrupted = 0;
-    for attempt in 1..=5 {
-        // A broker per try: the last try's retained "ended" snapshot would make this one's stale.
-        let broker = Broker::start();
-        let (mut device, mut c) = recording_local(&broker, "").await;
-        c.wait_state("past the 10 s minimum", |s| {
-            s["local"][0]["recorded_ms"].as_u64().unwrap_or(0) >= 11_000
-        })
-        .await;
-        c.end_meeting().await;
-        // Conversion follows the stop at once; the signal lands before, during or after it.
-        c.wait_event("recording_stopped").await;
-        assert_eq!(device.stop(), Some(0), "attempt {attempt}");
-        c.restart(&mut device).await;
-        let r = c
-            .cmd(json!({"actor": "admin:ops", "action": "list_recordings"}))
-            .await;
-        let rec = r["recordings"][0].clone();
-        let rid = rec["recording_id"].as_str().expect("recording").to_owned();
-        match rec["state"].as_str() {
-            Some("needs_finalize") => {
-                interrupted += 1;
-                let f = c
-                    .cmd(json!({"actor": "u-1", "action": "finalize", "recording_id": rid}))
-                    .await;
-                assert_eq!(f["ok"], true, "{f}");
-                let done = c.wait_event("conversion_done").await;
-                let info =
-                    roomrec::media::probe(Path::new(done["location"].as_str().unwrap_or("")))
-                        .expect("the finalized MP4 plays");
-                assert!(info.duration_ms >= 10_500, "{info:?}");
-            }
-            Some("ready") => {}
-            // Stopped before conversion began: it runs now, the meeting being over.
-            Some("stopped") | Some("converting") => {
-                c.wait_event("conversion_done").await;
-            }
-            other => panic!("attempt {attempt}: after SIGTERM mid-conversion: {other:?}: {r}"),
+    let broker = Broker::start();
+    let (mut device, mut c) = recording_local(&broker, "").await;
+    let hold = device
+        .storage()
+        .join(roomrec::media::fault::HOLD_CONVERSION_FILE);
+    std::fs::write(&hold, b"").expect("hold the conversion");
+    c.wait_state("past the 10 s minimum", |s| {
+        s["local"][0]["recorded_ms"].as_u64().unwrap_or(0) >= 11_000
+    })
+    .await;
+    c.end_meeting().await;
+    c.wait_event("recording_stopped").await;
+    let held = "fault injection: the conversion is held";
+    for _ in 0..100 {
+        if device.log().contains(held) {
+            break;
         }
-        assert!(assert_segments_play(&device) >= 10);
-        assert_eq!(device.stop(), Some(0));
-        if interrupted > 0 {
-            println!("conversion interrupted on attempt {attempt}");
-            return;
-        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    panic!("SIGTERM never landed during a conversion in 5 attempts");
+    assert!(device.log().contains(held), "the conversion never started");
+    assert_eq!(
+        device.stop(),
+        Some(0),
+        "SIGTERM mid-conversion: a clean exit"
+    );
+    assert!(
+        !device.log().contains("conversion done"),
+        "the held conversion finished before the signal"
+    );
+    std::fs::remove_file(&hold).expect("release the hold");
+    c.restart(&mut device).await;
+    let r = c
+        .cmd(json!({"actor": "admin:ops", "action": "list_recordings"}))
+        .await;
+    let rec = &r["recordings"][0];
+    assert_eq!(rec["state"], "needs_finalize", "{r}");
+    let rid = rec["recording_id"].as_str().expect("recording").to_owned();
+    let f = c
+        .cmd(json!({"actor": "u-1", "action": "finalize", "recording_id": rid}))
+        .await;
+    assert_eq!(f["ok"], true, "{f}");
+    let done = c.wait_event("conversion_done").await;
+    let info = roomrec::media::probe(Path::new(done["location"].as_str().unwrap_or("")))
+        .expect("the finalized MP4 plays");
+    assert!(info.duration_ms >= 10_500, "{info:?}");
+    assert!(assert_segments_play(&device) >= 10);
+    assert_eq!(device.stop(), Some(0));
 }
 
 /// The disk filling up under a recording, on a real (16 MiB tmpfs) filesystem that also holds
