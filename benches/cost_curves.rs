@@ -8,8 +8,11 @@
 //! Recordings are synthesised faster than real time by the device's encoder and segmenter on
 //! a non-live source at a small size: x264 (veryfast, zerolatency, a 0.5 s GOP) at 160×90@30
 //! on `snow` (noise, so the encoder spends the bit rate) at 450 kbit/s, AAC at 48 kHz, in 2 s
-//! MPEG-TS segments by splitmuxsink. 450 kbit/s makes 24 h about 5 GB, so the MP4 needs 64-bit
-//! offsets. They are kept in `$ROOMREC_COST_DIR` (default `target/cost-curves`) for the next
+//! MPEG-TS segments by splitmuxsink. x264's scene-cut detection is off: on noise every frame
+//! is a scene cut and so a keyframe, which no camera gives; the MP4 has a fragment per
+//! keyframe, so the GOP must be the device's. 450 kbit/s makes 24 h about 5 GB, so the MP4
+//! needs 64-bit offsets. They are kept in `$ROOMREC_COST_DIR` (default `target/cost-curves`),
+//! marked by the encoder settings they were made with, for the next
 //! run. Each recording's catalog holds it twice, as a local recording and the cloud
 //! recording made alongside (every segment tagged with both, with its upload job).
 //!
@@ -121,33 +124,36 @@ fn file_len(p: &Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
 }
 
-/// The segments of an `hours`-long recording in `dir/segments`, made once.
+/// The segments of an `hours`-long recording in `dir/segments`, made once (again when the
+/// pipeline that makes them changed: it is kept in the marker file).
 fn synthesise(dir: &Path, hours: u64) -> anyhow::Result<Vec<PathBuf>> {
     let seg_dir = dir.join("segments");
     let done = dir.join("synthesised");
-    if !done.exists() {
+    let seconds = hours * 3600;
+    let launch = format!(
+        "videotestsrc is-live=false num-buffers={frames} pattern=snow \
+         ! video/x-raw,format=I420,width=160,height=90,framerate={FPS}/1 \
+         ! x264enc speed-preset=veryfast tune=zerolatency key-int-max={gop} bitrate=450 \
+         option-string=scenecut=0 \
+         ! h264parse ! queue ! m.video \
+         audiotestsrc is-live=false wave=sine samplesperbuffer=1024 num-buffers={abufs} \
+         ! audio/x-raw,rate=48000,channels=1 ! voaacenc bitrate=48000 ! aacparse ! queue \
+         ! m.audio_0 \
+         splitmuxsink name=m muxer=mpegtsmux max-size-time={max} location={loc}",
+        frames = seconds * FPS,
+        gop = FPS / 2,
+        abufs = seconds * 48_000 / 1024,
+        max = SEGMENT_S * 1_000_000_000,
+        loc = seg_dir.join("%08d.ts").display(),
+    );
+    if std::fs::read_to_string(&done).ok().as_deref() != Some(launch.as_str()) {
+        let _ = std::fs::remove_file(&done);
         let _ = std::fs::remove_dir_all(&seg_dir);
         std::fs::create_dir_all(&seg_dir)?;
         let started = Instant::now();
-        let seconds = hours * 3600;
-        let launch = format!(
-            "videotestsrc is-live=false num-buffers={frames} pattern=snow \
-             ! video/x-raw,format=I420,width=160,height=90,framerate={FPS}/1 \
-             ! x264enc speed-preset=veryfast tune=zerolatency key-int-max={gop} bitrate=450 \
-             ! h264parse ! queue ! m.video \
-             audiotestsrc is-live=false wave=sine samplesperbuffer=1024 num-buffers={abufs} \
-             ! audio/x-raw,rate=48000,channels=1 ! voaacenc bitrate=48000 ! aacparse ! queue \
-             ! m.audio_0 \
-             splitmuxsink name=m muxer=mpegtsmux max-size-time={max} location={loc}",
-            frames = seconds * FPS,
-            gop = FPS / 2,
-            abufs = seconds * 48_000 / 1024,
-            max = SEGMENT_S * 1_000_000_000,
-            loc = seg_dir.join("%08d.ts").display(),
-        );
         let pipeline = gst::parse::launch(&launch)?;
         play(&pipeline)?;
-        std::fs::write(&done, b"")?;
+        std::fs::write(&done, &launch)?;
         println!(
             "{hours} h synthesised in {:.0} s",
             started.elapsed().as_secs_f64()

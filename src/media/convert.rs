@@ -12,12 +12,15 @@
 //! part's first PCR ~125 ms ahead of its first frame: a hole at every join.)
 //!
 //! The MP4 is written as `.<name>.part` next to `out`, fsynced, checked, renamed onto `out` and
-//! the folder fsynced: `out` either does not exist or is a complete, playable file. The index
-//! (`moov`) goes first without a second pass: `mp4mux` reserves room for it at the start
-//! (`reserved-max-duration`, sized from the segments' duration) instead of `faststart`, which
-//! copies the whole media into a temp file (in /tmp) and then again behind the index. So
+//! the folder fsynced: `out` either does not exist or is a complete, playable file. It is a
+//! fragmented MP4 (`mp4mux fragment-duration`): a short `moov` with the tracks' formats first,
+//! then a fragment (`moof` + `mdat`) per keyframe of the video (0.5 s) and per 2 s of audio,
+//! each with its own index, and a random-access index (`mfra`) at the end. The muxer forgets
+//! each fragment's samples once it is written, so its memory does not grow with the
+//! recording (a plain MP4's single index, written at the end, kept 28 bytes a sample: 186 MB
+//! for 24 h); the index is first without a second pass (`faststart` copies the whole media
+//! into a temp file in /tmp and again behind the index); and a reader seeks by `mfra`. So
 //! conversion needs the MP4's size free next to `out`, once, and checks that before starting.
-//!
 //! A segment whose file is missing or unreadable (no MPEG-TS, no timestamps, empty) in the
 //! middle of a recording does not stop the conversion ([`convert_recording`]): it is a hole of
 //! the length the catalog recorded for it, and the MP4 keeps real time across it (the
@@ -47,11 +50,14 @@ use crate::protocol::{GapCause, RecordingGap};
 
 /// How often a running conversion looks at its cancel token.
 const POLL: gst::ClockTime = gst::ClockTime::from_mseconds(100);
-/// Index room reserved per second and per track: `mp4mux`'s own default, which holds a
-/// 30 fps video track with a sample per chunk several times over.
-const MOOV_BYTES_PER_SEC: u64 = 550;
-/// Reserved beyond the segments' duration, so the index always fits.
-const MOOV_SPARE_S: u64 = 60;
+/// The longest fragment, in ms: the video's fragments end at each keyframe (every 0.5 s),
+/// the audio's (all keyframes) at this length.
+const FRAGMENT_MS: u32 = 2_000;
+/// The fragments' index per second and per track, at most: a `moof` per fragment (about 100
+/// bytes) and 16 bytes a sample (AAC at 48 kHz has 47 samples a second), with the `mfra`.
+const INDEX_BYTES_PER_SEC: u64 = 1_000;
+/// Counted beyond the segments' duration, so the index always fits.
+const INDEX_SPARE_S: u64 = 60;
 /// Free space kept beyond the MP4, for the file system's own blocks.
 const SPARE_BYTES: u64 = 4 << 20;
 /// Buffers multiqueue holds a stream while no other stream is empty (see [`stream_queue`]).
@@ -295,15 +301,11 @@ impl Plan {
         named
     }
 
-    /// The index room `mp4mux` is asked to reserve, in seconds of media.
-    fn moov_seconds(&self) -> u64 {
-        self.timeline.duration_ms() / 1000 + MOOV_SPARE_S
-    }
-
     /// What the MP4 may take at most: its media is the segments' minus the TS packaging,
-    /// plus the reserved index.
+    /// plus the fragments' index.
     fn bytes_needed(&self) -> u64 {
-        self.segment_bytes + self.moov_seconds() * MOOV_BYTES_PER_SEC * self.tracks + SPARE_BYTES
+        let seconds = self.timeline.duration_ms() / 1000 + INDEX_SPARE_S;
+        self.segment_bytes + seconds * INDEX_BYTES_PER_SEC * self.tracks + SPARE_BYTES
     }
 
     /// Refuse at once when the folder of `out` has less free space than the MP4 needs.
@@ -490,12 +492,8 @@ fn build_remux(
     let queue = stream_queue()?;
     let mux = make("mp4mux")?;
     let sink = make("filesink")?;
-    // Index first (see the module header), without faststart's second copy.
-    mux.set_property(
-        "reserved-max-duration",
-        gst::ClockTime::from_seconds(plan.moov_seconds()).nseconds(),
-    );
-    mux.set_property("reserved-bytes-per-sec", MOOV_BYTES_PER_SEC as u32);
+    // Fragmented: the muxer's memory stays flat (see the module header).
+    mux.set_property("fragment-duration", FRAGMENT_MS);
     sink.set_property("location", tmp.to_string_lossy().as_ref());
     pipeline
         .add_many([&src, &demux, &queue, &mux, &sink])

@@ -2,7 +2,10 @@
 # Checks of `camera-removed`, on the host after the VM: what the host driver deferred (device_back,
 # status ok again, the conversion); every segment roomrecd logged as sealed is catalogued,
 # present, intact and decodes (also those sealed while the camera was gone); the recording is
-# ready and its MP4 is H.264 320x180 with the tone, >= 11 s, holding all its segments.
+# ready and its MP4 is H.264 320x180 with the tone, >= 11 s, holding all its segments, and
+# gapless as ffprobe reads it (lib/gapless.py): the camera's absence is black frames on the
+# capture's clock, so no step above 1.5 packet durations in either track and the MP4 lasts
+# what the segments recorded, within a frame.
 . "$ROOMREC_QEMU_DIR/lib/host.sh"
 . "$ROOMREC_QEMU_DIR/lib/catalog.sh"
 st=$R/storage
@@ -32,5 +35,13 @@ else
   awk -v d="$dur" -v s="$seg_ms" 'BEGIN {exit !(d >= s / 1000 - 0.5)}' \
     && ok "the MP4 (${dur} s) holds all the recording's segments (${seg_ms} ms)" \
     || nok "the MP4 (${dur} s) lacks media of the segments catalogued for $rid (${seg_ms} ms)"
+  segs=$(sqlite3 "$st/catalog.sqlite3" "SELECT s.path FROM segments s JOIN segment_recordings sr
+    ON sr.seq = s.seq WHERE sr.recording_id = '$rid' ORDER BY s.seq" | sed "s|^|$st/|")
+  # shellcheck disable=SC2086  # one argument per segment path (no spaces in them)
+  if python3 "$ROOMREC_QEMU_DIR/lib/gapless.py" "$mp4" $segs > "$R/gapless.txt" 2>&1; then
+    ok "ffprobe: the MP4 is gapless across the camera's loss: $(tail -1 "$R/gapless.txt")"
+  else
+    nok "ffprobe: the MP4 is not gapless across the camera's loss: $(tr '\n' ' ' < "$R/gapless.txt")"
+  fi
 fi
 exit $bad
