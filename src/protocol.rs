@@ -509,9 +509,11 @@ pub enum Action {
     ListRecordings {
         state: Option<RecordingState>,
     },
+    /// Admins: a confidence picture on `<p>/preview` now (when idle: of the camera).
+    Preview,
 }
 
-pub const ACTIONS: [&str; 17] = [
+pub const ACTIONS: [&str; 18] = [
     "start",
     "pause",
     "resume",
@@ -529,6 +531,7 @@ pub const ACTIONS: [&str; 17] = [
     "mute",
     "status",
     "list_recordings",
+    "preview",
 ];
 
 impl Action {
@@ -551,6 +554,7 @@ impl Action {
             Action::Mute { .. } => "mute",
             Action::Status => "status",
             Action::ListRecordings { .. } => "list_recordings",
+            Action::Preview => "preview",
         }
     }
 }
@@ -744,6 +748,7 @@ impl Fields<'_> {
                 })?,
             },
             "status" => Action::Status,
+            "preview" => Action::Preview,
             "list_recordings" => Action::ListRecordings {
                 state: match self.opt_string("state")? {
                     None => None,

@@ -319,6 +319,7 @@ impl Core {
                 self.observe(Fact::Capturing(capturing)).await;
             }
             Effect::SetMuted(muted) => self.media.send(MediaCommand::SetMuted(muted)),
+            Effect::TakePreview => self.media.send(MediaCommand::TakePreview),
             Effect::Convert { recording_id } => self.start_conversion(recording_id).await,
             Effect::StopConversion { recording_id } => self.conversions.cancel(&recording_id),
             Effect::Discard { recording_id } => {

@@ -380,6 +380,7 @@ impl Actor {
                 }
                 tracing::info!(sharing, "content sharing set");
             }
+            MediaCommand::TakePreview => self.take_preview(),
             MediaCommand::SetCapture {
                 mut recordings,
                 marks,
@@ -388,6 +389,24 @@ impl Actor {
                 recordings.dedup();
                 self.set_capture(recordings, marks);
             }
+        }
+    }
+
+    /// An admin's `preview`: the recorded picture's next frame while capturing; else one
+    /// picture of the camera, taken here (so a capture asked for next finds the camera free).
+    fn take_preview(&mut self) {
+        if let Some(r) = &self.running {
+            if !r.capture.take_preview_now() {
+                tracing::warn!("no preview picture: this capture has none (see its start)");
+            }
+            return;
+        }
+        match super::preview::snapshot(&self.settings) {
+            Ok(jpeg) => {
+                tracing::info!(bytes = jpeg.len(), "preview picture of the camera taken");
+                self.report(MediaFact::Preview(jpeg));
+            }
+            Err(e) => tracing::warn!(error = %e, "no preview picture of the camera"),
         }
     }
 

@@ -211,6 +211,9 @@ pub enum MediaCommand {
     /// The meeting snapshot's `sharing` (D2): with `pip`, switches the picture between the
     /// camera alone and the content with the camera in a corner. Kept across captures.
     SetSharing(bool),
+    /// A confidence picture now: of the recorded picture while capturing, else one frame of
+    /// the camera in a pipeline of its own (`MediaFact::Preview` either way).
+    TakePreview,
 }
 
 /// What media reports back, in the order it happened.

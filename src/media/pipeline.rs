@@ -58,7 +58,7 @@ pub(crate) struct Capture {
     /// W3, W4: the audio watermark's payload switch (no payload: the sound passes unmarked).
     audio_mark: Option<MarkSwitch>,
     /// The confidence picture of the main video stream; none if it could not be set up.
-    _preview: Option<Preview>,
+    preview: Option<Preview>,
 }
 
 struct Pip {
@@ -125,10 +125,16 @@ impl Capture {
             aux_video,
             watermarks,
             audio_mark,
-            _preview: preview,
+            preview,
         };
         capture.set_sharing(state.sharing);
         Ok(capture)
+    }
+
+    /// The confidence picture of the next frame (an admin's `preview`); false when this
+    /// capture has no preview.
+    pub fn take_preview_now(&self) -> bool {
+        self.preview.as_ref().inspect(|p| p.take_now()).is_some()
     }
 
     /// Multi-stream: a key frame on the content stream now, so a new segment's content

@@ -1,10 +1,12 @@
 //! The confidence picture (issue 14): a small JPEG of exactly what is being recorded, every
-//! [`PREVIEW_INTERVAL`] while capturing, for the admin console (`<p>/preview`).
+//! [`PREVIEW_INTERVAL`] while capturing and at once on an admin's `preview`, for the admin
+//! console (`<p>/preview`); and while nothing captures, on `preview`, one picture of the
+//! camera ([`snapshot`]).
 //!
 //! Owns: taking a frame of the recorded video stream after its watermark (the composite
 //! with picture-in-picture: what the encoder gets), scaling and encoding it in a pipeline of
-//! its own, and posting the JPEG on the capture's bus. Must not touch: the recording's chain
-//! (it only takes a reference to a frame), MQTT.
+//! its own, and posting the JPEG on the capture's bus; the snapshot pipeline. Must not touch:
+//! the recording's chain (it only takes a reference to a frame), MQTT.
 //!
 //! Why a pipeline of its own and not a tee in the capture: whatever happens to the preview
 //! (a missing JPEG encoder, an error, a stall) stays in it. The capture's probe hands it a
@@ -35,6 +37,8 @@ const MESSAGE: &str = "roomrec-preview";
 /// The preview of one capture; its pipeline stops when this is dropped.
 pub struct Preview {
     encoder: gst::Pipeline,
+    /// The running time from which the next frame is taken.
+    next_due: Arc<Mutex<u64>>,
 }
 
 impl Drop for Preview {
@@ -57,11 +61,12 @@ impl Preview {
             .static_pad("src")
             .ok_or_else(|| MediaError::Pipeline("the watermark has no src pad".into()))?;
         let next_due = Arc::new(Mutex::new(0u64));
+        let due = next_due.clone();
         pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
             let Some(running) = super::buffer_running_time_ns(pad, info) else {
                 return gst::PadProbeReturn::Ok;
             };
-            let mut due = next_due.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut due = due.lock().unwrap_or_else(PoisonError::into_inner);
             if running >= *due {
                 *due = running + PREVIEW_INTERVAL.as_nanos() as u64;
                 if let Some(frame) = info.buffer() {
@@ -75,7 +80,12 @@ impl Preview {
         encoder
             .set_state(gst::State::Playing)
             .map_err(|_| MediaError::Pipeline("the preview encoder refused to start".into()))?;
-        Ok(Preview { encoder })
+        Ok(Preview { encoder, next_due })
+    }
+
+    /// Take the next frame that comes (an admin's `preview`), then every interval again.
+    pub fn take_now(&self) {
+        *self.next_due.lock().unwrap_or_else(PoisonError::into_inner) = 0;
     }
 }
 
@@ -166,6 +176,98 @@ fn post_pictures(sink: &gst::Element, capture: &gst::Pipeline) -> Result<(), Med
         gst::PadProbeReturn::Ok
     });
     Ok(())
+}
+
+/// Frames let through before the snapshot's picture: a camera just opened adjusts its
+/// exposure over its first frames.
+const SNAPSHOT_SKIP_FRAMES: u64 = 10;
+/// How long a snapshot may take before it is given up (a camera that sends nothing).
+const SNAPSHOT_TIMEOUT: gst::ClockTime = gst::ClockTime::from_seconds(5);
+
+/// One picture of the camera while nothing captures (an admin's `preview`), as a JPEG of
+/// the preview's size. Blocking, up to [`SNAPSHOT_TIMEOUT`]: the camera is open only for it,
+/// and closed when it returns, so a capture started after it finds the camera free.
+pub fn snapshot(settings: &super::MediaSettings) -> Result<Vec<u8>, MediaError> {
+    let err = |e: &dyn std::fmt::Display| MediaError::Pipeline(format!("snapshot: {e}"));
+    let mut chain = super::sources::camera_snapshot_chain(settings)?;
+    for factory in ["videoconvert", "videoscale"] {
+        chain.push(make(factory)?);
+    }
+    let small = make("capsfilter")?;
+    small.set_property(
+        "caps",
+        gst::Caps::builder("video/x-raw")
+            .field("format", "I420")
+            .field("width", PREVIEW_WIDTH as i32)
+            .field(
+                "height",
+                preview_height(settings.width, settings.height) as i32,
+            )
+            .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+            .build(),
+    );
+    chain.push(small);
+    let jpeg = make("jpegenc")?;
+    jpeg.set_property("quality", JPEG_QUALITY);
+    chain.push(jpeg);
+    let sink = make("appsink")?;
+    sink.set_property("sync", false);
+    sink.set_property("max-buffers", 1u32);
+    chain.push(sink.clone());
+    let pipeline = gst::Pipeline::with_name("snapshot");
+    pipeline.add_many(&chain).map_err(|e| err(&e))?;
+    gst::Element::link_many(&chain).map_err(|e| err(&e))?;
+    let result = run_snapshot(&pipeline, &sink);
+    let _ = pipeline.set_state(gst::State::Null);
+    result
+}
+
+/// Play `pipeline` until `sink` has the JPEG of the frame after [`SNAPSHOT_SKIP_FRAMES`].
+fn run_snapshot(pipeline: &gst::Pipeline, sink: &gst::Element) -> Result<Vec<u8>, MediaError> {
+    pipeline.set_state(gst::State::Playing).map_err(|_| {
+        MediaError::Pipeline("snapshot: the camera pipeline refused to start".into())
+    })?;
+    let bus = pipeline
+        .bus()
+        .ok_or_else(|| MediaError::Pipeline("snapshot: no bus".into()))?;
+    let deadline = std::time::Instant::now() + Duration::from(SNAPSHOT_TIMEOUT);
+    let mut frames = 0u64;
+    while std::time::Instant::now() < deadline {
+        if let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Eos]) {
+            return Err(MediaError::Pipeline(match msg.view() {
+                gst::MessageView::Error(e) => format!("snapshot: {}", e.error()),
+                _ => "snapshot: the camera ended before giving a picture".into(),
+            }));
+        }
+        let sample = sink.emit_by_name::<Option<gst::Sample>>(
+            "try-pull-sample",
+            &[&gst::ClockTime::from_mseconds(100)],
+        );
+        let Some(sample) = sample else {
+            continue;
+        };
+        frames += 1;
+        if frames <= SNAPSHOT_SKIP_FRAMES {
+            continue;
+        }
+        let buffer = sample
+            .buffer()
+            .ok_or_else(|| MediaError::Pipeline("snapshot: a sample without a buffer".into()))?;
+        let map = buffer
+            .map_readable()
+            .map_err(|e| MediaError::Pipeline(format!("snapshot: {e}")))?;
+        if map.len() > PREVIEW_MAX_BYTES {
+            return Err(MediaError::Pipeline(format!(
+                "snapshot: the picture is {} bytes, over the {PREVIEW_MAX_BYTES} limit",
+                map.len()
+            )));
+        }
+        return Ok(map.to_vec());
+    }
+    Err(MediaError::Timeout {
+        seconds: SNAPSHOT_TIMEOUT.seconds(),
+        doing: "taking a picture of the camera",
+    })
 }
 
 /// The JPEG in an element message of the preview; `None` for any other message.

@@ -284,6 +284,42 @@ pub(crate) fn camera_pipeline(
     device_pipeline(name, &chain)
 }
 
+/// The camera alone, for one picture while nothing captures (an admin's `preview`): the
+/// test picture, or the configured (else first usable) V4L2 camera opened as capture opens
+/// it. Ends in raw video of the camera's own size; the caller scales and encodes.
+pub(crate) fn camera_snapshot_chain(
+    settings: &MediaSettings,
+) -> Result<Vec<gst::Element>, MediaError> {
+    match settings.source {
+        Source::Test => {
+            let src = make("videotestsrc")?;
+            let pattern = match settings.test_picture {
+                TestPicture::Bars => "smpte75",
+                TestPicture::Ball | TestPicture::Sync => "ball",
+            };
+            src.set_property_from_str("pattern", pattern);
+            Ok(vec![src, capsfilter(&video_caps(settings))?])
+        }
+        Source::V4l2 => {
+            let choice = super::devices::choose_camera(
+                settings.camera.as_deref(),
+                super::inputs::camera_match(settings),
+                settings.content.as_deref(),
+                super::inputs::limits(settings),
+            )
+            .map_err(|e| MediaError::Pipeline(e.to_string()))?;
+            let src = make("v4l2src")?;
+            src.set_property("device", choice.path.to_string_lossy().as_ref());
+            src.set_property_from_str("io-mode", "mmap");
+            let mut chain = vec![src, capsfilter(&choice.caps())?];
+            if choice.is_mjpeg() {
+                chain.push(make("jpegdec")?);
+            }
+            Ok(chain)
+        }
+    }
+}
+
 /// A device pipeline: `alsasrc` → convert, resample → `interaudiosink`.
 pub(crate) fn microphone_pipeline(
     device: &str,

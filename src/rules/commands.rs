@@ -82,6 +82,10 @@ impl Engine {
                 self.delete(actor, recording_id, ctx, now, out)?;
                 Ok(None)
             }
+            Action::Preview => {
+                self.preview(actor, out)?;
+                Ok(None)
+            }
             Action::Mute { muted } if matches!(actor, Actor::Admin(_)) => {
                 self.set_muted(*muted, out);
                 Ok(None)
@@ -101,6 +105,28 @@ impl Engine {
                 }
             },
         }
+    }
+
+    /// `preview`: admins only; while capturing, or with no meeting on (see the module header).
+    fn preview(&self, actor: &Actor, out: &mut Vec<Output>) -> Result<(), ErrorBody> {
+        if let Actor::Participant(p) = actor {
+            return Err(err(
+                ErrorCode::Forbidden,
+                format!("only administrators can ask for a preview; {p} is a participant"),
+            ));
+        }
+        if let (true, Some(m)) = (self.capture.is_empty(), self.active()) {
+            return Err(err(
+                ErrorCode::Forbidden,
+                format!(
+                    "meeting {} is on and nothing records it: the camera's picture is not \
+                     taken without a recording; ask again once it is recorded or has ended",
+                    m.meeting_id
+                ),
+            ));
+        }
+        out.push(Output::Effect(Effect::TakePreview));
+        Ok(())
     }
 
     /// Participant actions need an active meeting the actor is in.
@@ -164,6 +190,7 @@ impl Engine {
             // Answered in `run` before the meeting checks; listed so a new action is not
             // silently accepted here.
             Action::Status
+            | Action::Preview
             | Action::ListRecordings { .. }
             | Action::StopConversion { .. }
             | Action::Finalize { .. }

@@ -59,7 +59,9 @@
 //!   `stop_conversion`/`finalize` the owner. `finalize` of a cloud recording (upload failed)
 //!   retries completion. Deleting a live recording or a running conversion is a `conflict`.
 //! - **Admins** may use `status`, `list_recordings`, `mute`, `stop_conversion`, `finalize`,
-//!   `share` and `delete`; anything else is `forbidden`.
+//!   `share`, `delete` and `preview`; anything else is `forbidden`. `preview` takes a picture
+//!   now: of what is recorded, or when nothing is and no meeting is active, of the camera. A
+//!   meeting that is on and not recorded is `forbidden`: nobody there agreed to a picture.
 //! - **Restore.** The version applied before the restart is restored too: until a snapshot
 //!   applies, one older than it is stale, while the same version (the broker's retained copy)
 //!   applies again, since the engine holds no meeting yet.
@@ -303,6 +305,9 @@ pub enum Effect {
     Share { recording_id: Id, shared: bool },
     /// E2: remove the recording's objects and local copies.
     Delete { recording_id: Id },
+    /// An admin's `preview`: media publishes a confidence picture now (of the recorded
+    /// picture while capturing, else of the camera).
+    TakePreview,
 }
 
 /// The rules' whole state. Create with [`Engine::new`], feed with [`Engine::handle`].

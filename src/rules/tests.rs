@@ -294,6 +294,7 @@ fn effect_name(e: &Effect) -> &'static str {
         Effect::CompleteCloud { .. } => "CompleteCloud",
         Effect::Share { .. } => "Share",
         Effect::Delete { .. } => "Delete",
+        Effect::TakePreview => "TakePreview",
     }
 }
 
@@ -1107,6 +1108,38 @@ fn status_and_admin_commands() {
     assert_eq!(reply.recordings, Some(listing));
     let (reply, _) = fx.command("u-1", r#"{"action":"list_recordings"}"#);
     assert_eq!(reply.error.map(|e| e.code), Some(ErrorCode::Forbidden));
+}
+
+/// `preview`: admins only; while something is recorded or no meeting is on, never of a
+/// meeting that is on and not recorded.
+#[test]
+fn preview_is_for_admins_and_never_of_an_unrecorded_meeting() {
+    const PREVIEW: &str = r#"{"action":"preview"}"#;
+    let takes = |out: &[Output]| {
+        out.iter()
+            .filter(|o| matches!(o, Output::Effect(Effect::TakePreview)))
+            .count()
+    };
+    let mut fx = Fx::new();
+    let (reply, out) = fx.command("admin:ops", PREVIEW);
+    let error = reply.error.expect("refused during an unrecorded meeting");
+    assert_eq!(error.code, ErrorCode::Forbidden);
+    assert!(error.message.contains("nothing records it"), "{error:?}");
+    assert_eq!(takes(&out), 0);
+    let (reply, out) = fx.command("u-1", PREVIEW);
+    assert_eq!(reply.error.map(|e| e.code), Some(ErrorCode::Forbidden));
+    assert_eq!(takes(&out), 0, "a participant gets no picture");
+
+    fx.command("u-1", START_LOCAL);
+    let (reply, out) = fx.command("admin:ops", PREVIEW);
+    assert!(reply.ok, "while recording: {reply:?}");
+    assert_eq!(takes(&out), 1);
+
+    fx.roster(|m| m.state = MeetingState::Ended);
+    assert!(fx.capture.is_empty(), "the meeting's end stops capture");
+    let (reply, out) = fx.command("admin:ops", PREVIEW);
+    assert!(reply.ok, "no meeting on: {reply:?}");
+    assert_eq!(takes(&out), 1);
 }
 
 #[test]

@@ -110,3 +110,76 @@ async fn the_preview_is_a_small_jpeg_of_the_recorded_picture_while_recording() {
         "a preview after the recording stopped"
     );
 }
+
+/// An admin's `preview`: refused while a meeting is on and nothing records it (nobody there
+/// agreed to a picture); taken while it records; and with no meeting on, one picture of the
+/// camera (here the test picture, without the meeting's watermark: nothing is recorded),
+/// published like the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_gets_a_preview_on_request_but_never_of_an_unrecorded_meeting() {
+    let broker = Broker::start();
+    let port = broker.port;
+    let mut device = Device::start_custom(|dir| {
+        config_text(port, dir, "").replace("width = 320\nheight = 240", "width = 640\nheight = 360")
+    });
+    let mut c = Client::connect(&broker).await;
+    c.licence("2099-01-01T00:00:00Z").await;
+    let mut meeting = common::device::meeting(1);
+    meeting["settings"] = json!({"watermark": {"video": "single", "text": TEXT}});
+    c.meeting(meeting).await;
+    c.wait_state("meeting applied", |s| s["meeting_version"] == 1)
+        .await;
+
+    let r = c
+        .cmd(json!({"actor": "admin:ops", "action": "preview"}))
+        .await;
+    assert_eq!(r["ok"], false, "{r}");
+    assert_eq!(r["error"]["code"], "forbidden", "{r}");
+    c.drain_for(Duration::from_secs(2)).await;
+    assert!(
+        !c.seen.iter().any(is_preview),
+        "a picture of an unrecorded meeting"
+    );
+    let r = c.cmd(json!({"actor": "u-1", "action": "preview"})).await;
+    assert_eq!(r["error"]["code"], "forbidden", "a participant: {r}");
+
+    c.start_recording("u-1", "local").await;
+    c.wait("the first preview", is_preview).await;
+    c.seen.clear();
+    let r = c
+        .cmd(json!({"actor": "admin:ops", "action": "preview"}))
+        .await;
+    assert_eq!(r["ok"], true, "while recording: {r}");
+    c.wait("the preview asked for", is_preview).await;
+
+    c.end_meeting().await;
+    c.wait_event("recording_stopped").await;
+    c.drain_for(Duration::from_secs(2)).await;
+    c.seen.clear();
+    let r = c
+        .cmd(json!({"actor": "admin:ops", "action": "preview"}))
+        .await;
+    assert_eq!(r["ok"], true, "no meeting on: {r}");
+    let picture = c.wait("a picture of the camera", is_preview).await;
+    let mut late = Client::connect(&broker).await;
+    let retained = late.wait("the retained picture", is_preview).await;
+    assert_eq!(
+        retained.payload, picture.payload,
+        "retained like the others"
+    );
+    let work = tempfile::tempdir().unwrap();
+    let jpeg = work.path().join("camera.jpg");
+    std::fs::write(&jpeg, &picture.payload).unwrap();
+    assert_eq!(probe(&jpeg), "mjpeg,320,180", "what ffprobe reads");
+    assert!(
+        (1_000..=roomrec::media::PREVIEW_MAX_BYTES).contains(&picture.payload.len()),
+        "{} bytes",
+        picture.payload.len()
+    );
+    assert!(
+        !Reader::new(TEXT).reads_picture(&jpeg),
+        "the camera's picture carries no recording's watermark"
+    );
+    assert!(device.log().contains("preview picture of the camera taken"));
+    assert_eq!(device.stop(), Some(0));
+}
