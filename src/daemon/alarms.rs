@@ -246,8 +246,7 @@ fn disk_low(i: &Inputs) -> bool {
 
 fn upload_backlog(i: &Inputs) -> bool {
     i.store_reachable
-        && i
-            .oldest_pending
+        && i.oldest_pending
             .is_some_and(|sealed| i.wall_ms.saturating_sub(sealed.0) > BACKLOG_OLDER_THAN_MS)
 }
 
@@ -595,7 +594,11 @@ mod tests {
             let active = alarms.active();
             assert_eq!(active.len(), 1, "{active:?}");
             assert_eq!(active[0].severity, Severity::Critical);
-            assert_eq!(active[0].since, at(1_500).wall, "{id}: since the first sample");
+            assert_eq!(
+                active[0].since,
+                at(1_500).wall,
+                "{id}: since the first sample"
+            );
             let (_, seen) = run(&steps(&[
                 &[(0, Fact::Capturing(true))],
                 &every_second(0, 12_000, look),
@@ -618,7 +621,8 @@ mod tests {
     /// turns frozen (or back) starts its own count.
     #[test]
     fn picture_alarms_need_a_recording_and_a_fresh_sample() {
-        let table: [(&str, Vec<(u64, Fact)>, &[(u64, &str)]); 4] = [
+        type Case<'a> = (&'a str, Vec<(u64, Fact)>, &'a [(u64, &'a str)]);
+        let table: [Case; 4] = [
             ("idle", every_second(0, 30_000, BLACK), &[]),
             (
                 "stopped",
@@ -633,7 +637,10 @@ mod tests {
                 "restarted: the old sample does not count",
                 steps(&[
                     &[(0, Fact::Capturing(true)), (0, BLACK)],
-                    &[(5_000, Fact::Capturing(false)), (5_000, Fact::Capturing(true))],
+                    &[
+                        (5_000, Fact::Capturing(false)),
+                        (5_000, Fact::Capturing(true)),
+                    ],
                     &[(20_000, Fact::Tick), (20_000, BLACK), (30_000, Fact::Tick)],
                 ]),
                 &[(30_000, "+picture_black")],
@@ -678,7 +685,10 @@ mod tests {
         );
         let active = alarms.active();
         assert_eq!(active[0].severity, Severity::Warning);
-        assert!(active[0].message.contains("storage.max_bytes"), "{active:?}");
+        assert!(
+            active[0].message.contains("storage.max_bytes"),
+            "{active:?}"
+        );
     }
 
     /// The age is wall time since the oldest waiting segment was sealed: a backlog from
@@ -714,7 +724,11 @@ mod tests {
             ])
         );
         let active = alarms.active();
-        assert_eq!(active[0].since, at(3_600_001).wall, "since it crossed the hour");
+        assert_eq!(
+            active[0].since,
+            at(3_600_001).wall,
+            "since it crossed the hour"
+        );
         assert_eq!(active[0].severity, Severity::Warning);
     }
 
@@ -740,7 +754,10 @@ mod tests {
             ])
         );
         let message = &alarms.active()[0].message;
-        assert!(message.contains("signed admin commands may be refused"), "{message}");
+        assert!(
+            message.contains("signed admin commands may be refused"),
+            "{message}"
+        );
         // Never looked at, or synchronised all along: nothing.
         let (_, seen) = run(&[(0, Fact::Tick), (900_000, Fact::Tick)]);
         assert!(seen.is_empty(), "{seen:?}");
@@ -806,15 +823,22 @@ mod tests {
         assert_eq!(ids.len(), ALL.len());
         let (alarms, _) = run(&[
             (0, Fact::DeviceLost(Device::Microphone)),
-            (1_000, Fact::Room {
-                remaining_record_s: Some(60),
-            }),
+            (
+                1_000,
+                Fact::Room {
+                    remaining_record_s: Some(60),
+                },
+            ),
             (2_000, Fact::DeviceLost(Device::Camera)),
         ]);
         let active: Vec<AlarmId> = alarms.active().iter().map(|a| a.id).collect();
         assert_eq!(
             active,
-            [AlarmId::MicrophoneLost, AlarmId::DiskLow, AlarmId::CameraLost]
+            [
+                AlarmId::MicrophoneLost,
+                AlarmId::DiskLow,
+                AlarmId::CameraLost
+            ]
         );
         for rule in RULES {
             assert!(rule.message.ends_with('.'), "{:?}", rule.id);

@@ -68,7 +68,15 @@ mod tests {
             let mut tx: libc::timex = std::mem::zeroed();
             (libc::adjtimex(&mut tx), tx.status)
         };
-        assert_eq!(read, state != libc::TIME_ERROR, "state {state}, status {status:#x}");
-        assert_eq!(read, status & libc::STA_UNSYNC == 0, "state {state}, status {status:#x}");
+        assert_eq!(
+            read,
+            state != libc::TIME_ERROR,
+            "state {state}, status {status:#x}"
+        );
+        assert_eq!(
+            read,
+            status & libc::STA_UNSYNC == 0,
+            "state {state}, status {status:#x}"
+        );
     }
 }

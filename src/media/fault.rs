@@ -137,7 +137,9 @@ pub(crate) fn freeze_when_asked(segments_dir: &Path, pipeline: &gst::Pipeline) {
         let Some(running) = super::buffer_running_time_ns(pad, info) else {
             return gst::PadProbeReturn::Ok;
         };
-        let mut state = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if running >= state.0 {
             state.0 = running + FREEZE_POLL_NS;
             match (trigger.exists(), state.1.is_some()) {

@@ -51,7 +51,7 @@ pub use devices::{
     devices, Camera, CameraChoice, CameraFormat, DeviceError, DeviceReport, Limits, Microphone,
 };
 pub use inputs::Kind as DeviceKind;
-pub use picture_check::{PictureCheck, PictureLook, PICTURE_CHECK_INTERVAL};
+pub use picture_check::{PictureCheck, PictureGrid, PictureLook, PICTURE_CHECK_INTERVAL};
 pub use pipeline::LEVEL_INTERVAL;
 pub(crate) use pipeline::{buffer_running_time_ns, make};
 pub use preview::{Preview, PREVIEW_INTERVAL, PREVIEW_MAX_BYTES, PREVIEW_WIDTH};

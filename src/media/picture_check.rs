@@ -25,8 +25,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use gst::prelude::*;
-use gstreamer as gst;
 use gst_video::prelude::*;
+use gstreamer as gst;
 use gstreamer_video as gst_video;
 
 use super::MediaError;
@@ -64,14 +64,14 @@ impl PictureGrid {
     /// the centres of a [`GRID_COLUMNS`] × [`GRID_ROWS`] grid of cells.
     pub fn sample(plane: &[u8], stride: usize, width: usize, height: usize) -> PictureGrid {
         let (columns, rows) = (GRID_COLUMNS.min(width), GRID_ROWS.min(height));
+        let xs: Vec<usize> = (0..columns)
+            .map(|c| (2 * c + 1) * width / (2 * columns))
+            .collect();
         let mut values = Vec::with_capacity(columns * rows);
         for r in 0..rows {
-            let y = (2 * r + 1) * height / (2 * rows);
-            for c in 0..columns {
-                let x = (2 * c + 1) * width / (2 * columns);
-                // A short plane (never from a valid frame) reads as black, not as a panic.
-                values.push(plane.get(y * stride + x).copied().unwrap_or(16));
-            }
+            let row = (2 * r + 1) * height / (2 * rows) * stride;
+            // A short plane (never from a valid frame) reads as black, not as a panic.
+            values.extend(xs.iter().map(|x| plane.get(row + x).copied().unwrap_or(16)));
         }
         PictureGrid(values)
     }
@@ -242,7 +242,10 @@ mod tests {
     fn a_dark_picture_with_something_in_it_is_not_black() {
         for (w, h) in [(320, 240), (1280, 720), (1920, 1080)] {
             for (cx, cy) in [(20, 20), (w / 2, h / 2), (w - 21, h - 21)] {
-                assert!(!grid(w, h, ball(cx, cy)).is_black(), "{w}x{h} ball at {cx},{cy}");
+                assert!(
+                    !grid(w, h, ball(cx, cy)).is_black(),
+                    "{w}x{h} ball at {cx},{cy}"
+                );
             }
         }
         assert!(!grid(640, 360, noisy(22, 12, 1)).is_black());
@@ -287,7 +290,11 @@ mod tests {
     #[test]
     fn the_grid_is_spread_over_the_whole_frame_and_fits_small_frames() {
         // Only the bottom-right corner lit: some samples see it.
-        let corner = grid(1280, 720, |x, y| if x >= 1200 && y >= 680 { 235 } else { 16 });
+        let corner = grid(
+            1280,
+            720,
+            |x, y| if x >= 1200 && y >= 680 { 235 } else { 16 },
+        );
         assert!(corner.0.contains(&235));
         assert_eq!(corner.0.len(), GRID_COLUMNS * GRID_ROWS);
         assert_eq!(grid(64, 48, |_, _| 16).0.len(), 64 * 48);

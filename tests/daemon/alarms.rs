@@ -249,7 +249,10 @@ async fn picture_alarm_round_trip(trigger: &str, id: &str, other: &str, words: &
     let alarm = &raised["alarm"];
     assert_eq!(alarm["severity"], "critical", "{raised}");
     assert!(
-        alarm["message"].as_str().unwrap_or_default().contains(words),
+        alarm["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(words),
         "{raised}"
     );
     let since = at(&alarm["since"]);
@@ -273,8 +276,13 @@ async fn picture_alarm_round_trip(trigger: &str, id: &str, other: &str, words: &
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_black_picture_raises_an_alarm_after_10_s_and_clears_when_the_picture_returns() {
     use roomrec::media::fault::BLACK_PICTURE_FILE;
-    picture_alarm_round_trip(BLACK_PICTURE_FILE, "picture_black", "picture_frozen", "black")
-        .await;
+    picture_alarm_round_trip(
+        BLACK_PICTURE_FILE,
+        "picture_black",
+        "picture_frozen",
+        "black",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -302,12 +310,18 @@ async fn disk_low_holds_while_the_budget_is_under_an_hour_of_recording() {
         let config = common::device::config_text(port, dir, "");
         let storage = format!("dir = \"{}\"\n", dir.join("storage").display());
         assert!(config.contains(&storage), "{config}");
-        config.replacen(&storage, &format!("{storage}max_bytes = {BUDGET_BYTES}\n"), 1)
+        config.replacen(
+            &storage,
+            &format!("{storage}max_bytes = {BUDGET_BYTES}\n"),
+            1,
+        )
     });
     let mut c = Client::connect(&broker).await;
     // Raised at start, before the first connection: a console reads it from the status.
     let status = status_with(&mut c, "status listing disk_low", |s| lists(s, "disk_low")).await;
-    let remaining = status["storage"]["remaining_record_s"].as_u64().unwrap_or(0);
+    let remaining = status["storage"]["remaining_record_s"]
+        .as_u64()
+        .unwrap_or(0);
     assert!((3_000..3_600).contains(&remaining), "{status}");
     let alarm = status["alarms"]
         .as_array()
@@ -330,7 +344,9 @@ async fn disk_low_holds_while_the_budget_is_under_an_hour_of_recording() {
         !lists(s, "disk_low") && s["storage"]["remaining_record_s"].as_u64().is_some()
     })
     .await;
-    let remaining = status["storage"]["remaining_record_s"].as_u64().unwrap_or(0);
+    let remaining = status["storage"]["remaining_record_s"]
+        .as_u64()
+        .unwrap_or(0);
     assert!(remaining >= 3_600, "{status}");
 }
 
@@ -387,8 +403,13 @@ async fn an_upload_backlog_over_an_hour_old_is_an_alarm_while_the_store_answers(
     // The store answers: raised at once, listed, and cleared once the queue has drained.
     let back_at = now_ms();
     s3.restart();
-    let raised =
-        wait_alarm(&mut c, "alarm_raised", "upload_backlog", Duration::from_secs(20)).await;
+    let raised = wait_alarm(
+        &mut c,
+        "alarm_raised",
+        "upload_backlog",
+        Duration::from_secs(20),
+    )
+    .await;
     let alarm = &raised["alarm"];
     assert_eq!(alarm["severity"], "warning", "{raised}");
     assert!(
@@ -399,9 +420,17 @@ async fn an_upload_backlog_over_an_hour_old_is_an_alarm_while_the_store_answers(
         "{raised}"
     );
     assert!(at(&alarm["since"]) >= back_at, "{raised}");
-    status_with(&mut c, "status listing upload_backlog", |s| lists(s, "upload_backlog")).await;
-    let cleared =
-        wait_alarm(&mut c, "alarm_cleared", "upload_backlog", Duration::from_secs(60)).await;
+    status_with(&mut c, "status listing upload_backlog", |s| {
+        lists(s, "upload_backlog")
+    })
+    .await;
+    let cleared = wait_alarm(
+        &mut c,
+        "alarm_cleared",
+        "upload_backlog",
+        Duration::from_secs(60),
+    )
+    .await;
     assert_eq!(cleared["alarm"], *alarm, "{cleared}");
     let status = status_with(&mut c, "status without upload_backlog", |s| {
         !lists(s, "upload_backlog")
