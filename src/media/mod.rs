@@ -5,9 +5,10 @@
 //! (fsync file and folder, size, SHA-256) before anyone hears of them, probing media with the
 //! Discoverer and remuxing a recording's segments into one MP4 (L5).
 //!
-//! Must not touch: SQLite, MQTT, the recording rules. Media only carries out
-//! `Effect::SetCapture` / `Effect::SetMuted` and reports facts ([`MediaFact`]); the daemon turns
-//! those into catalog rows and engine inputs.
+//! Must not touch: SQLite, MQTT, the recording rules, the health alarms. Media only carries
+//! out `Effect::SetCapture` / `Effect::SetMuted` and reports facts ([`MediaFact`]: among them
+//! the levels, the picture check's looks and lost devices); the daemon turns those into
+//! catalog rows, engine inputs and alarm facts.
 //!
 //! Why MPEG-TS segments: the cloud HLS playlist points straight at the segment objects, and
 //! HLS players take MPEG-TS (or fMP4), not Matroska. TS is also crash-safe: it is a stream of
