@@ -1088,6 +1088,21 @@ pub struct TranscriptionStatus {
 pub enum AlarmId {
     /// Recording, not muted, and the recorded sound below -60 dBFS RMS for 30 s.
     MicrophoneSilent,
+    /// Recording, and the recorded picture unchanged for 10 s (sampled about once a second).
+    PictureFrozen,
+    /// Recording, and the recorded picture black for 10 s.
+    PictureBlack,
+    /// The storage budget holds less than one hour of recording.
+    DiskLow,
+    /// The store is reachable and the oldest segment waiting for its upload is over an hour
+    /// old.
+    UploadBacklog,
+    /// The kernel says the system clock is not synchronised (10 min on end).
+    ClockUnsynchronised,
+    /// The camera was lost while capturing and has not come back.
+    CameraLost,
+    /// The microphone was lost while capturing and has not come back.
+    MicrophoneLost,
 }
 
 /// How urgent an alarm is.

@@ -338,6 +338,18 @@ impl Catalog {
         Ok((to_u64("upload jobs", jobs)?, to_u64("upload bytes", bytes)?))
     }
 
+    /// When the oldest segment still waiting for an upload was sealed; `None` when none waits
+    /// (the `upload_backlog` alarm's age).
+    pub fn oldest_pending_upload(&self) -> Result<Option<Timestamp>, CatalogError> {
+        let sealed_at: Option<i64> = self.conn.query_row(
+            "SELECT MIN(s.sealed_at)
+             FROM uploads u JOIN segments s ON s.seq = u.seq WHERE u.state != 'uploaded'",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(sealed_at.map(Timestamp))
+    }
+
     /// The meeting snapshot saved last (possibly "no meeting"), or `None` if none ever was.
     pub fn last_meeting(&self) -> Result<Option<MeetingSnapshot>, CatalogError> {
         let row: Option<(Option<i64>, Option<String>)> = self

@@ -20,10 +20,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::admission::{Admission, Admitted};
-use super::alarms::Fact;
+use super::alarms::{Device, Fact};
 use super::barrier::{MediaBarrier, MEDIA_RELEASE_TIMEOUT};
 use super::catalog_thread::CatalogHandle;
-use super::clock::Clock;
+use super::clock::{self, Clock};
 use super::conversion::{ConversionDone, Conversions};
 use super::dispatch::{self, to_json, Plan};
 use super::housekeeping;
@@ -35,7 +35,7 @@ use crate::auth::Verifier;
 use crate::catalog::{Op, SegmentRecord};
 use crate::config::StorageConfig;
 use crate::control::{Destination, Inbound, Outbound, ResponseAddr, Topic};
-use crate::media::{MediaCommand, MediaFact, MediaHandle, SealedFile};
+use crate::media::{DeviceKind, MediaCommand, MediaFact, MediaHandle, SealedFile};
 use crate::protocol::{
     AudioLevels, Command, DeviceHealth, ErrorBody, ErrorCode, Id, LevelsDoc, MeetingState,
     RecordingInfo, RecordingKind, Reply, Timestamp,
@@ -399,10 +399,17 @@ impl Core {
                 pending,
                 pending_bytes,
                 last_error,
+                oldest_pending,
+                store_reachable,
             } => {
                 if self.status.set_uploads(pending, pending_bytes, last_error) {
                     self.publish_status().await;
                 }
+                let fact = Fact::Uploads {
+                    oldest_pending,
+                    store_reachable,
+                };
+                self.observe(fact).await;
             }
             UploadFact::Deleted { freed_bytes, .. } => {
                 // The deleted recording's local segments are gone: the budget has room again.
@@ -457,6 +464,13 @@ impl Core {
                 self.feed(Input::MicMuted(muted), None).await
             }
             MediaFact::Levels(levels) => self.on_levels(levels).await,
+            MediaFact::Picture(look) => {
+                let fact = Fact::Picture {
+                    black: look.black,
+                    frozen: look.frozen,
+                };
+                self.observe(fact).await
+            }
             // Retained, so a console that opens the device sees the latest picture at once.
             MediaFact::Preview(jpeg) => {
                 self.publish(Outbound::device(Topic::Preview, jpeg, true))
@@ -489,19 +503,34 @@ impl Core {
                 let problems = device_problems(camera, microphone);
                 self.feed(Input::DevicesUnusable(problems), None).await;
                 self.publish_status().await;
+                let usable = Fact::DevicesUsable {
+                    camera: camera == DeviceHealth::Ok,
+                    microphone: microphone == DeviceHealth::Ok,
+                };
+                self.observe(usable).await;
             }
-            MediaFact::DeviceLost { device, message } => {
-                warn!(%device, %message, "capture device lost; recording goes on without it");
+            MediaFact::DeviceLost {
+                kind,
+                device,
+                message,
+            } => {
+                warn!(%device, ?kind, %message, "capture device lost; recording goes on without it");
                 let input = Input::DeviceChanged {
                     device,
                     back: false,
                 };
                 self.feed(input, None).await;
+                if let Some(device) = alarm_device(kind) {
+                    self.observe(Fact::DeviceLost(device)).await;
+                }
             }
-            MediaFact::DeviceBack { device } => {
-                info!(%device, "capture device back");
+            MediaFact::DeviceBack { kind, device } => {
+                info!(%device, ?kind, "capture device back");
                 self.feed(Input::DeviceChanged { device, back: true }, None)
                     .await;
+                if let Some(device) = alarm_device(kind) {
+                    self.observe(Fact::DeviceBack(device)).await;
+                }
             }
         }
     }
@@ -596,6 +625,8 @@ impl Core {
         let free = crate::segments::free_bytes(&self.storage_dir).unwrap_or(0);
         let room_bytes = housekeeping::room_bytes(&self.storage, free, self.ledger.used());
         self.feed(Input::Storage { room_bytes }, None).await;
+        let remaining_record_s = self.engine.remaining_record_s();
+        self.observe(Fact::Room { remaining_record_s }).await;
     }
 
     /// Releases segments past their retention that nothing needs any more (uploaded and
@@ -626,7 +657,10 @@ impl Core {
     async fn on_tick(&mut self, tick: u64) {
         let due = schedule::due(tick);
         self.feed(Input::Tick, None).await;
-        self.observe(Fact::Tick).await;
+        match clock::synchronised() {
+            Some(synchronised) => self.observe(Fact::Clock { synchronised }).await,
+            None => self.observe(Fact::Tick).await,
+        }
         if due.eviction {
             self.evict_expired().await;
         }
@@ -704,6 +738,16 @@ impl Core {
         }
         self.conversions.wait_all().await;
         info!("recordings stopped and catalogued");
+    }
+}
+
+/// The alarm of a lost device: the camera's and the microphone's (the content input is
+/// optional, its loss no alarm).
+fn alarm_device(kind: DeviceKind) -> Option<Device> {
+    match kind {
+        DeviceKind::Camera => Some(Device::Camera),
+        DeviceKind::Microphone => Some(Device::Microphone),
+        DeviceKind::Content => None,
     }
 }
 

@@ -560,6 +560,8 @@ impl Actor {
                 if let Some(s) = e.structure() {
                     if let Some(levels) = pipeline::read_levels(msg.src(), s) {
                         self.report(MediaFact::Levels(levels));
+                    } else if let Some(look) = super::picture_check::read_look(s) {
+                        self.report(MediaFact::Picture(look));
                     } else if let Some(jpeg) = super::preview::read_picture(s) {
                         self.report(MediaFact::Preview(jpeg));
                     } else {
@@ -793,8 +795,16 @@ impl Actor {
     fn on_input_event(&mut self, event: Option<InputEvent>) {
         let Some(event) = event else { return };
         self.report(match event {
-            InputEvent::Lost { device, message } => MediaFact::DeviceLost { device, message },
-            InputEvent::Back { device } => MediaFact::DeviceBack { device },
+            InputEvent::Lost {
+                kind,
+                device,
+                message,
+            } => MediaFact::DeviceLost {
+                kind,
+                device,
+                message,
+            },
+            InputEvent::Back { kind, device } => MediaFact::DeviceBack { kind, device },
         });
         self.check_devices();
     }
@@ -807,6 +817,7 @@ impl Actor {
         if let Some(r) = &self.running {
             super::fault::stall_if_asked(&self.settings.segments_dir, &r.capture.pipeline);
             super::fault::silence_if_asked(&self.settings.segments_dir, &r.capture.pipeline);
+            super::fault::black_if_asked(&self.settings.segments_dir, &r.capture.pipeline);
         }
         if self.settings.source != Source::V4l2 || self.devices_checked.elapsed() < DEVICE_CHECK {
             return;

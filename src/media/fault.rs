@@ -1,6 +1,7 @@
 //! Fault injection for tests: freezes the capture pipeline on request, so that the watchdog's
 //! stall detection can be tested on the real daemon; silences the test microphone, so that
-//! the silent-microphone alarm can; and holds a conversion at its start, so that a signal is
+//! the silent-microphone alarm can; turns the test camera black or freezes its picture, so
+//! that the picture alarms can; and holds a conversion at its start, so that a signal is
 //! sure to land while one runs. Compiled only with the Cargo feature `fault-injection` (off
 //! by default; the tests turn it on): release builds have no trigger.
 //!
@@ -17,6 +18,16 @@
 //! (`audiotestsrc`) plays at volume 0, digital silence, as from a microphone left unplugged
 //! in its socket; once it is removed the tone comes back (looked at every tick, 0.1 s).
 //!
+//! Black picture: while the file [`BLACK_PICTURE_FILE`] exists in the storage folder, the test
+//! camera (`videotestsrc`) draws its `black` pattern, as a camera with its lens capped or a
+//! grabber without signal; once it is removed the ball comes back (looked at every tick).
+//!
+//! Frozen picture: while the file [`FROZEN_PICTURE_FILE`] exists in the storage folder, the
+//! test camera's output repeats the frame it made when the file was first seen, with fresh
+//! timestamps, as a wedged camera driver that keeps handing out its last buffer; once it is
+//! removed the live picture comes back (looked at five times a second of running time, on
+//! the camera's streaming thread).
+//!
 //! Hold: while the file [`HOLD_CONVERSION_FILE`] exists in the storage folder, a conversion
 //! that starts waits before reading its first segment, until the file goes or the conversion
 //! is cancelled (shutdown): a conversion of a few seconds of media otherwise takes a few
@@ -31,6 +42,12 @@ use gstreamer as gst;
 pub const STALL_FILE: &str = "fault-stall-media";
 /// While this file is in the storage folder, the test microphone is silent.
 pub const SILENCE_FILE: &str = "fault-silent-microphone";
+/// While this file is in the storage folder, the test camera shows black.
+pub const BLACK_PICTURE_FILE: &str = "fault-black-picture";
+/// While this file is in the storage folder, the test camera repeats one frame.
+pub const FROZEN_PICTURE_FILE: &str = "fault-frozen-picture";
+/// How often (in the camera's running time) the frozen-picture probe looks for its file.
+const FREEZE_POLL_NS: u64 = 200_000_000;
 /// While this file is in the storage folder, a starting conversion waits.
 pub const HOLD_CONVERSION_FILE: &str = "fault-hold-conversion";
 /// How often a held conversion looks at the file and its cancel token.
@@ -80,6 +97,78 @@ pub(crate) fn silence_if_asked(segments_dir: &Path, pipeline: &gst::Pipeline) {
             );
         }
     }
+}
+
+/// Sets the test camera of `pipeline` to its `black` pattern while [`BLACK_PICTURE_FILE`] is
+/// in the storage folder (the parent of `segments_dir`), and back to the ball after.
+pub(crate) fn black_if_asked(segments_dir: &Path, pipeline: &gst::Pipeline) {
+    let Some(trigger) = segments_dir.parent().map(|d| d.join(BLACK_PICTURE_FILE)) else {
+        return;
+    };
+    let Some(camera) = pipeline.by_name(super::sources::TEST_CAMERA) else {
+        return;
+    };
+    let pattern = if trigger.exists() { "black" } else { "ball" };
+    let now = camera.property_value("pattern");
+    let same = gst::glib::EnumValue::from_value(&now).is_some_and(|(_, v)| v.nick() == pattern);
+    if !same {
+        camera.set_property_from_str("pattern", pattern);
+        tracing::warn!(pattern, "fault injection: the test camera's pattern is set");
+    }
+}
+
+/// Makes the test camera of `pipeline` repeat one frame while [`FROZEN_PICTURE_FILE`] is in
+/// the storage folder (the parent of `segments_dir`): a probe on its output that, once the
+/// file is seen, hands on the first frame it held in place of every new one (a shallow copy
+/// with the new frame's timestamps: later elements copy before they write).
+pub(crate) fn freeze_when_asked(segments_dir: &Path, pipeline: &gst::Pipeline) {
+    let Some(trigger) = segments_dir.parent().map(|d| d.join(FROZEN_PICTURE_FILE)) else {
+        return;
+    };
+    let Some(pad) = pipeline
+        .by_name(super::sources::TEST_CAMERA)
+        .and_then(|c| c.static_pad("src"))
+    else {
+        return;
+    };
+    // (running time of the next look at the file, the frame held while frozen)
+    let state = std::sync::Mutex::new((0u64, None::<gst::Buffer>));
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let Some(running) = super::buffer_running_time_ns(pad, info) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let mut state = state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if running >= state.0 {
+            state.0 = running + FREEZE_POLL_NS;
+            match (trigger.exists(), state.1.is_some()) {
+                (true, false) => {
+                    state.1 = info.buffer().map(|b| b.to_owned());
+                    tracing::warn!("fault injection: the test camera repeats one frame");
+                }
+                (false, true) => {
+                    state.1 = None;
+                    tracing::warn!("fault injection: the test camera moves again");
+                }
+                _ => {}
+            }
+        }
+        let (Some(held), Some(fresh)) = (&state.1, info.buffer()) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let mut repeat = held.copy();
+        {
+            let out = repeat.make_mut();
+            out.set_pts(fresh.pts());
+            out.set_dts(fresh.dts());
+            out.set_duration(fresh.duration());
+            out.set_offset(fresh.offset());
+            out.set_offset_end(fresh.offset_end());
+        }
+        info.data = Some(gst::PadProbeData::Buffer(repeat));
+        gst::PadProbeReturn::Ok
+    });
 }
 
 /// If the trigger file exists in the storage folder (the parent of `segments_dir`), removes

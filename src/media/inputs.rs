@@ -20,8 +20,9 @@ use super::sources::{self, Channels};
 use super::{MediaError, MediaSettings};
 use crate::protocol::DeviceHealth;
 
+/// Which capture device (`media::DeviceKind` outside this module).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Kind {
+pub enum Kind {
     Camera,
     Content,
     Microphone,
@@ -30,8 +31,15 @@ pub(crate) enum Kind {
 /// What happened to a device while capturing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum InputEvent {
-    Lost { device: String, message: String },
-    Back { device: String },
+    Lost {
+        kind: Kind,
+        device: String,
+        message: String,
+    },
+    Back {
+        kind: Kind,
+        device: String,
+    },
 }
 
 struct Input {
@@ -127,6 +135,7 @@ impl DeviceInputs {
                 }
                 input.lost = true;
                 events.push(InputEvent::Lost {
+                    kind: input.kind,
                     device: input.device.clone(),
                     message,
                 });
@@ -216,6 +225,7 @@ impl DeviceInputs {
         input.lost = true;
         tracing::warn!(device = %input.device, %message, "device lost; capture goes on without it");
         Some(InputEvent::Lost {
+            kind: input.kind,
             device: input.device.clone(),
             message,
         })
@@ -233,6 +243,7 @@ impl DeviceInputs {
         input.lost = false;
         tracing::info!(device = %input.device, "device back");
         Some(InputEvent::Back {
+            kind: input.kind,
             device: input.device.clone(),
         })
     }

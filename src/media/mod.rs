@@ -5,9 +5,10 @@
 //! (fsync file and folder, size, SHA-256) before anyone hears of them, probing media with the
 //! Discoverer and remuxing a recording's segments into one MP4 (L5).
 //!
-//! Must not touch: SQLite, MQTT, the recording rules. Media only carries out
-//! `Effect::SetCapture` / `Effect::SetMuted` and reports facts ([`MediaFact`]); the daemon turns
-//! those into catalog rows and engine inputs.
+//! Must not touch: SQLite, MQTT, the recording rules, the health alarms. Media only carries
+//! out `Effect::SetCapture` / `Effect::SetMuted` and reports facts ([`MediaFact`]: among them
+//! the levels, the picture check's looks and lost devices); the daemon turns those into
+//! catalog rows, engine inputs and alarm facts.
 //!
 //! Why MPEG-TS segments: the cloud HLS playlist points straight at the segment objects, and
 //! HLS players take MPEG-TS (or fMP4), not Matroska. TS is also crash-safe: it is a stream of
@@ -24,6 +25,7 @@ mod devices;
 pub mod fault;
 mod inputs;
 mod mp4scan;
+mod picture_check;
 mod pipeline;
 mod preview;
 mod probe;
@@ -49,6 +51,8 @@ pub use convert::{
 pub use devices::{
     devices, Camera, CameraChoice, CameraFormat, DeviceError, DeviceReport, Limits, Microphone,
 };
+pub use inputs::Kind as DeviceKind;
+pub use picture_check::{PictureCheck, PictureGrid, PictureLook, PICTURE_CHECK_INTERVAL};
 pub use pipeline::LEVEL_INTERVAL;
 pub(crate) use pipeline::{buffer_running_time_ns, make};
 pub use preview::{Preview, PREVIEW_INTERVAL, PREVIEW_MAX_BYTES, PREVIEW_WIDTH};
@@ -237,9 +241,16 @@ pub enum MediaFact {
     },
     /// A device was lost while capturing; capture goes on with a black picture or silence in
     /// the same segments and recordings. `device` is its path or ALSA name.
-    DeviceLost { device: String, message: String },
+    DeviceLost {
+        kind: DeviceKind,
+        device: String,
+        message: String,
+    },
     /// A lost device delivers again, inside the same recordings.
-    DeviceBack { device: String },
+    DeviceBack { kind: DeviceKind, device: String },
+    /// What the recorded picture looked like at its last sample (about once a second while
+    /// capturing, [`PICTURE_CHECK_INTERVAL`]).
+    Picture(PictureLook),
     /// The recorded sound's level over the last [`LEVEL_INTERVAL`] (after the mute: what
     /// goes to the encoder); only while capturing.
     Levels(AudioLevels),

@@ -15,6 +15,8 @@
 //! `mark` is the video watermark ([`super::watermark`], W1–W4), once per encoded stream: on
 //! the composite with picture-in-picture, on each stream of a multi-stream recording. Being in
 //! the encode pipeline, it also covers the placeholder picture of a lost device.
+//! The pad into the main stream's mark is sampled about once a second by the picture check
+//! ([`super::picture_check`]: black or frozen, for the health alarms).
 //! The main stream's mark also feeds the confidence picture ([`super::preview`]): a frame by
 //! reference every few seconds to a pipeline of its own, so the preview shows what is recorded
 //! and can never hold the recording up.
@@ -24,6 +26,7 @@
 use gst::prelude::*;
 use gstreamer as gst;
 
+use super::picture_check::PictureCheck;
 use super::preview::Preview;
 use super::sources::{self, capsfilter, video_caps, Channels};
 use super::watermark::Watermark;
@@ -114,6 +117,11 @@ impl Capture {
         let preview = watermarks
             .first()
             .and_then(|main| attach_preview(main, &pipeline, settings));
+        if let Some(main) = watermarks.first() {
+            attach_picture_check(main, &pipeline, settings);
+        }
+        #[cfg(feature = "fault-injection")]
+        super::fault::freeze_when_asked(&settings.segments_dir, &pipeline);
         let (volume, audio_mark) =
             add_audio_branch(&pipeline, settings, ch, &splitmux, state.marks.audio)?;
         volume.set_property("mute", state.muted);
@@ -271,6 +279,19 @@ fn attach_preview(
     Preview::attach(main.element(), pipeline, settings.width, settings.height)
         .inspect_err(|e| tracing::warn!(error = %e, "no preview picture for this capture"))
         .ok()
+}
+
+/// The picture check of the main video stream, on the pad that feeds its watermark (the
+/// picture as captured and composed, without our mark); one that cannot be set up is logged
+/// and left out: the picture alarms then stay silent, the recording goes on.
+fn attach_picture_check(main: &Watermark, pipeline: &gst::Pipeline, settings: &MediaSettings) {
+    let feed = main.element().static_pad("sink").and_then(|p| p.peer());
+    let Some(pad) = feed else {
+        return tracing::warn!("no picture check for this capture: the watermark is not linked");
+    };
+    if let Err(e) = PictureCheck::attach(&pad, pipeline, settings.width, settings.height) {
+        tracing::warn!(error = %e, "no picture check for this capture");
+    }
 }
 
 /// The running time (ns) of the buffer a probe on `pad` sees (its PTS where the pad has no

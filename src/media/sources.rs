@@ -91,7 +91,11 @@ pub(crate) fn camera_input(
             src.set_property("is-live", true);
             // A moving picture, so the encoder does real work and frames differ.
             match settings.test_picture {
-                TestPicture::Ball => src.set_property_from_str("pattern", "ball"),
+                TestPicture::Ball => {
+                    src.set_property_from_str("pattern", "ball");
+                    // Named, so the fault triggers find it (`media::fault`).
+                    src.set_property("name", TEST_CAMERA);
+                }
                 TestPicture::Bars => {
                     src.set_property_from_str("pattern", "smpte75");
                     src.set_property("horizontal-speed", 4i32);
@@ -124,6 +128,9 @@ pub(crate) fn content_input(
         Source::V4l2 => inter_video(&ch.content).map(Some),
     }
 }
+
+/// The name of the test camera's `videotestsrc` (with the daemon's [`TestPicture::Ball`]).
+pub(crate) const TEST_CAMERA: &str = "test-camera";
 
 /// The test microphone's sine amplitude (of full scale; audiotestsrc's default, which the
 /// audio watermark's tests also assume): peak 20·log10(0.8) = -1.9 dBFS, RMS 3 dB lower.

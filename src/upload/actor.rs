@@ -191,6 +191,16 @@ impl Gate {
     }
 }
 
+/// The health last reported, to report only changes.
+#[derive(Debug, PartialEq)]
+struct Health {
+    pending: u64,
+    pending_bytes: u64,
+    last_error: Option<String>,
+    oldest_pending: Option<Timestamp>,
+    store_reachable: bool,
+}
+
 /// A recording waiting for its last uploads before its manifest (E1).
 #[derive(Debug)]
 struct Completion {
@@ -280,7 +290,7 @@ struct Actor {
     ops: VecDeque<(Instant, RecordingOp)>,
     last_error: Option<String>,
     last_error_scope: Option<Scope>,
-    health_sent: Option<(u64, u64, Option<String>)>,
+    health_sent: Option<Health>,
 }
 
 impl Actor {
@@ -615,6 +625,16 @@ impl Actor {
         }
     }
 
+    /// Whether the store answers: not while the gate is shut or probing for a link failure
+    /// (nor before the first probe, which starts as one).
+    fn store_reachable(&self) -> bool {
+        match self.gate.state {
+            GateState::Open | GateState::Trial => true,
+            GateState::Closed { scope, .. } => scope != Scope::Link,
+            GateState::Probing => !self.last_scope_was_link(),
+        }
+    }
+
     fn last_scope_was_link(&self) -> bool {
         // Probing follows Closed; the scope was dropped then, so ask the last error's scope.
         self.last_error_scope == Some(Scope::Link)
@@ -794,10 +814,20 @@ impl Actor {
     }
 
     async fn report_health(&mut self) {
-        let Some((pending, pending_bytes)) = self.db(|c| c.upload_backlog()).await else {
+        let backlog = self
+            .db(|c| Ok((c.upload_backlog()?, c.oldest_pending_upload()?)))
+            .await;
+        let Some(((pending, pending_bytes), oldest_pending)) = backlog else {
             return;
         };
-        let now = (pending, pending_bytes, self.last_error.clone());
+        let store_reachable = self.store_reachable();
+        let now = Health {
+            pending,
+            pending_bytes,
+            last_error: self.last_error.clone(),
+            oldest_pending,
+            store_reachable,
+        };
         if self.health_sent.as_ref() == Some(&now) {
             return;
         }
@@ -805,6 +835,8 @@ impl Actor {
             pending,
             pending_bytes,
             last_error: self.last_error.clone(),
+            oldest_pending,
+            store_reachable,
         };
         // Never wait for room: a newer health report will follow.
         if self.facts.try_send(fact).is_ok() {

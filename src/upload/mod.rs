@@ -30,7 +30,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::UploadConfig;
-use crate::protocol::{Id, RecordingInfo};
+use crate::protocol::{Id, RecordingInfo, Timestamp};
 
 pub use actor::{spawn, UploadHandle};
 pub use error::{Failure, Scope, UploadError};
@@ -162,10 +162,15 @@ pub enum UploadFact {
         files: u64,
         freed_bytes: u64,
     },
-    /// For `status.uploads`; sent when it changes.
+    /// For `status.uploads` and the `upload_backlog` alarm; sent when it changes.
     Health {
         pending: u64,
         pending_bytes: u64,
         last_error: Option<String>,
+        /// When the oldest segment waiting for its upload was sealed (`None`: none waits).
+        oldest_pending: Option<Timestamp>,
+        /// Whether the store answers (false until the first probe succeeds, and while the
+        /// link is down; a store that answers with a refusal is reachable).
+        store_reachable: bool,
     },
 }

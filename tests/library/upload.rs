@@ -315,7 +315,8 @@ async fn segments_are_uploaded_verified_and_counted() {
             UploadFact::Health {
                 pending: 0,
                 pending_bytes: 0,
-                last_error: None
+                last_error: None,
+                ..
             }
         )
     })
