@@ -51,11 +51,18 @@ export class Bucket {
     return `${base}/${this.name}/${key.split("/").map(encodeURIComponent).join("/")}`;
   }
 
-  /** `url` (an object URL of this bucket) signed for one GET, valid for ten minutes. */
-  presign(url: string): Promise<string> {
+  /**
+   * `url`, an object URL under `within` (a folder's `url`), signed for one GET, valid for ten
+   * minutes. Anything else is refused: a playlist naming another host or folder gets no
+   * signature from this page.
+   */
+  presign(url: string, within: string): Promise<string> {
     const plain = new URL(url);
     plain.search = "";
     plain.hash = "";
+    if (!plain.href.startsWith(within)) {
+      return Promise.reject(new BucketError(`${plain.href} is outside ${within}: not signed`));
+    }
     return presignGet(plain.href, this.key, new Date(), PRESIGN_SECONDS);
   }
 
@@ -88,7 +95,7 @@ export class Bucket {
 
   /** The bytes of object `key` (at most `limit`), with a sentence for every way it fails. */
   async get(key: string, limit: number): Promise<Uint8Array> {
-    const url = await this.presign(this.url(key));
+    const url = await this.presign(this.url(key), this.url(key));
     let res: Response;
     try {
       res = await fetch(url, { credentials: "omit", cache: "no-store" });

@@ -70,8 +70,8 @@ export class Player {
     const bucket = this.bucket;
     const hls = new HlsClass({
       // Each request is signed just before it is sent; relative segment URIs resolve against
-      // the unsigned playlist URL, so the page signs exactly the objects of this folder.
-      xhrSetup: async (xhr, url) => xhr.open("GET", await bucket.presign(url), true),
+      // the unsigned playlist URL, and only objects of this folder are signed.
+      xhrSetup: async (xhr, url) => xhr.open("GET", await bucket.presign(url, bucket.url(folder)), true),
       enableWorker: true,
     });
     this.hls = hls;

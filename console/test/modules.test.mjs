@@ -99,8 +99,12 @@ test("takes only the recording's folder from a device's location, and checks the
     [{ endpoint: "ftp://x" }, /https:\/\//], [{ endpoint: "https://x/?a=1" }, /plain URL/], [{ bucket: "Bad_Name" }, /bucket name/],
     [{ region: "EU 1" }, /region/], [{ accessKeyId: "" }, /access key id/], [{ secret: "" }, /secret/],
   ]) await assert.rejects(Bucket.open({ ...form, ...change }), why);
-  // Presigned for this bucket's host, whatever query the URL had.
-  const signed = new URL(await b.presign(`${b.url("u-1/m-1/r-1/00000001.ts")}?X-Amz-Signature=old`));
+  // Presigned for this bucket's host, whatever query the URL had; nothing outside the folder.
+  const folder = b.url("u-1/m-1/r-1/");
+  const signed = new URL(await b.presign(`${b.url("u-1/m-1/r-1/00000001.ts")}?X-Amz-Signature=old`, folder));
+  for (const outside of ["https://evil.example/recordings/u-1/m-1/r-1/1.ts", b.url("u-1/m-1/r-2/00000001.ts"), "https://s3.example.net/recordings/u-1/m-1/r-1/../r-2/1.ts"]) {
+    await assert.rejects(b.presign(outside, folder), /outside .*: not signed/, outside);
+  }
   assert.equal(signed.host, "s3.example.net");
   assert.equal(signed.searchParams.getAll("X-Amz-Signature").length, 1);
   assert.match(signed.searchParams.get("X-Amz-Credential"), /^AKIA1\/\d{8}\/eu-central-1\/s3\/aws4_request$/);
