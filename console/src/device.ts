@@ -1,9 +1,12 @@
 // The device view: one device's status, alarms, state, events, level meter, preview picture,
-// recordings and the command panel. Built once when opened; each section is redrawn only when
-// its part of the device changed. Must not parse payloads, sign or talk MQTT (it calls `send`).
+// recordings (a cloud one plays in a Player) and the command panel. Built once when opened;
+// each section is redrawn only when its part of the device changed. Must not parse payloads,
+// sign or talk MQTT (it calls `send`).
 
+import type { Bucket } from "./bucket";
 import { el, setChildren, setText, duration } from "./dom";
 import { type Change, type Device, garbageText, recordingSummary } from "./model";
+import { Player } from "./player";
 
 /** What the command panel asks main.ts to send. */
 export interface CommandRequest {
@@ -25,6 +28,8 @@ export class DeviceView {
   private readonly previewNote = el("p", { class: "muted" }, "no preview received");
   private previewUrl: string | null = null;
   private readonly recordings = el("div", { class: "recordings" }, "send list_recordings to see them");
+  private readonly playerSlot = el("div", { class: "player-slot" });
+  private player: Player | null = null;
   private readonly commandLog = el("ol", { class: "command-log" });
   private readonly actor = el("input", { type: "text", class: "actor", list: "actor-choices", size: "16" });
   private readonly actorChoices = el("datalist", { id: "actor-choices" });
@@ -36,6 +41,7 @@ export class DeviceView {
     private readonly adminActor: () => string | null,
     private readonly send: (req: CommandRequest) => void,
     close: () => void,
+    private readonly bucket: () => Bucket | null,
   ) {
     const back = el("button", { type: "button", class: "back" }, "← fleet");
     back.addEventListener("click", close);
@@ -53,7 +59,7 @@ export class DeviceView {
         el("section", {}, el("h3", {}, "Recording"), this.stateBox),
         el("section", { class: "commands" }, el("h3", {}, "Commands"), this.commandPanel(), this.commandLog),
         el("section", {}, el("h3", {}, "Recent events"), this.events),
-        el("section", {}, el("h3", {}, "Recordings"), this.recordings),
+        el("section", { class: "wide" }, el("h3", {}, "Recordings"), this.recordings, this.playerSlot),
       ),
     );
     for (const c of ["status", "state", "events", "levels", "preview", "commands"] as Change[]) this.update(c);
@@ -63,10 +69,30 @@ export class DeviceView {
     return this.device.id;
   }
 
-  /** Frees the preview's Blob URL. */
+  /** Frees the preview's Blob URL and stops the player. */
   dispose(): void {
     if (this.previewUrl) URL.revokeObjectURL(this.previewUrl);
     this.previewUrl = null;
+    this.closePlayer();
+  }
+
+  private closePlayer(): void {
+    this.player?.dispose();
+    this.player = null;
+    setChildren(this.playerSlot);
+  }
+
+  /** Plays cloud recording `id` from the bucket, in place of any other being played. */
+  private play(id: string, location: string): void {
+    this.closePlayer();
+    const bucket = this.bucket();
+    if (!bucket) {
+      setChildren(this.playerSlot, el("p", { class: "error player-note" },
+        "load the bucket's read credentials (above) to play cloud recordings"));
+      return;
+    }
+    this.player = new Player(bucket, id, location, () => this.closePlayer());
+    setChildren(this.playerSlot, this.player.root);
   }
 
   update(change: Change): void {
@@ -209,9 +235,17 @@ export class DeviceView {
     }
     const cols = ["recording_id", "kind", "state", "owner", "created_at", "recorded_ms", "bytes", "shared", "location"];
     const cell = (v: unknown) => el("td", {}, v === undefined || v === null ? "" : typeof v === "string" ? v : JSON.stringify(v));
+    const playCell = (r: Record<string, unknown>) => {
+      const id = r.recording_id;
+      const location = r.location;
+      if (r.kind !== "cloud" || typeof id !== "string" || typeof location !== "string") return el("td", {});
+      const b = el("button", { type: "button", class: "play", "data-recording": id }, "play");
+      b.addEventListener("click", () => this.play(id, location));
+      return el("td", {}, b);
+    };
     setChildren(this.recordings, el("table", { class: "recording-table" },
-      el("thead", {}, el("tr", {}, ...cols.map((c) => el("th", {}, c)))),
-      el("tbody", {}, ...recs.map((r) => el("tr", {}, ...cols.map((c) => cell(r[c]))))),
+      el("thead", {}, el("tr", {}, ...cols.map((c) => el("th", {}, c)), el("th", {}, ""))),
+      el("tbody", {}, ...recs.map((r) => el("tr", {}, ...cols.map((c) => cell(r[c])), playCell(r)))),
     ));
   }
 

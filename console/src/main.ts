@@ -1,9 +1,11 @@
 // Wires the page: the connect form, the MQTT client (MQTT.js over WebSockets, MQTT 5), the
-// admin key, and the two views. Owns topics, subscriptions and command publishing. The broker
-// password and the key are only in memory, never stored.
+// admin key, the bucket's read credentials, and the two views. Owns topics, subscriptions and
+// command publishing. The broker password, the key and the bucket secret are only in memory,
+// never stored.
 
 import mqtt, { type MqttClient } from "mqtt";
 import "./style.css";
+import { Bucket, BucketError } from "./bucket";
 import { byId, setText } from "./dom";
 import { DeviceView, type CommandRequest } from "./device";
 import { FleetView, type SortKey } from "./fleet";
@@ -15,6 +17,7 @@ const fleet = new Fleet();
 const session = `console-${freshNonce().slice(0, 12)}`;
 let client: MqttClient | null = null;
 let adminKey: CryptoKey | null = null;
+let bucket: Bucket | null = null;
 let deviceView: DeviceView | null = null;
 let commandCount = 0;
 
@@ -103,7 +106,7 @@ function openDevice(id: string): void {
   deviceView = new DeviceView(section, fleet.device(id), adminActor, (req) => void sendCommand(id, req), () => {
     history.pushState(null, "", "#");
     closeDevice();
-  });
+  }, () => bucket);
   section.hidden = false;
   byId("fleet").hidden = true;
   if (location.hash !== `#device=${encodeURIComponent(id)}`) history.pushState(null, "", `#device=${encodeURIComponent(id)}`);
@@ -170,12 +173,43 @@ async function loadKey(file: File): Promise<void> {
   }
 }
 
+async function loadBucket(): Promise<void> {
+  const status = byId("bucket-status");
+  const secret = byId<HTMLInputElement>("bucket-secret");
+  bucket = null;
+  try {
+    bucket = await Bucket.open({
+      endpoint: byId<HTMLInputElement>("bucket-endpoint").value.trim(),
+      bucket: byId<HTMLInputElement>("bucket-name").value.trim(),
+      region: byId<HTMLInputElement>("bucket-region").value.trim() || "us-east-1",
+      accessKeyId: byId<HTMLInputElement>("bucket-key").value.trim(),
+      secret: secret.value,
+    });
+    setText(status, `reading ${bucket.name} at ${bucket.endpoint.origin} (secret kept in this page only, as a signing key)`);
+    status.className = "ok";
+  } catch (e) {
+    setText(status, e instanceof BucketError ? e.message : `could not use these credentials: ${String(e)}`);
+    status.className = "error";
+  } finally {
+    // The secret's only form left is the non-extractable signing key.
+    secret.value = "";
+  }
+}
+
 function init(): void {
   const params = new URLSearchParams(location.search);
   const url = byId<HTMLInputElement>("broker-url");
   url.value = params.get("broker") ?? `wss://${location.hostname || "localhost"}:8884/`;
   byId<HTMLInputElement>("broker-user").value = params.get("user") ?? "admin-console";
   byId<HTMLInputElement>("admin-name").value = params.get("admin") ?? "";
+  // Where the recordings are may be preset; the keys never are.
+  byId<HTMLInputElement>("bucket-endpoint").value = params.get("bucket_endpoint") ?? "";
+  byId<HTMLInputElement>("bucket-name").value = params.get("bucket") ?? "";
+  byId<HTMLInputElement>("bucket-region").value = params.get("bucket_region") ?? "us-east-1";
+  byId<HTMLFormElement>("bucketbar").addEventListener("submit", (e) => {
+    e.preventDefault();
+    void loadBucket();
+  });
   byId<HTMLFormElement>("connect").addEventListener("submit", (e) => {
     e.preventDefault();
     connect(url.value.trim(), byId<HTMLInputElement>("broker-user").value.trim(), byId<HTMLInputElement>("broker-password").value);

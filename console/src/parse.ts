@@ -250,3 +250,59 @@ export function parsePreview(bytes: Uint8Array): Uint8Array | Garbage | null {
   if (bytes[0] !== 0xff || bytes[1] !== 0xd8 || bytes[2] !== 0xff) return { garbage: "preview is not a JPEG" };
   return bytes;
 }
+
+/** A cloud recording's manifest.json as the console shows it (docs/upload.md). */
+export interface Manifest {
+  recordingId?: string;
+  meetingId?: string;
+  creator?: string;
+  createdAt?: string;
+  durationMs?: number;
+  recordedMs?: number;
+  bytes?: number;
+  shared?: boolean;
+  /** The playlist to play: the master playlist (with the transcript) when there is one. */
+  playlist: string;
+  segments: number;
+  /** The sum of the segments' `duration_ms`. */
+  segmentsMs: number;
+  pauses: number;
+  /** The completeness report, when the device writes one; shown as it comes. */
+  completeness?: Record<string, unknown>;
+}
+
+/** A manifest lists every segment: an hour in 1 s segments is ~700 kB; far beyond is not one. */
+export const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
+
+/** A file name in the recording's folder: no folder part, nothing hidden. */
+const FILE_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
+
+export function parseManifest(bytes: Uint8Array): Manifest | Garbage {
+  if (bytes.length > MAX_MANIFEST_BYTES) return { garbage: `manifest of ${bytes.length} bytes is too large` };
+  let value: unknown;
+  try {
+    value = JSON.parse(decoder.decode(bytes));
+  } catch {
+    return { garbage: "manifest is not UTF-8 JSON" };
+  }
+  const o = obj(value);
+  if (!o) return { garbage: "manifest is not a JSON object" };
+  const playlist = str(o.master_playlist) ?? str(o.playlist);
+  if (playlist === undefined || !FILE_NAME.test(playlist)) return { garbage: "manifest names no playlist file in its folder" };
+  if (!Array.isArray(o.segments)) return { garbage: "manifest 'segments' is not a list" };
+  return {
+    recordingId: str(o.recording_id),
+    meetingId: str(o.meeting_id),
+    creator: str(o.creator),
+    createdAt: str(o.created_at),
+    durationMs: num(o.duration_ms),
+    recordedMs: num(o.recorded_ms),
+    bytes: num(o.bytes),
+    shared: bool(o.shared),
+    playlist,
+    segments: o.segments.length,
+    segmentsMs: o.segments.reduce((sum: number, s) => sum + (num(obj(s)?.duration_ms) ?? 0), 0),
+    pauses: Array.isArray(o.pauses) ? o.pauses.length : 0,
+    completeness: obj(o.completeness),
+  };
+}

@@ -1,20 +1,26 @@
 // The console in a real browser (Debian's Chromium through playwright-core) against a real
-// mosquitto (the example ACL, a ws:// listener) and three real roomrecd on test sources.
-// Needs dist/ built (`npx vite build`) and target/debug/roomrecd and roomrecctl (`cargo build
-// --bins`), or ROOMRECD=path (roomrecctl beside it). CONSOLE_SCREENSHOTS=dir writes the
-// screenshots of the views there (docs/console).
+// mosquitto (the example ACL, a ws:// listener), four real roomrecd on test sources and a real
+// S3 server (s3s-fs, scripts/install-s3s-fs) that one of them uploads its cloud recording to.
+// Needs dist/ built (`npx vite build`) and target/debug/roomrecd and roomrecctl built with the
+// test builds' `fault-injection` feature (`cargo build --bins --tests`, which unifies it), or
+// ROOMRECD=path (roomrecctl beside it). CONSOLE_SCREENSHOTS=dir writes the screenshots of the
+// views there (docs/console).
 
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import path from "node:path";
 import { chromium } from "playwright-core";
-import { Harness, FIXTURE_SEED, PASSWORD, consoleDir, publicKeyOf, repoDir } from "./harness.mjs";
+import { Harness, BUCKET, FIXTURE_SEED, PASSWORD, S3_ACCESS_KEY, S3_SECRET, consoleDir, publicKeyOf, repoDir } from "./harness.mjs";
 
 const ROOMRECD = process.env.ROOMRECD ?? path.join(repoDir, "target/debug/roomrecd");
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const DEVICES = ["room-1", "room-2", "room-3"];
+/** room-4 uploads to the bucket: its cloud recording is played, its microphone silenced. */
+const CLOUD = "room-4";
+const DEVICES = ["room-1", "room-2", "room-3", CLOUD];
+/** The daemon's fault trigger (src/media/fault.rs SILENCE_FILE): the test tone at volume 0. */
+const SILENCE_FILE = "fault-silent-microphone";
 /** Hostile "devices": accounts that publish on their own prefix, as any device account could. */
 const FAKES = ["fake-html", "fake-bytes"];
 const WAIT_MS = 30000;
@@ -24,6 +30,29 @@ const h = new Harness();
 let browser;
 let page;
 const pageErrors = [];
+/** What the test's admin-console client read from room-4 (its replies and events). */
+const seen = [];
+let adminClient;
+
+/** Waits until a message of room-4 matching `pred` was read; returns its JSON. */
+async function waitSeen(what, pred, ms = WAIT_MS) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const m = seen.find(pred);
+    if (m) return m.json;
+    assert.ok(Date.now() < deadline, `waiting for ${what}; read: ${seen.map((x) => x.topic + " " + JSON.stringify(x.json)).join("\n").slice(-3000)}\n${h.log(CLOUD).slice(-3000)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** A meeting snapshot of device `id`, as the meeting service publishes it (host u-1). */
+function meetingSnapshot(id, version, state) {
+  return JSON.stringify({
+    version, meeting_id: `m-${id}`, state, creator: "u-1", host: "u-1", cohosts: ["u-2"],
+    participants: ["u-1", "u-2", "u-3"], sharing: false,
+    account: { tier: "business", licence_expires_at: "2099-01-01T00:00:00Z", cloud_quota_bytes: null, cloud_used_bytes: 0 },
+  });
+}
 
 /** Waits until `fn(arg)` is truthy in the page; on timeout says what was awaited and shows the page. */
 async function waitFor(what, fn, arg) {
@@ -63,20 +92,27 @@ describe("admin console in Chromium", () => {
     assert.ok(existsSync(ROOMRECD), `${ROOMRECD} is missing: run cargo build --bins first`);
     assert.ok(existsSync(path.join(consoleDir, "dist/index.html")), "console/dist is missing: run npx vite build first");
     assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: scripts/install-deps installs chromium`);
+    // The silent-microphone alarm needs the daemon's fault trigger, in test builds only.
+    let trigger = true;
+    try { execFileSync("grep", ["-q", SILENCE_FILE, ROOMRECD]); } catch { trigger = false; }
+    assert.ok(trigger, `${ROOMRECD} has no fault trigger: build it with the tests (cargo build --bins --tests)`);
     await h.startBroker([...DEVICES, ...FAKES, "admin-console", "svc-meeting", "svc-licence", "fleet-sim"]);
-    for (const id of DEVICES) h.startDevice(id, ROOMRECD);
+    await h.startBucket();
+    for (const id of DEVICES) h.startDevice(id, ROOMRECD, { upload: id === CLOUD });
     // As the services do: a licence and a meeting (host u-1), retained, for every device.
     const licence = await h.client("svc-licence");
     const meeting = await h.client("svc-meeting");
     for (const id of DEVICES) {
       await licence.publishAsync(`roomrec/v1/${id}/licence`, JSON.stringify({ kind: "rooms", valid_until: "2099-01-01T00:00:00Z" }), { qos: 1, retain: true });
-      await meeting.publishAsync(`roomrec/v1/${id}/meeting`, JSON.stringify({
-        version: 1, meeting_id: `m-${id}`, state: "active", creator: "u-1", host: "u-1", cohosts: ["u-2"],
-        participants: ["u-1", "u-2", "u-3"], sharing: false,
-        account: { tier: "business", licence_expires_at: "2099-01-01T00:00:00Z", cloud_quota_bytes: null, cloud_used_bytes: 0 },
-      }), { qos: 1, retain: true });
+      await meeting.publishAsync(`roomrec/v1/${id}/meeting`, meetingSnapshot(id, 1, "active"), { qos: 1, retain: true });
     }
+    adminClient = await h.client("admin-console");
+    adminClient.on("message", (topic, payload) => {
+      try { seen.push({ topic, json: JSON.parse(payload.toString()) }); } catch { /* not ours to judge here */ }
+    });
+    await adminClient.subscribeAsync([`roomrec/v1/${CLOUD}/events`, `roomrec/v1/${CLOUD}/reply`], { qos: 1 });
     const url = await h.serve(path.join(consoleDir, "dist"));
+    const bucketEndpoint = await h.startCors(new URL(url).origin);
     const profile = mkdtempSync(path.join(h.dir, "chromium-"));
     browser = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
@@ -88,7 +124,8 @@ describe("admin console in Chromium", () => {
     page = browser.pages()[0] ?? (await browser.newPage());
     page.on("pageerror", (e) => pageErrors.push(`pageerror: ${e.message}`));
     page.on("dialog", (d) => { pageErrors.push(`dialog: ${d.message()}`); void d.dismiss(); });
-    await page.goto(`${url}?broker=${encodeURIComponent(`ws://127.0.0.1:${h.wsPort}/`)}&user=admin-console&admin=ops`);
+    await page.goto(`${url}?broker=${encodeURIComponent(`ws://127.0.0.1:${h.wsPort}/`)}&user=admin-console&admin=ops` +
+      `&bucket_endpoint=${encodeURIComponent(bucketEndpoint)}&bucket=${BUCKET}`);
     await page.fill("#broker-password", PASSWORD);
     await page.click("#connect-button");
   });
@@ -99,14 +136,23 @@ describe("admin console in Chromium", () => {
     await h.stop();
   });
 
-  it("lists the three devices online, idle in their meeting", async () => {
-    await waitFor("three devices online", (ids) =>
+  it("lists the four devices online, idle in their meeting", async () => {
+    await waitFor("four devices online", (ids) =>
       ids.every((id) => document.querySelector(`tr[data-device="${id}"]`)?.dataset.online === "online"), DEVICES);
     for (const id of DEVICES) {
-      assert.equal(await cellText(id, "recording"), "idle (cloud unavailable)");
+      assert.equal(await cellText(id, "recording"), id === CLOUD ? "idle" : "idle (cloud unavailable)");
       assert.match(await cellText(id, "version"), /^\d+\.\d+\.\d+/);
     }
-    assert.match(await page.locator("#fleet-count").textContent(), /^3 devices, 3 online/);
+    assert.match(await page.locator("#fleet-count").textContent(), /^4 devices, 4 online/);
+    // room-4 starts its cloud recording with a silent microphone now: the alarm needs 30 s of
+    // silence while recording, which runs while the tests below do. The host starts it, as
+    // the meeting service would relay it.
+    writeFileSync(path.join(h.storage(CLOUD), SILENCE_FILE), "");
+    await adminClient.publishAsync(`roomrec/v1/${CLOUD}/cmd`, JSON.stringify({ id: "t-cloud", actor: "u-1", action: "start", kind: "cloud" }), { qos: 1 });
+    const r = await waitSeen("the reply to the cloud start", (m) => m.topic.endsWith("/reply") && m.json.id === "t-cloud");
+    assert.equal(r.ok, true, JSON.stringify(r));
+    await waitFor("room-4 recording in the cloud", () =>
+      /^cloud recording/.test(document.querySelector('tr[data-device="room-4"] td.recording')?.textContent ?? ""));
   });
 
   it("shows hostile retained messages as text or garbage and runs no script", async () => {
@@ -134,7 +180,7 @@ describe("admin console in Chromium", () => {
     await page.fill("#filter", "garbage");
     assert.deepEqual(await page.locator("#fleet-body tr:not([hidden])").evaluateAll((r) => r.map((x) => x.dataset.device)), ["fake-bytes"]);
     await page.fill("#filter", "");
-    assert.equal(await page.locator("#fleet-body tr:not([hidden])").count(), 5);
+    assert.equal(await page.locator("#fleet-body tr:not([hidden])").count(), 6);
   });
 
   it("signs admin commands with the key from a file; a participant's start records", async () => {
@@ -241,8 +287,141 @@ describe("admin console in Chromium", () => {
     await waitFor("room-3 offline", () => document.querySelector('tr[data-device="room-3"]')?.dataset.online === "offline");
     assert.equal(await rowAttr("room-2", "data-online"), "online");
     assert.match(await cellText("room-1", "recording"), /^local recording/);
-    assert.match(await page.locator("#fleet-count").textContent(), /^5 devices, 3 online/);
+    assert.match(await page.locator("#fleet-count").textContent(), /^6 devices, 4 online/);
+    assert.deepEqual(pageErrors, []);
+  });
+
+  it("shows room-4's silent-microphone alarm first in the fleet and in its view, then cleared", async () => {
+    // Raised 30 s into the silence (tests/daemon/alarms.rs); the tests above took part of it.
+    const raised = await waitSeen("alarm_raised", (m) => m.topic.endsWith("/events") && m.json.type === "alarm_raised", 60000);
+    assert.equal(raised.alarm.id, "microphone_silent", JSON.stringify(raised));
+    await waitFor("room-4's alarm in the fleet", () =>
+      document.querySelector('tr[data-device="room-4"]')?.classList.contains("alarm"));
+    assert.match(await cellText(CLOUD, "alarms"), /^critical: .*silen/);
+    // Alarms first: the two devices with a critical alarm head the table, by name.
+    const order = await page.locator("#fleet-body tr").evaluateAll((rows) => rows.map((r) => r.dataset.device));
+    assert.deepEqual(order.slice(0, 3), ["fake-html", CLOUD, "fake-bytes"]);
     if (shots) await page.screenshot({ path: path.join(shots, "fleet.png"), fullPage: true });
+
+    await page.click('tr[data-device="room-4"] button');
+    await waitFor("room-4's view with its alarm", () =>
+      /critical microphone_silent since \S+: .*silen/.test(document.querySelector("#device .alarm-list")?.textContent ?? ""));
+    // The sound returns: the device clears the alarm, and the page with it.
+    rmSync(path.join(h.storage(CLOUD), SILENCE_FILE));
+    await waitSeen("alarm_cleared", (m) => m.topic.endsWith("/events") && m.json.type === "alarm_cleared");
+    await waitFor("room-4's alarm cleared in its view", () => document.querySelector("#device .alarm-list")?.textContent === "none");
+    await page.click("#device button.back");
+    await waitFor("room-4's alarm cleared in the fleet", () => {
+      const tr = document.querySelector('tr[data-device="room-4"]');
+      return tr && !tr.classList.contains("alarm") && tr.querySelector("td.alarms")?.textContent === "";
+    });
+  });
+
+  it("plays room-4's cloud recording from the bucket, presigned in the page", async () => {
+    // The meeting ends: the device stops, uploads the rest, the playlist and the manifest.
+    const svc = await h.client("svc-meeting");
+    await svc.publishAsync(`roomrec/v1/${CLOUD}/meeting`, meetingSnapshot(CLOUD, 2, "ended"), { qos: 1, retain: true });
+    const stopped = await waitSeen("recording_stopped", (m) => m.topic.endsWith("/events") && m.json.type === "recording_stopped");
+    const ready = await waitSeen("recording_ready", (m) => m.topic.endsWith("/events") && m.json.type === "recording_ready");
+    const rid = ready.recording_id;
+    const recordedS = stopped.recorded_ms / 1000;
+    const folder = path.join(h.s3Data, BUCKET, "u-1", `m-${CLOUD}`, rid);
+    const segments = readdirSync(folder).filter((f) => f.endsWith(".ts")).length;
+    assert.ok(recordedS > 20 && segments > 20, `${recordedS} s in ${segments} segments`);
+
+    await page.click('tr[data-device="room-4"] button');
+    await waitFor("room-4's view", () => document.querySelector("#device h2")?.textContent === "room-4");
+    const list = await outcome(await command("admin:ops", "list recordings"));
+    assert.equal(list.cls, "ok", list.text);
+    const play = page.locator(`#device button.play[data-recording="${rid}"]`);
+
+    // A wrong secret: the store refuses the signature and the page says which key to check.
+    await page.fill("#bucket-key", S3_ACCESS_KEY);
+    await page.fill("#bucket-secret", "not-the-secret");
+    await page.click("#bucket-button");
+    await waitFor("the bucket credentials taken", () => document.getElementById("bucket-status")?.className === "ok");
+    assert.equal(await page.inputValue("#bucket-secret"), "", "the secret stays in the form");
+    await play.click();
+    await waitFor("the refusal shown", () =>
+      /the store answered 403 SignatureDoesNotMatch: check the secret access key/.test(document.querySelector("#device .player-note")?.textContent ?? ""));
+
+    await page.fill("#bucket-secret", S3_SECRET);
+    await page.click("#bucket-button");
+    await waitFor("the right credentials taken", () => document.getElementById("bucket-status")?.className === "ok");
+    await play.click();
+    // The manifest as read from the bucket.
+    await waitFor("the manifest shown", () => /segments/.test(document.querySelector("#device .manifest")?.textContent ?? ""));
+    const manifestText = await page.locator("#device .manifest").textContent();
+    assert.match(manifestText, new RegExp(`segments${segments} \\(`), manifestText);
+    // hls.js reads the playlist: the media's duration is the recording's.
+    const duration = await (await waitFor("a finite duration", () => {
+      const v = document.querySelector("#device .player video");
+      return v && Number.isFinite(v.duration) && v.duration > 0 && v.duration;
+    })).jsonValue();
+    // The whole playlist, as the bucket holds it (the sum of its EXTINF), and the time the
+    // device said it recorded, within less than one segment (1 s): a lost segment shows.
+    const playlistS = [...readFileSync(path.join(folder, "index.m3u8"), "utf8").matchAll(/#EXTINF:([\d.]+),/g)]
+      .reduce((sum, m) => sum + Number(m[1]), 0);
+    console.log(`# cloud recording: ${recordedS.toFixed(1)} s recorded, ${segments} segments, ${playlistS.toFixed(2)} s in the playlist; the page's video: ${duration.toFixed(2)} s`);
+    assert.ok(Math.abs(duration - playlistS) < 0.1, `video ${duration} s, playlist ${playlistS} s`);
+    assert.ok(Math.abs(duration - recordedS) < 0.8, `video ${duration} s, recorded ${recordedS} s`);
+
+    // It plays: time advances and frames are decoded.
+    await page.evaluate(() => document.querySelector("#device .player video").play());
+    await waitFor("3 s played", () => document.querySelector("#device .player video").currentTime > 3);
+    const quality = await page.evaluate(() => {
+      const q = document.querySelector("#device .player video").getVideoPlaybackQuality();
+      return { total: q.totalVideoFrames, dropped: q.droppedVideoFrames };
+    });
+    assert.ok(quality.total >= 30, `frames decoded in 3 s at 15 fps: ${JSON.stringify(quality)}`);
+    // The picture is the test source's: a white ball on black that moves. Two frames, 0.5 s
+    // apart, each with some bright pixels on a dark field; the ball's centre moved.
+    const frame = () => page.evaluate(() => {
+      const v = document.querySelector("#device .player video");
+      const c = document.createElement("canvas");
+      c.width = v.videoWidth;
+      c.height = v.videoHeight;
+      const g = c.getContext("2d", { willReadFrequently: true });
+      g.drawImage(v, 0, 0);
+      const px = g.getImageData(0, 0, c.width, c.height).data;
+      let bright = 0, dark = 0, sx = 0, sy = 0;
+      for (let i = 0; i < px.length; i += 4) {
+        const y = 0.299 * px[i] + 0.587 * px[i + 1] + 0.114 * px[i + 2];
+        const p = i / 4;
+        if (y > 160) { bright++; sx += p % c.width; sy += Math.floor(p / c.width); }
+        else if (y < 40) dark++;
+      }
+      const n = px.length / 4;
+      return { w: c.width, h: c.height, bright: bright / n, dark: dark / n, x: sx / Math.max(1, bright), y: sy / Math.max(1, bright), t: v.currentTime };
+    });
+    const a = await frame();
+    await page.waitForTimeout(500);
+    const b = await frame();
+    console.log(`# frames: ${JSON.stringify(a)} ${JSON.stringify(b)}; decoded ${quality.total}, dropped ${quality.dropped}`);
+    for (const f of [a, b]) {
+      assert.equal(`${f.w}x${f.h}`, "320x240", JSON.stringify(f));
+      assert.ok(f.bright > 0.005 && f.bright < 0.3 && f.dark > 0.5, `not the ball on black: ${JSON.stringify(f)}`);
+    }
+    assert.ok(b.t > a.t && Math.hypot(b.x - a.x, b.y - a.y) > 2, `the ball did not move: ${JSON.stringify([a, b])}`);
+    if (shots) {
+      await page.evaluate(() => document.querySelector("#device .player").scrollIntoView());
+      await page.screenshot({ path: path.join(shots, "player.png"), fullPage: true });
+    }
+
+    // A completeness report, when the device writes one, is shown as it comes, and as text.
+    // (Written into s3s-fs's file here, in a shape of the test's own; the page does not
+    // depend on the shape.)
+    const manifestFile = path.join(folder, "manifest.json");
+    const manifest = JSON.parse(readFileSync(manifestFile, "utf8"));
+    manifest.completeness = { recorded_ms: 33000, silent_share: 0.9, gaps: [{ cause: "camera_lost", duration_ms: 2000, note: "<img src=x onerror=window.__pwned=5>" }] };
+    writeFileSync(manifestFile, JSON.stringify(manifest));
+    await page.click("#device button.close-player");
+    await play.click();
+    await waitFor("the completeness report", () => document.querySelector("#device table.completeness") !== null);
+    assert.equal(await page.locator("#device table.completeness").textContent(),
+      "recorded_ms33000silent_share0.9gapscause: camera_lost, duration_ms: 2000, note: <img src=x onerror=window.__pwned=5>");
+    assert.equal(await page.locator("#device .player img").count(), 0);
+    assert.equal(await page.evaluate(() => window.__pwned), undefined);
     assert.deepEqual(pageErrors, []);
   });
 
@@ -252,7 +431,8 @@ describe("admin console in Chromium", () => {
     const t0 = Date.now();
     await Promise.all(ids.map((id) => sim.publishAsync(`roomrec/v1/${id}/status`,
       JSON.stringify({ online: true, version: "0.1.0", camera: "ok", microphone: "ok" }), { qos: 1, retain: true })));
-    await waitFor("205 rows", () => document.querySelectorAll("#fleet-body tr").length === 205);
+    await page.click("#device button.back");
+    await waitFor("206 rows", () => document.querySelectorAll("#fleet-body tr").length === 206);
     const listed = Date.now() - t0;
     await page.evaluate(() => document.querySelectorAll("#fleet-body tr").forEach((r) => { r.dataset.tag = "first"; }));
     // Rounds of 200 state messages, each awaited on the page: a burst of more than
@@ -269,13 +449,13 @@ describe("admin console in Chromium", () => {
     }
     const updated = Date.now() - t1;
     console.log(`# 200 devices: listed in ${listed} ms; ${rounds} rounds of 200 state messages shown in ${updated} ms (${(updated / rounds).toFixed(0)} ms a round)`);
-    assert.equal(await page.locator("#fleet-body tr[data-tag=first]").count(), 205, "rows were rebuilt instead of updated");
+    assert.equal(await page.locator("#fleet-body tr[data-tag=first]").count(), 206, "rows were rebuilt instead of updated");
     await page.fill("#filter", "sim-01");
     assert.equal(await page.locator("#fleet-body tr:not([hidden])").count(), 10);
     await page.fill("#filter", "");
     // Sorted by name after the alarms, garbage and offline devices; the filter cleared.
     const order = await page.locator("#fleet-body tr").evaluateAll((rows) => rows.map((r) => r.dataset.device));
-    assert.deepEqual(order.slice(0, 6), ["fake-html", "fake-bytes", "room-3", "room-1", "room-2", "sim-000"]);
+    assert.deepEqual(order.slice(0, 7), ["fake-html", "fake-bytes", "room-3", "room-1", "room-2", "room-4", "sim-000"]);
     assert.deepEqual(pageErrors, []);
   });
 });

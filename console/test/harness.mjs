@@ -1,14 +1,16 @@
 // The real parts the console test runs against: a mosquitto with the example ACL and a password
 // file (a TCP listener for the daemons, a plain ws:// listener for the page), real roomrecd
-// processes on GStreamer test sources, a static HTTP server for dist/, and Debian's Chromium
-// through playwright-core. Everything lives in one temporary folder and is stopped by `stop()`.
+// processes on GStreamer test sources, a real S3 server (s3s-fs) the daemons upload to and the
+// page reads from (through a pass-through that answers CORS as a bucket's CORS rules would), a
+// static HTTP server for dist/, and Debian's Chromium through playwright-core. Everything lives
+// in one temporary folder and is stopped by `stop()`.
 
 import { spawn, execFileSync } from "node:child_process";
 import { createPrivateKey, createPublicKey } from "node:crypto";
-import { mkdtempSync, writeFileSync, readFileSync, existsSync, copyFileSync, rmSync } from "node:fs";
-import { createServer } from "node:http";
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, existsSync, copyFileSync, rmSync } from "node:fs";
+import { createServer, request as httpRequest } from "node:http";
 import net from "node:net";
-import { tmpdir } from "node:os";
+import { homedir, tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import mqtt from "mqtt";
@@ -56,6 +58,47 @@ function waitPort(port, what, ms = 10000) {
 
 export const PASSWORD = "console-test-password";
 
+/** The bucket of the test's s3s-fs and its one key pair (s3s-fs knows one). */
+export const BUCKET = "recordings";
+export const S3_ACCESS_KEY = "console-test-key";
+export const S3_SECRET = "console-test-s3-secret";
+const S3S_FS = process.env.S3S_FS ?? path.join(process.env.ROOMREC_TOOLS ?? path.join(homedir(), ".cache/roomrec/tools"), "bin/s3s-fs");
+
+/**
+ * What a bucket's CORS rules answer (docs/console.md gives the rules a real bucket needs):
+ * s3s-fs has no CORS (it answers OPTIONS with 501 NotImplemented and sends no
+ * Access-Control-* header), so this pass-through stands in for the bucket's CORS
+ * configuration and nothing else. For `origin` only: a preflight for GET or HEAD is answered
+ * here, and every other request is forwarded to s3s-fs unchanged (the Host header too: the
+ * page signs it) with Access-Control-Allow-Origin added to the answer. Other origins get no
+ * CORS header, as from a bucket whose rules do not list them.
+ */
+export function corsPassThrough(target, origin) {
+  return createServer((req, res) => {
+    const allowed = req.headers.origin === origin;
+    if (req.method === "OPTIONS") {
+      const method = req.headers["access-control-request-method"];
+      if (!allowed || (method !== "GET" && method !== "HEAD")) { res.writeHead(403).end(); return; }
+      res.writeHead(200, {
+        "access-control-allow-origin": origin,
+        "access-control-allow-methods": "GET, HEAD",
+        "access-control-allow-headers": req.headers["access-control-request-headers"] ?? "",
+        "access-control-max-age": "3000",
+        vary: "Origin",
+      }).end();
+      return;
+    }
+    const up = httpRequest({ host: "127.0.0.1", port: target, method: req.method, path: req.url, headers: req.headers }, (ur) => {
+      const headers = { ...ur.headers };
+      if (allowed) Object.assign(headers, { "access-control-allow-origin": origin, vary: "Origin" });
+      res.writeHead(ur.statusCode ?? 502, headers);
+      ur.pipe(res);
+    });
+    up.on("error", () => res.writeHead(502).end());
+    req.pipe(up);
+  });
+}
+
 export class Harness {
   constructor() {
     this.dir = mkdtempSync(path.join(tmpdir(), "roomrec-console-"));
@@ -93,8 +136,35 @@ export class Harness {
     await waitPort(this.wsPort, "mosquitto (websockets)");
   }
 
-  /** A roomrecd logged in as its device id, on test sources, with the fixture admin key. */
-  startDevice(id, roomrecd) {
+  /** s3s-fs with the bucket BUCKET, on a free loopback port (`this.s3Port`). */
+  async startBucket() {
+    if (!existsSync(S3S_FS)) throw new Error(`${S3S_FS} is missing: run scripts/install-s3s-fs (or set S3S_FS)`);
+    this.s3Data = path.join(this.dir, "s3");
+    mkdirSync(path.join(this.s3Data, BUCKET), { recursive: true });
+    this.s3Port = await freePort();
+    this.spawn("s3s-fs", S3S_FS, ["--host", "127.0.0.1", "--port", String(this.s3Port),
+      "--access-key", S3_ACCESS_KEY, "--secret-key", S3_SECRET, this.s3Data]);
+    await waitPort(this.s3Port, "s3s-fs");
+  }
+
+  /** The CORS pass-through to s3s-fs for the page's `origin`; returns its endpoint URL. */
+  async startCors(origin) {
+    this.cors = corsPassThrough(this.s3Port, origin);
+    const port = await freePort();
+    await new Promise((resolve) => this.cors.listen(port, "127.0.0.1", resolve));
+    return `http://127.0.0.1:${port}`;
+  }
+
+  /** The storage folder of device `id` (the daemon's `storage.dir`). */
+  storage(id) {
+    return path.join(this.dir, id, "storage");
+  }
+
+  /**
+   * A roomrecd logged in as its device id, on test sources, with the fixture admin key; with
+   * `upload`, it uploads its cloud recordings to the s3s-fs of `startBucket`.
+   */
+  startDevice(id, roomrecd, { upload = false } = {}) {
     const dir = path.join(this.dir, id);
     const passFile = path.join(this.dir, `${id}.pass`);
     writeFileSync(passFile, `${PASSWORD}\n`, { mode: 0o600 });
@@ -119,7 +189,15 @@ video_bitrate_kbps = 300
 
 [auth.admin_keys]
 ops = "${publicKeyOf(FIXTURE_SEED)}"
-`);
+${upload ? `
+[upload]
+endpoint = "http://127.0.0.1:${this.s3Port}"
+bucket = "${BUCKET}"
+region = "us-east-1"
+path_style = true
+access_key_id = "${S3_ACCESS_KEY}"
+secret_access_key = "${S3_SECRET}"
+` : ""}`);
     this.spawn(id, roomrecd, ["--config", config]);
   }
 
@@ -174,6 +252,7 @@ ops = "${publicKeyOf(FIXTURE_SEED)}"
   async stop() {
     for (const c of this.clients) c.end(true);
     this.http?.close();
+    this.cors?.close();
     for (const p of this.procs.values()) if (p.exitCode === null) p.kill("SIGTERM");
     await new Promise((r) => setTimeout(r, 300));
     for (const p of this.procs.values()) if (p.exitCode === null) p.kill("SIGKILL");
