@@ -129,7 +129,7 @@ export class DeviceView {
       el("label", {}, "Actor ", this.actor, this.actorChoices),
       el("p", { class: "muted hint" },
         "admin:<name> commands are signed with the loaded key; the device accepts from administrators only " +
-        "status, list_recordings, mute and recording upkeep. Start, stop, pause and resume are the meeting's: " +
+        "status, list_recordings, mute, preview (a picture now; never of a meeting that is on and not recorded) and recording upkeep. Start, stop, pause and resume are the meeting's: " +
         "send them as a participant (the device checks that participant's role; not signed)."),
       el("div", { class: "buttons" },
         el("label", {}, "cloud/local ", this.target),
@@ -141,6 +141,7 @@ export class DeviceView {
       el("div", { class: "buttons" },
         button("status", "status", () => ({})),
         button("list recordings", "list_recordings", () => ({})),
+        button("take picture", "preview", () => ({})),
       ),
     );
   }

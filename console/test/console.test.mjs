@@ -264,6 +264,28 @@ describe("admin console in Chromium", () => {
     await page.click("#device button.back");
     await page.click('tr[data-device="room-2"] button');
     await waitFor("room-2's view", () => document.querySelector("#device h2")?.textContent?.includes("room-2") ?? false);
+    // In its meeting and not recording: a `preview` is refused, with the reason on the page.
+    const refused = await outcome(await command("admin:ops", "take picture"));
+    assert.equal(refused.cls, "refused", refused.text);
+    assert.match(refused.text, /forbidden: meeting m-room-2 is on and nothing records it/);
+    // Its meeting over: a signed `preview` brings one picture of its camera (320x240 stream).
+    const watcher = await h.client("admin-console");
+    let applied = false;
+    watcher.on("message", (_topic, payload) => {
+      try { applied ||= JSON.parse(payload.toString()).meeting_version === 2; } catch { /* not JSON: not it */ }
+    });
+    await watcher.subscribeAsync("roomrec/v1/room-2/state", { qos: 1 });
+    const svc = await h.client("svc-meeting");
+    await svc.publishAsync("roomrec/v1/room-2/meeting", meetingSnapshot("room-2", 2, "ended"), { qos: 1, retain: true });
+    for (const deadline = Date.now() + WAIT_MS; !applied; await new Promise((r) => setTimeout(r, 100))) {
+      assert.ok(Date.now() < deadline, "room-2 never applied its meeting's end");
+    }
+    const picture = await outcome(await command("admin:ops", "take picture"));
+    assert.equal(picture.cls, "ok", picture.text);
+    await waitFor("room-2's camera picture decoded", () => {
+      const img = document.querySelector("#device img.preview");
+      return img && !img.hidden && img.complete && img.naturalWidth === 320 && img.naturalHeight === 240;
+    });
     const dev = await h.client("room-2");
     const jpeg = path.join(h.dir, "preview.jpg");
     execFileSync("gst-launch-1.0", ["-q", "videotestsrc", "num-buffers=1", "pattern=smpte", "!", "video/x-raw,width=320,height=180", "!", "jpegenc", "!", "filesink", `location=${jpeg}`]);
