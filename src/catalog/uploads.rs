@@ -224,7 +224,7 @@ impl Catalog {
     /// E2's delete may remove.
     pub fn segments_only_of(&self, recording_id: &Id) -> Result<Vec<SegmentRecord>, CatalogError> {
         let mut stmt = self.conn.prepare(
-            "SELECT s.seq, s.path, s.bytes, s.duration_ms, s.sha256, s.sealed_at
+            "SELECT s.seq, s.path, s.bytes, s.duration_ms, s.sha256, s.sealed_at, s.silent_ms
              FROM segments s JOIN segment_recordings t ON t.seq = s.seq
              WHERE t.recording_id = ?1 AND s.released_at IS NULL AND NOT EXISTS (
                  SELECT 1 FROM segment_recordings o JOIN recordings r ON r.id = o.recording_id

@@ -29,10 +29,12 @@ use super::dispatch::{self, to_json, Plan};
 use super::housekeeping;
 use super::notify::Notifier;
 use super::schedule;
+use super::silence::SilenceMeter;
 use super::status::StatusBoard;
 use super::watchdog::Watchdog;
 use crate::auth::Verifier;
 use crate::catalog::{Op, SegmentRecord};
+use crate::completeness::{Mark, MarkKind};
 use crate::config::StorageConfig;
 use crate::control::{Destination, Inbound, Outbound, ResponseAddr, Topic};
 use crate::media::{MediaCommand, MediaFact, MediaHandle, SealedFile};
@@ -84,6 +86,8 @@ pub struct Core {
     storage: StorageConfig,
     /// Bytes of segments not yet released; the core only forwards it the facts.
     ledger: ByteLedger,
+    /// Silent time of the segment being written, saved with it when it is sealed.
+    silence: SilenceMeter,
 }
 
 /// The channels the core listens on.
@@ -114,6 +118,7 @@ impl Core {
             storage_dir: wiring.storage.dir.clone(),
             storage: wiring.storage,
             ledger: wiring.ledger,
+            silence: SilenceMeter::default(),
         }
     }
 
@@ -286,6 +291,7 @@ impl Core {
     /// Publishes the recorded sound's level (QoS 0, never stored) and lets the alarms see it.
     async fn on_levels(&mut self, levels: AudioLevels) {
         let rms_dbfs = levels.rms_dbfs;
+        self.silence.heard(rms_dbfs);
         let doc = LevelsDoc {
             at: self.clock.now().wall,
             levels,
@@ -387,10 +393,12 @@ impl Core {
             UploadFact::Completed {
                 recording_id,
                 location,
+                completeness,
             } => {
                 let input = Input::CloudCompleted {
                     recording_id,
                     location,
+                    completeness,
                 };
                 self.feed(input, None).await;
             }
@@ -416,11 +424,20 @@ impl Core {
         let rid = recording_id.clone();
         let lookup = self
             .catalog
-            .call(move |c| Ok((c.recording(&rid)?, c.segments_of(&rid)?)))
+            .call(move |c| {
+                let info = c.recording(&rid)?;
+                // Without its evidence the MP4 is made all the same, with no report.
+                let evidence = info.as_ref().and_then(|i| {
+                    c.completeness_evidence(&rid, i.created_at)
+                        .map_err(|e| warn!(recording = %rid, error = %e, "no completeness report: its evidence cannot be read"))
+                        .ok()
+                });
+                Ok((info, c.segments_of(&rid)?, evidence))
+            })
             .await;
-        let (info, segments) = match lookup {
-            Ok((Some(info), segments)) => (info, segments),
-            Ok((None, _)) => {
+        let (info, segments, evidence) = match lookup {
+            Ok((Some(info), segments, evidence)) => (info, segments, evidence),
+            Ok((None, _, _)) => {
                 return self
                     .conversions
                     .fail(recording_id, "the recording is not in the catalog".into())
@@ -429,7 +446,7 @@ impl Core {
         };
         // T1: `info.transcription`, saved by the rules with the recording, says whether the
         // job also writes a transcript.
-        self.conversions.start(&info, segments);
+        self.conversions.start(&info, segments, evidence);
     }
 
     /// Carries out the held effects that may go now: released, or held too long.
@@ -489,19 +506,36 @@ impl Core {
                 self.feed(Input::DevicesUnusable(problems), None).await;
                 self.publish_status().await;
             }
-            MediaFact::DeviceLost { device, message } => {
+            MediaFact::DeviceLost {
+                device,
+                role,
+                message,
+            } => {
                 warn!(%device, %message, "capture device lost; recording goes on without it");
+                self.mark_device(MarkKind::DeviceLost(role)).await;
                 let input = Input::DeviceChanged {
                     device,
                     back: false,
                 };
                 self.feed(input, None).await;
             }
-            MediaFact::DeviceBack { device } => {
+            MediaFact::DeviceBack { device, role } => {
                 info!(%device, "capture device back");
+                self.mark_device(MarkKind::DeviceBack(role)).await;
                 self.feed(Input::DeviceChanged { device, back: true }, None)
                     .await;
             }
+        }
+    }
+
+    /// Keeps a device's loss or return for the completeness reports of what records now.
+    async fn mark_device(&self, kind: MarkKind) {
+        let mark = Mark {
+            at: Timestamp::now(),
+            kind,
+        };
+        if let Err(e) = self.catalog.call(move |c| c.add_mark(None, &mark)).await {
+            warn!(error = %e, ?kind, "the device mark was not saved; completeness reports will miss it");
         }
     }
 
@@ -514,6 +548,7 @@ impl Core {
             duration_ms: file.duration_ms,
             sha256: file.sha256.clone(),
             sealed_at: Timestamp::now(),
+            silent_ms: self.silence.take(file.duration_ms),
         };
         let cloud = file
             .recordings

@@ -774,8 +774,16 @@ impl Actor {
     fn on_input_event(&mut self, event: Option<InputEvent>) {
         let Some(event) = event else { return };
         self.report(match event {
-            InputEvent::Lost { device, message } => MediaFact::DeviceLost { device, message },
-            InputEvent::Back { device } => MediaFact::DeviceBack { device },
+            InputEvent::Lost {
+                device,
+                role,
+                message,
+            } => MediaFact::DeviceLost {
+                device,
+                role,
+                message,
+            },
+            InputEvent::Back { device, role } => MediaFact::DeviceBack { device, role },
         });
         self.check_devices();
     }

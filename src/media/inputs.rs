@@ -18,7 +18,7 @@ use super::actor::Msg;
 use super::devices::{self, CameraChoice, DeviceError, Limits};
 use super::sources::{self, Channels};
 use super::{MediaError, MediaSettings};
-use crate::protocol::DeviceHealth;
+use crate::protocol::{DeviceHealth, DeviceRole};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -30,8 +30,26 @@ pub(crate) enum Kind {
 /// What happened to a device while capturing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum InputEvent {
-    Lost { device: String, message: String },
-    Back { device: String },
+    Lost {
+        device: String,
+        role: DeviceRole,
+        message: String,
+    },
+    Back {
+        device: String,
+        role: DeviceRole,
+    },
+}
+
+impl Kind {
+    /// What the input is for, as facts name it.
+    fn role(self) -> DeviceRole {
+        match self {
+            Kind::Camera => DeviceRole::Camera,
+            Kind::Content => DeviceRole::Content,
+            Kind::Microphone => DeviceRole::Microphone,
+        }
+    }
 }
 
 struct Input {
@@ -128,6 +146,7 @@ impl DeviceInputs {
                 input.lost = true;
                 events.push(InputEvent::Lost {
                     device: input.device.clone(),
+                    role: input.kind.role(),
                     message,
                 });
             }
@@ -217,6 +236,7 @@ impl DeviceInputs {
         tracing::warn!(device = %input.device, %message, "device lost; capture goes on without it");
         Some(InputEvent::Lost {
             device: input.device.clone(),
+            role: input.kind.role(),
             message,
         })
     }
@@ -234,6 +254,7 @@ impl DeviceInputs {
         tracing::info!(device = %input.device, "device back");
         Some(InputEvent::Back {
             device: input.device.clone(),
+            role: input.kind.role(),
         })
     }
 

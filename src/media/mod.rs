@@ -233,10 +233,18 @@ pub enum MediaFact {
         microphone: DeviceHealth,
     },
     /// A device was lost while capturing; capture goes on with a black picture or silence in
-    /// the same segments and recordings. `device` is its path or ALSA name.
-    DeviceLost { device: String, message: String },
+    /// the same segments and recordings. `device` is its path or ALSA name, `role` what it
+    /// is for.
+    DeviceLost {
+        device: String,
+        role: crate::protocol::DeviceRole,
+        message: String,
+    },
     /// A lost device delivers again, inside the same recordings.
-    DeviceBack { device: String },
+    DeviceBack {
+        device: String,
+        role: crate::protocol::DeviceRole,
+    },
     /// The recorded sound's level over the last [`LEVEL_INTERVAL`] (after the mute: what
     /// goes to the encoder); only while capturing.
     Levels(AudioLevels),
