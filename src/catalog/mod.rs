@@ -907,7 +907,8 @@ impl RawSegment {
             duration_ms: r.get(3)?,
             sha256: r.get(4)?,
             sealed_at: r.get(5)?,
-            silent_ms: r.get(6)?,
+            // By name: the upload jobs' query lists it last, after its own columns.
+            silent_ms: r.get("silent_ms")?,
         })
     }
 

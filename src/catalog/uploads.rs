@@ -64,7 +64,7 @@ pub struct UploadJob {
 
 const JOB_COLUMNS: &str = "s.seq, s.path, s.bytes, s.duration_ms, s.sha256, s.sealed_at,
     u.recording_id, r.meeting_id, r.owner, u.state, u.attempts, u.object_key, u.last_error,
-    u.etag";
+    u.etag, s.silent_ms";
 
 const JOB_FROM: &str = "FROM uploads u JOIN segments s ON s.seq = u.seq
     JOIN recordings r ON r.id = u.recording_id";
