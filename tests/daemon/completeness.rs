@@ -1,7 +1,7 @@
 //! Issue 14 item 4, the completeness report, against the real daemon, broker, store and
 //! pipeline: a local recording paused and then cut by `kill -9` (L5: it cannot go on, it is
 //! finalized after the restart) gets `<name>.json` beside its MP4 naming the paused gap and
-//! the crash gap; a cloud recording paused and restarted in the middle, then resumed, carries
+//! the crash gap, and the share of the time its microphone was silenced; a cloud recording paused and restarted in the middle, then resumed, carries
 //! both in its manifest in s3s-fs. The lengths are compared with what the test itself timed,
 //! within what a person would not notice; every file is read as plain JSON, not with the
 //! types that wrote it.
@@ -106,15 +106,19 @@ async fn a_local_recording_paused_then_cut_by_a_crash_reports_both_gaps_beside_i
     let mut c = Client::connect(&broker).await;
     c.join_meeting().await;
     let rid = c.start_recording("u-1", "local").await;
-    c.wait_state("5 s recorded", |s| {
-        s["local"][0]["recorded_ms"].as_u64().unwrap_or(0) >= 5_000
-    })
-    .await;
+    let recorded =
+        |ms: u64| move |s: &Value| s["local"][0]["recorded_ms"].as_u64().unwrap_or(0) >= ms;
+    c.wait_state("2 s recorded", recorded(2_000)).await;
+    // 4 s of silence from the test microphone (the fault trigger `SILENCE_FILE`).
+    let silence = device.storage().join(roomrec::media::fault::SILENCE_FILE);
+    std::fs::write(&silence, b"").expect("silence the test microphone");
+    let silent_from = wall_ms();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    std::fs::remove_file(&silence).expect("the tone again");
+    let silent_for = wall_ms() - silent_from;
+    c.wait_state("8 s recorded", recorded(8_000)).await;
     let paused = pause_for(&mut c, "u-1", 5).await;
-    c.wait_state("12 s recorded", |s| {
-        s["local"][0]["recorded_ms"].as_u64().unwrap_or(0) >= 12_000
-    })
-    .await;
+    c.wait_state("14 s recorded", recorded(14_000)).await;
     device.kill9();
     let killed = wall_ms();
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -162,7 +166,21 @@ async fn a_local_recording_paused_then_cut_by_a_crash_reports_both_gaps_beside_i
         (mp4_ms - recorded).abs() <= 500,
         "MP4 {mp4_ms} ms, report {recorded} ms"
     );
-    assert!(recorded >= 11_000, "{report:#}");
+    assert!(recorded >= 13_000, "{report:#}");
+
+    // The silent share: the 4 s the test silenced, as the levels heard it.
+    let silent = ms(&report["silent_ms"]);
+    println!("silent: {silent} ms in the report, {silent_for} ms silenced by the test");
+    assert!(
+        (silent - silent_for).abs() <= TOLERANCE_MS,
+        "{silent} ms silent for {silent_for} ms silenced: {report:#}"
+    );
+    let share = report["silent_share"].as_f64().expect("silent_share");
+    let expected = silent as f64 / recorded as f64;
+    assert!(
+        (share - expected).abs() < 0.001,
+        "{share} vs {expected}: {report:#}"
+    );
 
     // The event carries the figures.
     let summary = &done["completeness"];
