@@ -10,7 +10,8 @@
 //! the wall clock from the first recorded moment to the stop. A hole between them, or
 //! between the last one and the stop, is a gap; its cause is the first mark that explains
 //! it (a pause, or a restart of the service), else the stop's reason (`disk_full`,
-//! `quota_exhausted`, `device_lost`), else `unexplained`. A segment whose file is missing or
+//! `quota_exhausted`, `device_lost`), else `unexplained` — but not between segments numbered
+//! in a row, where the capture ran on and only a seal came late. A segment whose file is missing or
 //! corrupt is a gap of that cause. Device loss does not stop a recording (it goes on with a
 //! "no signal" picture or silence), so a camera or microphone lost is a gap of picture or
 //! sound over recorded time: from its loss to its return, the stop, or a restart. Holes and
@@ -104,7 +105,16 @@ pub fn report(recording_id: &Id, created_at: Timestamp, evidence: &Evidence) -> 
     let holes = holes(&segments, t0, t1);
     let mut gaps: Vec<(Stretch, CoverageCause, Vec<u64>)> = holes
         .iter()
-        .map(|&h| (h, hole_cause(h, t1, stop, &marks), Vec::new()))
+        .map(|h| {
+            (
+                h.stretch,
+                hole_cause(h.stretch, t1, stop, &marks),
+                h.follows,
+            )
+        })
+        // The next segment's number follows: the capture ran on, a seal was late.
+        .filter(|(_, cause, follows)| !(*follows && *cause == CoverageCause::Unexplained))
+        .map(|(stretch, cause, _)| (stretch, cause, Vec::new()))
         .collect();
     gaps.extend(unusable_gaps(&segments, &evidence.unusable));
     let missing: Vec<Stretch> = gaps.iter().map(|(s, _, _)| *s).collect();
@@ -131,12 +141,16 @@ pub fn report(recording_id: &Id, created_at: Timestamp, evidence: &Evidence) -> 
             seqs,
         })
         .collect();
-    let summary = summarise(
-        &segments,
-        &evidence.unusable,
-        &gaps,
-        (t1 - t0).max(0) as u64,
-    );
+    // A seal's time can be a little late, so the wall-clock span may fall short of what the
+    // segments hold: the covered time is never less than they and the holes between them.
+    let held: u64 = segments.iter().map(|s| s.duration_ms).sum();
+    let holes_ms: u64 = gaps
+        .iter()
+        .filter(|g| is_timeline_cause(g.cause))
+        .map(|g| g.duration_ms)
+        .sum();
+    let covered_ms = ((t1 - t0).max(0) as u64).max(held + holes_ms);
+    let summary = summarise(&segments, &evidence.unusable, &gaps, covered_ms);
     CompletenessReport {
         version: 1,
         recording_id: recording_id.clone(),
@@ -145,6 +159,18 @@ pub fn report(recording_id: &Id, created_at: Timestamp, evidence: &Evidence) -> 
         summary,
         gaps,
     }
+}
+
+/// Whether gaps of `cause` are holes in the timeline (the others overlap recorded time: a
+/// device lost, a segment unusable).
+fn is_timeline_cause(cause: CoverageCause) -> bool {
+    !matches!(
+        cause,
+        CoverageCause::CameraLost
+            | CoverageCause::MicrophoneLost
+            | CoverageCause::Missing
+            | CoverageCause::Corrupt
+    )
 }
 
 /// The first recorded moment, the end of the covered time, and the stop's reason. A
@@ -173,28 +199,41 @@ fn bounds(
     (t0, t1.max(t0), stop.map(|(_, r)| r))
 }
 
+/// A stretch no segment covers; `follows` when the segment after it is numbered right after
+/// the one before it.
+struct Hole {
+    stretch: Stretch,
+    follows: bool,
+}
+
 /// Stretches of `[t0, t1)` no segment covers, at least [`MIN_GAP_MS`] long.
-fn holes(segments: &[SegmentSpan], t0: i64, t1: i64) -> Vec<Stretch> {
+fn holes(segments: &[SegmentSpan], t0: i64, t1: i64) -> Vec<Hole> {
     let mut out = Vec::new();
     let mut cursor = t0;
+    let mut previous: Option<u64> = None;
     let mut by_start: Vec<&SegmentSpan> = segments.iter().collect();
     by_start.sort_by_key(|s| s.start());
     for s in by_start {
-        let hole = Stretch {
+        let stretch = Stretch {
             start: cursor,
             end: s.start().min(t1),
         };
-        if hole.len() >= MIN_GAP_MS {
-            out.push(hole);
+        if stretch.len() >= MIN_GAP_MS {
+            let follows = previous.is_some_and(|p| p + 1 == s.seq);
+            out.push(Hole { stretch, follows });
         }
         cursor = cursor.max(s.ended_at.0);
+        previous = Some(s.seq);
     }
     let tail = Stretch {
         start: cursor,
         end: t1,
     };
     if tail.len() >= MIN_GAP_MS {
-        out.push(tail);
+        out.push(Hole {
+            stretch: tail,
+            follows: false,
+        });
     }
     out
 }
@@ -513,8 +552,9 @@ mod tests {
             Case {
                 name: "a hole nothing explains is unexplained; one under a second is none",
                 evidence: Evidence {
-                    // The third segment sealed 400 ms late: a hole of 400 ms before it.
-                    segments: cat(&[run(1, 0, 2, 0), late(run(3, 2, 1, 0), 400), run(4, 6, 1, 0)]),
+                    // The third segment sealed 400 ms late: a hole of 400 ms before it. The
+                    // 4th was never catalogued: the hole after the 3rd is real.
+                    segments: cat(&[run(1, 0, 2, 0), late(run(3, 2, 1, 0), 400), run(5, 6, 1, 0)]),
                     marks: vec![stop(7.0, StopReason::Command)],
                     unusable: vec![],
                 },
@@ -524,6 +564,34 @@ mod tests {
                     start_ms: 3_400,
                     ..gap(3, 2_600, Unexplained)
                 }],
+                silent_share: 0.0,
+            },
+            Case {
+                name: "a seal late by 1.5 s between segments numbered in a row is no gap",
+                evidence: Evidence {
+                    segments: cat(&[
+                        run(1, 0, 3, 0),
+                        late(run(4, 3, 1, 0), 1_500),
+                        run(5, 5, 2, 0),
+                    ]),
+                    marks: vec![stop(7.0, StopReason::Command)],
+                    unusable: vec![],
+                },
+                recorded_ms: 6_000,
+                covered_ms: 7_000,
+                gaps: vec![],
+                silent_share: 0.0,
+            },
+            Case {
+                name: "the first segment sealed late: covered is what the segments hold",
+                evidence: Evidence {
+                    segments: cat(&[late(run(1, 0, 1, 0), 500), run(2, 1, 2, 0)]),
+                    marks: vec![stop(3.0, StopReason::Command)],
+                    unusable: vec![],
+                },
+                recorded_ms: 3_000,
+                covered_ms: 3_000,
+                gaps: vec![],
                 silent_share: 0.0,
             },
             Case {

@@ -3,7 +3,7 @@
 // its part of the device changed. Must not parse payloads, sign or talk MQTT (it calls `send`).
 
 import { el, setChildren, setText, duration } from "./dom";
-import { type Change, type Device, garbageText, recordingSummary } from "./model";
+import { type Change, type Device, completenessOf, garbageText, recordingSummary } from "./model";
 
 /** What the command panel asks main.ts to send. */
 export interface CommandRequest {
@@ -79,6 +79,7 @@ export class DeviceView {
       case "state":
         return this.drawState();
       case "events":
+        this.drawRecordings(); // a conversion_done or recording_ready brings a report
         return this.drawEvents();
       case "levels":
         return this.drawLevels();
@@ -209,9 +210,12 @@ export class DeviceView {
     }
     const cols = ["recording_id", "kind", "state", "owner", "created_at", "recorded_ms", "bytes", "shared", "location"];
     const cell = (v: unknown) => el("td", {}, v === undefined || v === null ? "" : typeof v === "string" ? v : JSON.stringify(v));
+    // The completeness report's figures, from the event that finished the recording.
+    const report = (r: Record<string, unknown>) =>
+      el("td", { class: "completeness" }, completenessOf(this.device, r.recording_id) ?? "");
     setChildren(this.recordings, el("table", { class: "recording-table" },
-      el("thead", {}, el("tr", {}, ...cols.map((c) => el("th", {}, c)))),
-      el("tbody", {}, ...recs.map((r) => el("tr", {}, ...cols.map((c) => cell(r[c]))))),
+      el("thead", {}, el("tr", {}, ...cols.map((c) => el("th", {}, c)), el("th", {}, "completeness"))),
+      el("tbody", {}, ...recs.map((r) => el("tr", {}, ...cols.map((c) => cell(r[c])), report(r)))),
     ));
   }
 
