@@ -854,8 +854,8 @@ fn the_completeness_report_writes_only_declared_fields() {
         silent_ms: 300,
     };
     let evidence = Evidence {
-        // A hole of 3 s after the second segment, the second one missing.
-        segments: vec![span(1, 1_000), span(2, 2_000), span(3, 6_000)],
+        // The second segment missing, and a hole of 3 s after it (the 3rd never catalogued).
+        segments: vec![span(1, 1_000), span(2, 2_000), span(4, 6_000)],
         marks: vec![],
         unusable: vec![(2, protocol::GapCause::Missing)],
     };
