@@ -392,6 +392,7 @@ fn segment_record(seq: u64, file: &Path, root: &Path) -> anyhow::Result<SegmentR
         duration_ms: SEGMENT_S * 1000,
         sha256: "ab".repeat(32),
         sealed_at: Timestamp(T0 + seq as i64 * 2000),
+        silent_ms: 0,
     })
 }
 
@@ -433,7 +434,7 @@ fn catalog_figures(
     })?;
     let info = catalog.recording(&cloud)?.context("r-2")?;
     let manifest = timed(&mut || {
-        let json = manifest_json(&info, &listed, false, false);
+        let json = manifest_json(&info, &listed, false, false, None);
         if json.is_empty() {
             bail!("empty manifest");
         }

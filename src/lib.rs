@@ -9,6 +9,7 @@
 pub mod audiomark;
 pub mod auth;
 pub mod catalog;
+pub mod completeness;
 pub mod config;
 pub mod control;
 pub mod crypt;

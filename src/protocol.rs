@@ -983,6 +983,10 @@ pub struct Event {
     /// `alarm_raised`, `alarm_cleared`: the alarm.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alarm: Option<Alarm>,
+    /// `conversion_done`, `recording_ready`: how complete the recording is (the full report
+    /// is beside the MP4 or in the manifest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completeness: Option<CompletenessSummary>,
 }
 
 /// A stretch of a local recording its MP4 does not show: segment files that were missing or
@@ -1009,6 +1013,96 @@ pub enum GapCause {
     Corrupt,
 }
 
+/// A capture device by what it is for, as media reports a lost or returned one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceRole {
+    Camera,
+    Microphone,
+    /// The shared-content input (HDMI capture): its loss is no gap of the recording, whose
+    /// picture is then the camera's.
+    Content,
+}
+
+/// Why a stretch of a recording's meeting time is missing from it, or from its picture or
+/// sound (`docs/media.md`, "Completeness report").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CoverageCause {
+    /// Paused by a command (L6).
+    Paused,
+    /// Recorded with a "no signal" picture: the camera was lost.
+    CameraLost,
+    /// Recorded with silence: the microphone was lost.
+    MicrophoneLost,
+    /// The disk filled up: the recording stopped and lost what was not yet sealed.
+    DiskFull,
+    /// The cloud quota ran out (C8): the recording stopped and lost what was not yet sealed.
+    Quota,
+    /// The service stopped while recording (crash, power loss, restart) until it recorded
+    /// again, or until it was back, for a recording that could not go on.
+    Crash,
+    /// The capture pipeline failed (the stop reason `device_lost`).
+    CaptureFailed,
+    /// A segment file is not there.
+    Missing,
+    /// A segment file is there but unreadable.
+    Corrupt,
+    /// No segment covers it and nothing recorded says why.
+    Unexplained,
+}
+
+/// One stretch of meeting time the recording misses (or shows without picture or sound).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoverageGap {
+    /// Where it starts, in ms of meeting time from the recording's start (paused time
+    /// included, unlike an MP4's timeline).
+    pub start_ms: u64,
+    pub duration_ms: u64,
+    pub cause: CoverageCause,
+    /// `missing`, `corrupt`: the segments it stands for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seqs: Vec<u64>,
+}
+
+/// How many gaps of one cause, and how long together.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GapTotal {
+    pub count: u64,
+    pub total_ms: u64,
+}
+
+/// The figures of a completeness report, as `conversion_done` and `recording_ready` carry them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CompletenessSummary {
+    /// Media the recording holds (its usable segments), ms.
+    pub recorded_ms: u64,
+    /// Meeting time from its first recorded moment to its stop, ms.
+    pub covered_ms: u64,
+    /// Gaps by cause (causes without a gap are absent).
+    pub gap_totals: BTreeMap<CoverageCause, GapTotal>,
+    /// Recorded time whose sound was below -60 dBFS RMS, ms.
+    pub silent_ms: u64,
+    /// `silent_ms / recorded_ms`, 0 to 1, three decimals.
+    pub silent_share: f64,
+}
+
+/// What a finished recording holds of the meeting time it covered, and why the rest is
+/// missing: `<name>.json` beside a local MP4, `completeness` in a cloud manifest.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CompletenessReport {
+    /// The report's format; 1.
+    pub version: u32,
+    pub recording_id: Id,
+    /// The recording's first recorded moment and its stop, wall clock.
+    pub started_at: Timestamp,
+    pub ended_at: Timestamp,
+    #[serde(flatten)]
+    pub summary: CompletenessSummary,
+    /// Every gap in meeting-time order (`gap_totals` totals them).
+    pub gaps: Vec<CoverageGap>,
+}
+
 impl Event {
     pub fn new(kind: EventType, at: Timestamp, to: Vec<Id>) -> Event {
         Event {
@@ -1027,6 +1121,7 @@ impl Event {
             error: None,
             gaps: None,
             alarm: None,
+            completeness: None,
         }
     }
 }

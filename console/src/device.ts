@@ -5,7 +5,7 @@
 
 import type { Bucket } from "./bucket";
 import { el, setChildren, setText, duration } from "./dom";
-import { type Change, type Device, garbageText, recordingSummary } from "./model";
+import { type Change, type Device, completenessOf, garbageText, recordingSummary } from "./model";
 import { Player } from "./player";
 
 /** What the command panel asks main.ts to send. */
@@ -105,6 +105,7 @@ export class DeviceView {
       case "state":
         return this.drawState();
       case "events":
+        this.drawRecordings(); // a conversion_done or recording_ready brings a report
         return this.drawEvents();
       case "levels":
         return this.drawLevels();
@@ -244,9 +245,12 @@ export class DeviceView {
       b.addEventListener("click", () => this.play(id, location));
       return el("td", {}, b);
     };
+    // The completeness report's figures, from the event that finished the recording.
+    const report = (r: Record<string, unknown>) =>
+      el("td", { class: "completeness" }, completenessOf(this.device, r.recording_id) ?? "");
     setChildren(this.recordings, el("table", { class: "recording-table" },
-      el("thead", {}, el("tr", {}, ...cols.map((c) => el("th", {}, c)), el("th", {}, ""))),
-      el("tbody", {}, ...recs.map((r) => el("tr", {}, ...cols.map((c) => cell(r[c])), playCell(r)))),
+      el("thead", {}, el("tr", {}, ...cols.map((c) => el("th", {}, c)), el("th", {}, "completeness"), el("th", {}, ""))),
+      el("tbody", {}, ...recs.map((r) => el("tr", {}, ...cols.map((c) => cell(r[c])), report(r), playCell(r)))),
     ));
   }
 

@@ -4,7 +4,7 @@
 
 import {
   type ChannelLevel, type EventMsg, type Garbage, type Reply, type State, type Status,
-  isGarbage, parseEvent, parseLevels, parsePreview, parseReply, parseState, parseStatus,
+  completenessText, isGarbage, parseEvent, parseLevels, parsePreview, parseReply, parseState, parseStatus,
 } from "./parse";
 
 export const TOPIC_ROOT = "roomrec/v1";
@@ -172,4 +172,17 @@ export function recordingSummary(d: Device): string {
   return st.recordings
     .map((r) => `${r.kind} ${r.state}${r.recordedMs !== undefined ? ` ${Math.round(r.recordedMs / 1000)} s` : ""}`)
     .join(", ");
+}
+
+/** The completeness summary of recording `recordingId`, from the latest `conversion_done` or
+ * `recording_ready` the console saw for it (the device lists recordings without it). */
+export function completenessOf(d: Device, recordingId: unknown): string | undefined {
+  if (typeof recordingId !== "string") return undefined;
+  for (const { event } of d.events) {
+    if (isGarbage(event) || event.raw.recording_id !== recordingId) continue;
+    if (event.type === "conversion_done" || event.type === "recording_ready") {
+      return completenessText(event.raw.completeness);
+    }
+  }
+  return undefined;
 }

@@ -306,3 +306,26 @@ export function parseManifest(bytes: Uint8Array): Manifest | Garbage {
     completeness: obj(o.completeness),
   };
 }
+
+/**
+ * A recording's completeness figures (`completeness` of `conversion_done` or `recording_ready`,
+ * docs/api.md) as one line of text: recorded of covered time, the gaps by cause, the silent
+ * share. `undefined` when absent or unreadable; a cause that is no plain word is left out.
+ */
+export function completenessText(v: unknown): string | undefined {
+  const o = obj(v);
+  const recorded = num(o?.recorded_ms);
+  const covered = num(o?.covered_ms);
+  if (o === undefined || recorded === undefined || covered === undefined) return undefined;
+  const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+  const parts = [`${secs(recorded)} of ${secs(covered)}`];
+  for (const [cause, t] of Object.entries(obj(o.gap_totals) ?? {}).slice(0, 16)) {
+    const count = num(obj(t)?.count);
+    const total = num(obj(t)?.total_ms);
+    if (!/^[a-z_]{1,32}$/.test(cause) || count === undefined || total === undefined) continue;
+    parts.push(`${cause.replace(/_/g, " ")} ${count}× ${secs(total)}`);
+  }
+  const share = num(o.silent_share);
+  if (share !== undefined) parts.push(`${Math.round(share * 100)} % silent`);
+  return parts.join(" · ");
+}

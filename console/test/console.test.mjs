@@ -480,4 +480,37 @@ describe("admin console in Chromium", () => {
     assert.deepEqual(order.slice(0, 7), ["fake-html", "fake-bytes", "room-3", "room-1", "room-2", "room-4", "sim-000"]);
     assert.deepEqual(pageErrors, []);
   });
+
+  it("shows a finished recording's completeness report in the device view", async () => {
+    // room-1 has recorded locally since the third test; past the 10 s minimum (L4) it is kept.
+    await page.click('tr[data-device="room-1"] button');
+    await waitFor("room-1's view", () => document.querySelector("#device h2")?.textContent === "room-1");
+    await waitFor("11 s recorded", () => {
+      try {
+        return JSON.parse(document.querySelector("#device pre")?.textContent ?? "").local[0].recorded_ms >= 11000;
+      } catch {
+        return false;
+      }
+    });
+    // The meeting service ends room-1's meeting: the local recording stops and is converted (L5).
+    const meeting = await h.client("svc-meeting");
+    await meeting.publishAsync("roomrec/v1/room-1/meeting", JSON.stringify({
+      version: 2, meeting_id: "m-room-1", state: "ended", creator: "u-1", host: "u-1", cohosts: ["u-2"],
+      participants: [], sharing: false,
+      account: { tier: "business", licence_expires_at: "2099-01-01T00:00:00Z", cloud_quota_bytes: null, cloud_used_bytes: 0 },
+    }), { qos: 1, retain: true });
+    await waitFor("conversion_done among the events", () =>
+      [...document.querySelectorAll("#device .events li strong")].some((s) => s.textContent === "conversion_done"));
+    const list = await outcome(await command("admin:ops", "list recordings"));
+    assert.equal(list.cls, "ok", list.text);
+    await waitFor("the report in the recordings table", () =>
+      /of/.test(document.querySelector("#device .recording-table td.completeness")?.textContent ?? ""));
+    const text = await page.locator("#device .recording-table td.completeness").first().textContent();
+    // The test tone is never silent; nothing paused it.
+    const m = /^(\d+\.\d) s of (\d+\.\d) s · 0 % silent$/.exec(text);
+    assert.ok(m, text);
+    assert.ok(Number(m[1]) >= 10 && Number(m[1]) <= Number(m[2]), text);
+    if (shots) await page.screenshot({ path: path.join(shots, "device-report.png"), fullPage: true });
+    assert.deepEqual(pageErrors, []);
+  });
 });

@@ -2,7 +2,8 @@
 //!
 //! Owns: the SQLite file, its schema and migrations (`schema`), every row in it (meetings,
 //! recordings, sealed segments and their tags, upload jobs, command replies for dedupe, the
-//! outbox of messages to publish), and start-up reconciliation of rows against the storage
+//! outbox of messages to publish, the marks of what happened that completeness reports are
+//! made from, `marks`), and start-up reconciliation of rows against the storage
 //! folder (`reconcile`).
 //! Must not touch: the content of media files (it only stats them, and never deletes any),
 //! MQTT (it stores outbox rows; `control` publishes them), the recording rules (it stores what
@@ -14,6 +15,7 @@
 //! row that `seal_segment` or `apply` returned `Ok` for survives a power cut.
 
 mod error;
+mod marks;
 mod pending_work;
 mod reconcile;
 mod retention;
@@ -66,6 +68,12 @@ pub enum Op {
         payload: Vec<u8>,
         retain: bool,
     },
+    /// What happened to a recording (`Some`) or to the device (`None`), for its completeness
+    /// report.
+    Mark {
+        recording_id: Option<Id>,
+        mark: crate::completeness::Mark,
+    },
 }
 
 impl Op {
@@ -75,6 +83,7 @@ impl Op {
             Op::SaveRecording(_) => "save_recording",
             Op::StoreReply { .. } => "store_reply",
             Op::Outbox { .. } => "outbox",
+            Op::Mark { .. } => "mark",
         }
     }
 }
@@ -89,6 +98,8 @@ pub struct SegmentRecord {
     /// SHA-256 of the file, 64 lowercase hex digits.
     pub sha256: String,
     pub sealed_at: Timestamp,
+    /// How much of it sounded below -60 dBFS RMS (the completeness report's silent share).
+    pub silent_ms: u64,
 }
 
 /// A message waiting in the outbox until the broker acknowledges it.
@@ -250,7 +261,7 @@ impl Catalog {
     /// The segments tagged with recording `id`, by sequence number.
     pub fn segments_of(&self, id: &Id) -> Result<Vec<SegmentRecord>, CatalogError> {
         let mut stmt = self.conn.prepare(
-            "SELECT s.seq, s.path, s.bytes, s.duration_ms, s.sha256, s.sealed_at
+            "SELECT s.seq, s.path, s.bytes, s.duration_ms, s.sha256, s.sealed_at, s.silent_ms
              FROM segments s JOIN segment_recordings t ON t.seq = s.seq
              WHERE t.recording_id = ?1 ORDER BY s.seq",
         )?;
@@ -506,6 +517,7 @@ fn apply_op(
             outbox_ids.push(add_outbox(tx, topic, payload, *retain, now)?);
             Ok(())
         }
+        Op::Mark { recording_id, mark } => marks::insert(tx, recording_id.as_ref(), mark),
     }
 }
 
@@ -737,7 +749,7 @@ fn check_cloud(
 fn segment_by_seq(conn: &Connection, seq: u64) -> Result<Option<SegmentRecord>, CatalogError> {
     let raw = conn
         .query_row(
-            "SELECT seq, path, bytes, duration_ms, sha256, sealed_at FROM segments WHERE seq = ?1",
+            "SELECT seq, path, bytes, duration_ms, sha256, sealed_at, silent_ms FROM segments WHERE seq = ?1",
             [to_i64("segment seq", seq)?],
             RawSegment::read,
         )
@@ -803,15 +815,16 @@ fn insert_segment(
         });
     }
     tx.execute(
-        "INSERT INTO segments (seq, path, bytes, duration_ms, sha256, sealed_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO segments (seq, path, bytes, duration_ms, sha256, sealed_at, silent_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
             seq,
             seg.path,
             to_i64("segment bytes", seg.bytes)?,
             to_i64("segment duration_ms", seg.duration_ms)?,
             seg.sha256,
-            seg.sealed_at.0
+            seg.sealed_at.0,
+            to_i64("segment silent_ms", seg.silent_ms)?
         ],
     )?;
     let mut tag =
@@ -894,6 +907,7 @@ struct RawSegment {
     duration_ms: i64,
     sha256: String,
     sealed_at: i64,
+    silent_ms: i64,
 }
 
 impl RawSegment {
@@ -905,6 +919,8 @@ impl RawSegment {
             duration_ms: r.get(3)?,
             sha256: r.get(4)?,
             sealed_at: r.get(5)?,
+            // By name: the upload jobs' query lists it last, after its own columns.
+            silent_ms: r.get("silent_ms")?,
         })
     }
 
@@ -916,6 +932,7 @@ impl RawSegment {
             duration_ms: to_u64("segment duration_ms", self.duration_ms)?,
             sha256: self.sha256,
             sealed_at: Timestamp(self.sealed_at),
+            silent_ms: to_u64("segment silent_ms", self.silent_ms)?,
         })
     }
 }
@@ -1019,6 +1036,7 @@ mod tests {
             duration_ms: 1,
             sha256: "0f".repeat(32),
             sealed_at: Timestamp(0),
+            silent_ms: 0,
         };
         check_digest(&seg).expect("valid");
         for bad in ["0F".repeat(32), "0f".repeat(31), "zz".repeat(32)] {

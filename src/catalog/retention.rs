@@ -54,7 +54,7 @@ impl Catalog {
         limit: usize,
     ) -> Result<Vec<SegmentRecord>, CatalogError> {
         let sql = format!(
-            "SELECT s.seq, s.path, s.bytes, s.duration_ms, s.sha256, s.sealed_at
+            "SELECT s.seq, s.path, s.bytes, s.duration_ms, s.sha256, s.sealed_at, s.silent_ms
              FROM segments s
              WHERE s.released_at IS NULL AND NOT {NEEDED}
                AND (s.sealed_at < ?1 OR {ABANDONED})

@@ -15,7 +15,7 @@ use super::CatalogError;
 pub(crate) const APPLICATION_ID: i64 = 0x726d_7263;
 
 /// Migration `i` takes the catalog from `user_version` i to i + 1.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this code writes and understands.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -157,6 +157,24 @@ CREATE INDEX signed_nonces_by_time ON signed_nonces (seen_at);
 const V4: &str = r#"
 ALTER TABLE recordings ADD COLUMN transcription INTEGER NOT NULL DEFAULT 0
     CHECK (transcription IN (0, 1));
+"#;
+
+/// Version 5: what completeness reports are made from (issue 14, item 4): each segment's
+/// silent time, and marks of what happened to a recording (started, paused, resumed,
+/// stopped with its reason) or to the device (`recording_id` NULL: a device lost or back
+/// with its role, the service started). No foreign key: a mark is history, written in the
+/// batch of the change it records, whatever order the batch has.
+const V5: &str = r#"
+ALTER TABLE segments ADD COLUMN silent_ms INTEGER NOT NULL DEFAULT 0 CHECK (silent_ms >= 0);
+CREATE TABLE marks (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    at           INTEGER NOT NULL,
+    recording_id TEXT,
+    kind         TEXT NOT NULL CHECK (kind IN ('started', 'paused', 'resumed', 'stopped',
+                     'device_lost', 'device_back', 'restarted')),
+    detail       TEXT
+);
+CREATE INDEX marks_by_recording ON marks (recording_id, at);
 "#;
 
 /// Brings the database at `path` (for messages) up to [`SCHEMA_VERSION`].

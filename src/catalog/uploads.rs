@@ -64,7 +64,7 @@ pub struct UploadJob {
 
 const JOB_COLUMNS: &str = "s.seq, s.path, s.bytes, s.duration_ms, s.sha256, s.sealed_at,
     u.recording_id, r.meeting_id, r.owner, u.state, u.attempts, u.object_key, u.last_error,
-    u.etag";
+    u.etag, s.silent_ms";
 
 const JOB_FROM: &str = "FROM uploads u JOIN segments s ON s.seq = u.seq
     JOIN recordings r ON r.id = u.recording_id";
@@ -224,7 +224,7 @@ impl Catalog {
     /// E2's delete may remove.
     pub fn segments_only_of(&self, recording_id: &Id) -> Result<Vec<SegmentRecord>, CatalogError> {
         let mut stmt = self.conn.prepare(
-            "SELECT s.seq, s.path, s.bytes, s.duration_ms, s.sha256, s.sealed_at
+            "SELECT s.seq, s.path, s.bytes, s.duration_ms, s.sha256, s.sealed_at, s.silent_ms
              FROM segments s JOIN segment_recordings t ON t.seq = s.seq
              WHERE t.recording_id = ?1 AND s.released_at IS NULL AND NOT EXISTS (
                  SELECT 1 FROM segment_recordings o JOIN recordings r ON r.id = o.recording_id

@@ -3,7 +3,9 @@
 //!
 //! Owns: the blocking conversion and transcription jobs and their cancel tokens. A segment
 //! whose file is missing or does not decrypt is handed to the conversion as a hole (it goes
-//! on past it, see `media::convert_recording`); the gaps go back with the MP4. Must not
+//! on past it, see `media::convert_recording`); the gaps go back with the MP4, and with the
+//! evidence the core read from the catalog they make the completeness report written beside
+//! it (`<name>.json`). Must not
 //! touch: the catalog or the rules — results go back to the core as `ConversionDone` (sent as
 //! soon as the MP4 is there: the transcript follows it, at the lowest CPU priority, and a
 //! transcript that cannot be made is logged, never a failed recording); segment files, which
@@ -18,9 +20,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::dispatch;
 use crate::catalog::SegmentRecord;
+use crate::completeness::{self, Evidence};
 use crate::media::{self, RecordedSegment};
-use crate::protocol::{GapCause, Id, RecordingInfo};
+use crate::protocol::{GapCause, Id, RecordingInfo, Timestamp};
 use crate::rules::Converted;
 use crate::segments::{DecryptKey, PlainCopies};
 
@@ -64,9 +68,15 @@ impl Conversions {
         }
     }
 
-    /// Converts `segments` (the catalog's, in seq order) into the recording's MP4; with
+    /// Converts `segments` (the catalog's, in seq order) into the recording's MP4 and, with
+    /// `evidence`, writes its completeness report `<name>.json` beside it; with
     /// `transcription` (T1 in force for the recording), then writes `<name>.vtt` beside it.
-    pub fn start(&mut self, info: &RecordingInfo, segments: Vec<SegmentRecord>) {
+    pub fn start(
+        &mut self,
+        info: &RecordingInfo,
+        segments: Vec<SegmentRecord>,
+        evidence: Option<Evidence>,
+    ) {
         let transcription = info.transcription;
         let id = info.recording_id.clone();
         if self.running.contains_key(&id) {
@@ -80,9 +90,12 @@ impl Conversions {
         let plain = PlainCopies::for_conversion(&self.storage_dir, &id, self.key.clone());
         let model_dir = transcription.then(|| self.model_dir.clone());
         let storage_dir = self.storage_dir.clone();
+        let report = evidence.map(|e| (info.created_at, e));
         info!(recording = %id, segments = segments.len(), out = %out.display(), transcription, "conversion started");
         let handle = tokio::spawn(async move {
-            let result = convert(&storage_dir, segments, out, plain, job_cancel.clone()).await;
+            let result = convert(&storage_dir, segments, out, plain, job_cancel.clone())
+                .await
+                .map(|c| with_report(&job_id, c, report));
             match &result {
                 Ok(c) => {
                     info!(recording = %job_id, path = %c.location, gaps = c.gaps.len(), "conversion done")
@@ -149,6 +162,42 @@ impl Conversions {
     }
 }
 
+/// Issue 14 item 4: the report of the converted recording, its gaps from `evidence` and the
+/// conversion's unusable segments, written atomically as `<name>.json` beside the MP4; its
+/// figures go with `conversion_done`. A report that cannot be written is logged: the MP4 is
+/// the recording all the same.
+fn with_report(
+    id: &Id,
+    mut converted: Converted,
+    evidence: Option<(Timestamp, Evidence)>,
+) -> Converted {
+    let Some((created_at, mut evidence)) = evidence else {
+        return converted;
+    };
+    evidence.unusable = converted
+        .gaps
+        .iter()
+        .flat_map(|g| g.seqs.iter().map(|seq| (*seq, g.cause)))
+        .collect();
+    let report = completeness::report(id, created_at, &evidence);
+    let path = report_path(Path::new(&converted.location));
+    let json = dispatch::to_json(&report);
+    match crate::transcribe::write_atomically(&path, &json) {
+        Ok(()) => {
+            info!(recording = %id, report = %path.display(), recorded_ms = report.summary.recorded_ms,
+                covered_ms = report.summary.covered_ms, gaps = report.gaps.len(), "completeness report written");
+            converted.completeness = Some(report.summary);
+        }
+        Err(e) => warn!(recording = %id, error = %e, "the completeness report was not written"),
+    }
+    converted
+}
+
+/// `<name>.json` beside `<name>.mp4`.
+pub fn report_path(mp4: &Path) -> PathBuf {
+    mp4.with_extension("json")
+}
+
 /// T1: `<name>.vtt` beside the MP4, on a blocking thread at the lowest CPU priority.
 async fn transcribe(id: &Id, mp4: PathBuf, model_dir: PathBuf, cancel: CancellationToken) {
     let started = std::time::Instant::now();
@@ -192,6 +241,7 @@ async fn convert(
                     .map(|c| Converted {
                         location: out.display().to_string(),
                         gaps: c.gaps,
+                        completeness: None,
                     })
                     .map_err(|e| match e {
                         // The recording stays `needs_finalize` with every segment; the reason
@@ -321,9 +371,10 @@ mod tests {
                 duration_ms: 0,
                 sha256: String::new(),
                 sealed_at: Timestamp(0),
+                silent_ms: 0,
             })
             .collect();
-        conversions.start(&info, records);
+        conversions.start(&info, records, None);
         let done = rx.recv().await.expect("conversion done");
         let mp4 = PathBuf::from(done.result.expect("converted").location);
         conversions.finished(&info.recording_id);

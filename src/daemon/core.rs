@@ -29,16 +29,18 @@ use super::dispatch::{self, to_json, Plan};
 use super::housekeeping;
 use super::notify::Notifier;
 use super::schedule;
+use super::silence::SilenceMeter;
 use super::status::StatusBoard;
 use super::watchdog::Watchdog;
 use crate::auth::Verifier;
 use crate::catalog::{Op, SegmentRecord};
+use crate::completeness::{Mark, MarkKind};
 use crate::config::StorageConfig;
 use crate::control::{Destination, Inbound, Outbound, ResponseAddr, Topic};
 use crate::media::{DeviceKind, MediaCommand, MediaFact, MediaHandle, SealedFile};
 use crate::protocol::{
-    AudioLevels, Command, DeviceHealth, ErrorBody, ErrorCode, Id, LevelsDoc, MeetingState,
-    RecordingInfo, RecordingKind, Reply, Timestamp,
+    AudioLevels, Command, DeviceHealth, DeviceRole, ErrorBody, ErrorCode, Id, LevelsDoc,
+    MeetingState, RecordingInfo, RecordingKind, Reply, Timestamp,
 };
 use crate::rules::{Effect, Engine, Input, Output, SealedSegment};
 use crate::segments::{self, ByteLedger};
@@ -84,6 +86,8 @@ pub struct Core {
     storage: StorageConfig,
     /// Bytes of segments not yet released; the core only forwards it the facts.
     ledger: ByteLedger,
+    /// Silent time of the segment being written, saved with it when it is sealed.
+    silence: SilenceMeter,
 }
 
 /// The channels the core listens on.
@@ -114,6 +118,7 @@ impl Core {
             storage_dir: wiring.storage.dir.clone(),
             storage: wiring.storage,
             ledger: wiring.ledger,
+            silence: SilenceMeter::default(),
         }
     }
 
@@ -286,6 +291,7 @@ impl Core {
     /// Publishes the recorded sound's level (QoS 0, never stored) and lets the alarms see it.
     async fn on_levels(&mut self, levels: AudioLevels) {
         let rms_dbfs = levels.rms_dbfs;
+        self.silence.heard(rms_dbfs);
         let doc = LevelsDoc {
             at: self.clock.now().wall,
             levels,
@@ -388,10 +394,12 @@ impl Core {
             UploadFact::Completed {
                 recording_id,
                 location,
+                completeness,
             } => {
                 let input = Input::CloudCompleted {
                     recording_id,
                     location,
+                    completeness,
                 };
                 self.feed(input, None).await;
             }
@@ -424,11 +432,20 @@ impl Core {
         let rid = recording_id.clone();
         let lookup = self
             .catalog
-            .call(move |c| Ok((c.recording(&rid)?, c.segments_of(&rid)?)))
+            .call(move |c| {
+                let info = c.recording(&rid)?;
+                // Without its evidence the MP4 is made all the same, with no report.
+                let evidence = info.as_ref().and_then(|i| {
+                    c.completeness_evidence(&rid, i.created_at)
+                        .map_err(|e| warn!(recording = %rid, error = %e, "no completeness report: its evidence cannot be read"))
+                        .ok()
+                });
+                Ok((info, c.segments_of(&rid)?, evidence))
+            })
             .await;
-        let (info, segments) = match lookup {
-            Ok((Some(info), segments)) => (info, segments),
-            Ok((None, _)) => {
+        let (info, segments, evidence) = match lookup {
+            Ok((Some(info), segments, evidence)) => (info, segments, evidence),
+            Ok((None, _, _)) => {
                 return self
                     .conversions
                     .fail(recording_id, "the recording is not in the catalog".into())
@@ -437,7 +454,7 @@ impl Core {
         };
         // T1: `info.transcription`, saved by the rules with the recording, says whether the
         // job also writes a transcript.
-        self.conversions.start(&info, segments);
+        self.conversions.start(&info, segments, evidence);
     }
 
     /// Carries out the held effects that may go now: released, or held too long.
@@ -515,6 +532,8 @@ impl Core {
                 message,
             } => {
                 warn!(%device, ?kind, %message, "capture device lost; recording goes on without it");
+                self.mark_device(MarkKind::DeviceLost(device_role(kind)))
+                    .await;
                 let input = Input::DeviceChanged {
                     device,
                     back: false,
@@ -526,12 +545,25 @@ impl Core {
             }
             MediaFact::DeviceBack { kind, device } => {
                 info!(%device, ?kind, "capture device back");
+                self.mark_device(MarkKind::DeviceBack(device_role(kind)))
+                    .await;
                 self.feed(Input::DeviceChanged { device, back: true }, None)
                     .await;
                 if let Some(device) = alarm_device(kind) {
                     self.observe(Fact::DeviceBack(device)).await;
                 }
             }
+        }
+    }
+
+    /// Keeps a device's loss or return for the completeness reports of what records now.
+    async fn mark_device(&self, kind: MarkKind) {
+        let mark = Mark {
+            at: Timestamp::now(),
+            kind,
+        };
+        if let Err(e) = self.catalog.call(move |c| c.add_mark(None, &mark)).await {
+            warn!(error = %e, ?kind, "the device mark was not saved; completeness reports will miss it");
         }
     }
 
@@ -544,6 +576,7 @@ impl Core {
             duration_ms: file.duration_ms,
             sha256: file.sha256.clone(),
             sealed_at: Timestamp::now(),
+            silent_ms: self.silence.take(file.duration_ms),
         };
         let cloud = file
             .recordings
@@ -743,6 +776,15 @@ impl Core {
 
 /// The alarm of a lost device: the camera's and the microphone's (the content input is
 /// optional, its loss no alarm).
+/// What a capture device is for, as the completeness report's marks name it.
+fn device_role(kind: DeviceKind) -> DeviceRole {
+    match kind {
+        DeviceKind::Camera => DeviceRole::Camera,
+        DeviceKind::Microphone => DeviceRole::Microphone,
+        DeviceKind::Content => DeviceRole::Content,
+    }
+}
+
 fn alarm_device(kind: DeviceKind) -> Option<Device> {
     match kind {
         DeviceKind::Camera => Some(Device::Camera),

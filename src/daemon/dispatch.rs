@@ -1,7 +1,7 @@
 //! The dispatcher: turns what the engine decided into a plan for the executor.
 //!
 //! Owns: the translation of engine outputs into one catalog batch (recording and meeting rows,
-//! stored replies, outbox messages), the messages to publish in outbox order, the reply for a
+//! stored replies, outbox messages, the marks a recording's events leave), the messages to publish in outbox order, the reply for a
 //! response topic, the state document and the effects for the adapters. Synchronous and free
 //! of I/O, so the fuzz harness and the tests drive the very code the daemon runs.
 //! Must not touch: channels, the catalog itself, clocks (the time of the batch is given).
@@ -9,8 +9,9 @@
 use tracing::info;
 
 use crate::catalog::Op;
+use crate::completeness::{Mark, MarkKind};
 use crate::control::Topic;
-use crate::protocol::{Id, RecordingKind, Timestamp};
+use crate::protocol::{Event, EventType, Id, RecordingKind, StopReason, Timestamp};
 use crate::rules::{Effect, Output};
 
 /// What one turn of the engine asks for, in the order the executor carries it out: commit the
@@ -58,6 +59,9 @@ pub fn plan(outputs: &[Output], at: Timestamp) -> Plan {
             Output::Event(event) => {
                 info!(event = ?event.kind, recording = ?event.recording_id.as_ref().map(Id::as_str),
                     reason = ?event.reason, "event");
+                if let Some(mark) = recording_mark(event) {
+                    plan.batch.push(mark);
+                }
                 plan.outbox(Topic::Events, to_json(event));
             }
             Output::State(doc) => {
@@ -99,6 +103,25 @@ impl Plan {
         }
         self.effects.push(effect);
     }
+}
+
+/// The mark a recording's event leaves for its completeness report, saved with the event.
+fn recording_mark(event: &Event) -> Option<Op> {
+    let kind = match event.kind {
+        EventType::RecordingStarted => MarkKind::Started,
+        EventType::RecordingPaused => MarkKind::Paused,
+        EventType::RecordingResumed => MarkKind::Resumed,
+        EventType::RecordingStopped => {
+            let reason = event.reason.as_deref().unwrap_or_default();
+            let reason = serde_json::from_value(serde_json::Value::String(reason.into()));
+            MarkKind::Stopped(reason.unwrap_or(StopReason::Command))
+        }
+        _ => return None,
+    };
+    Some(Op::Mark {
+        recording_id: Some(event.recording_id.clone()?),
+        mark: Mark { at: event.at, kind },
+    })
 }
 
 /// The JSON of the device's own messages.

@@ -228,6 +228,7 @@ mod tests {
                 duration_ms: 4_000,
                 sha256: "ab".repeat(32),
                 sealed_at: Timestamp(sealed_at),
+                silent_ms: 0,
             };
             let tag = id(tag);
             let cloud = tag.as_str().starts_with('c').then_some(&tag);

@@ -6,8 +6,8 @@
 use super::state::{legal, DeviceLicence, Rec};
 use super::{Converted, Effect, Engine, Marks, Now, Output, SealedSegment};
 use crate::protocol::{
-    EventType, Id, LocalPolicy, MeetingSnapshot, MeetingState, RecordingInfo, RecordingKind,
-    RecordingState, StopReason,
+    CompletenessSummary, EventType, Id, LocalPolicy, MeetingSnapshot, MeetingState, RecordingInfo,
+    RecordingKind, RecordingState, StopReason,
 };
 
 impl Engine {
@@ -207,7 +207,11 @@ impl Engine {
         }
         let owner = vec![self.recs[i].info.owner.clone()];
         let ev = match result {
-            Ok(Converted { location, gaps }) => {
+            Ok(Converted {
+                location,
+                gaps,
+                completeness,
+            }) => {
                 let at = Some(location.clone());
                 if !self.transition_with(i, RecordingState::Ready, now, out, |r| r.location = at) {
                     return;
@@ -217,6 +221,7 @@ impl Engine {
                 // Missing or corrupt segment files: the MP4 is the recording all the same
                 // (ready), and its owner hears which stretches it does not show.
                 ev.gaps = Some(gaps);
+                ev.completeness = completeness;
                 ev
             }
             Err(message) => {
@@ -236,6 +241,7 @@ impl Engine {
         &mut self,
         recording_id: &Id,
         location: String,
+        completeness: Option<CompletenessSummary>,
         now: Now,
         out: &mut Vec<Output>,
     ) {
@@ -253,6 +259,7 @@ impl Engine {
         }
         let mut ev = self.rec_event(EventType::RecordingReady, i, creator, now);
         ev.location = Some(location);
+        ev.completeness = completeness;
         out.push(Output::Event(ev));
     }
 }

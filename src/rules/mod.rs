@@ -112,8 +112,8 @@ pub use features::{audio_payload, Marks, VideoMark};
 use state::{DeviceLicence, Meter, Rec};
 
 use crate::protocol::{
-    Command, Event, Id, Licence, LocalPolicy, Meeting, MeetingSnapshot, RecordingGap,
-    RecordingInfo, Reply, StateDoc, StopReason, Timestamp,
+    Command, CompletenessSummary, Event, Id, Licence, LocalPolicy, Meeting, MeetingSnapshot,
+    RecordingGap, RecordingInfo, Reply, StateDoc, StopReason, Timestamp,
 };
 
 /// Time as the engine sees it: wall clock for timestamps and licence comparisons, monotonic
@@ -192,12 +192,15 @@ pub struct SealedSegment {
 }
 
 /// L5: a local recording's MP4, converted.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Converted {
     pub location: String,
     /// Segment files that were missing or corrupt, in recording order: the MP4 keeps real
     /// time across each.
     pub gaps: Vec<RecordingGap>,
+    /// The figures of the report written beside the MP4, for `conversion_done`; `None`
+    /// when it could not be written (the MP4 is the recording all the same).
+    pub completeness: Option<CompletenessSummary>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -243,6 +246,8 @@ pub enum Input {
     CloudCompleted {
         recording_id: Id,
         location: String,
+        /// The figures of the report the manifest carries, for `recording_ready`.
+        completeness: Option<CompletenessSummary>,
     },
     /// Periodic: quota, licence expiry.
     Tick,
@@ -408,7 +413,8 @@ impl Engine {
             Input::CloudCompleted {
                 recording_id,
                 location,
-            } => self.cloud_completed(&recording_id, location, now, &mut out),
+                completeness,
+            } => self.cloud_completed(&recording_id, location, completeness, now, &mut out),
             Input::Tick => self.enforce_quota(now, &mut out), // C8; C7/D1 show via the state
             Input::Shutdown => self.shutdown(now, &mut out),
         }

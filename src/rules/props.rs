@@ -433,6 +433,7 @@ impl Model {
                     Ok(Converted {
                         location: "/srv/x.mp4".into(),
                         gaps: Vec::new(),
+                        completeness: None,
                     })
                 } else {
                     Err("failed".into())
@@ -448,6 +449,7 @@ impl Model {
                 self.feed(Input::CloudCompleted {
                     recording_id,
                     location: "s3://b/x".into(),
+                    completeness: None,
                 });
             }
             Op::Catalog {

@@ -492,7 +492,7 @@ fn c4_cloud_recording_belongs_to_the_creator() {
         &[
             ("co-host starts, creator owns", &[], Do("u-2", START_CLOUD), OK, &[CloudOwner("u-1"), CloudBy("u-2")]),
             ("creator absent from the meeting", &[Roster(|m| m.creator = id("u-9"))], Do("u-1", START_CLOUD), OK, &[CloudOwner("u-9"), EvTo(EventType::RecordingStarted, &["u-1", "u-2", "u-9"])]),
-            ("ready goes to the creator", &[Roster(|m| m.creator = id("u-9")), Step::Ok("u-2", START_CLOUD), Step::Ok("u-2", STOP)], In(|| Input::CloudCompleted { recording_id: id("r-1"), location: "s3://b/r-1/manifest.json".into() }), OK, &[EvTo(EventType::RecordingReady, &["u-9"]), RecIs("r-1", RecordingState::Ready)]),
+            ("ready goes to the creator", &[Roster(|m| m.creator = id("u-9")), Step::Ok("u-2", START_CLOUD), Step::Ok("u-2", STOP)], In(|| Input::CloudCompleted { recording_id: id("r-1"), location: "s3://b/r-1/manifest.json".into(), completeness: None }), OK, &[EvTo(EventType::RecordingReady, &["u-9"]), RecIs("r-1", RecordingState::Ready)]),
         ],
     );
 }
@@ -724,6 +724,7 @@ fn converted(gaps: &[&[u64]]) -> Input {
         result: Ok(Converted {
             location: "/srv/rec/r-1.mp4".into(),
             gaps,
+            completeness: None,
         }),
     }
 }
@@ -976,7 +977,7 @@ fn e1_meeting_end_stops_everything() {
             ("empty snapshot", busy, In(|| Input::Meeting(MeetingSnapshot { version: None, meeting: None })), OK, &[RecIs("r-2", RecordingState::Stopped), RecIs("r-1", RecordingState::Converting), Capture(&[]), MeetingId(None)]),
             ("meeting_id null", busy, In(|| Input::Meeting(MeetingSnapshot { version: Some(9), meeting: None })), OK, &[RecIs("r-2", RecordingState::Stopped), Eff("SaveMeeting"), MeetingId(None)]),
             ("replaced by another meeting", busy, In(|| Input::Meeting(MeetingSnapshot { version: Some(9), meeting: Some(Meeting { meeting_id: id("m-43"), ..meeting() }) })), OK, &[RecIs("r-2", RecordingState::Stopped), RecIs("r-1", RecordingState::Converting), Capture(&[]), MeetingId(Some("m-43")), Policy(LocalPolicy::HostOnly)]),
-            ("creator hears it is ready", &[Roster(|m| m.creator = id("u-9")), Step::Ok("u-1", START_CLOUD), Roster(|m| m.state = MeetingState::Ended)], In(|| Input::CloudCompleted { recording_id: id("r-1"), location: "s3://b/m-42/r-1/manifest.json".into() }), OK, &[EvTo(EventType::RecordingReady, &["u-9"]), RecIs("r-1", RecordingState::Ready)]),
+            ("creator hears it is ready", &[Roster(|m| m.creator = id("u-9")), Step::Ok("u-1", START_CLOUD), Roster(|m| m.state = MeetingState::Ended)], In(|| Input::CloudCompleted { recording_id: id("r-1"), location: "s3://b/m-42/r-1/manifest.json".into(), completeness: None }), OK, &[EvTo(EventType::RecordingReady, &["u-9"]), RecIs("r-1", RecordingState::Ready)]),
             ("commands after the end", &[Roster(|m| m.state = MeetingState::Ended)], Do("u-1", START_CLOUD), NO_MEETING, &[Msg("has ended")]),
             ("commands without a meeting", &[In(|| Input::Meeting(MeetingSnapshot { version: None, meeting: None }))], Do("u-1", START_CLOUD), NO_MEETING, &[]),
         ],
@@ -986,7 +987,7 @@ fn e1_meeting_end_stops_everything() {
 #[test]
 #[rustfmt::skip]
 fn e2_share_and_delete() {
-    let ready: &[Step] = &[Roster(|m| m.creator = id("u-9")), Step::Ok("u-1", START_CLOUD), Step::Ok("u-1", STOP), In(|| Input::CloudCompleted { recording_id: id("r-1"), location: "s3://b/r-1".into() })];
+    let ready: &[Step] = &[Roster(|m| m.creator = id("u-9")), Step::Ok("u-1", START_CLOUD), Step::Ok("u-1", STOP), In(|| Input::CloudCompleted { recording_id: id("r-1"), location: "s3://b/r-1".into(), completeness: None })];
     let share = r#"{"action":"share","recording_id":"r-1","shared":true}"#;
     let delete = r#"{"action":"delete","recording_id":"r-1"}"#;
     table(
@@ -1002,7 +1003,7 @@ fn e2_share_and_delete() {
             ("older meeting's host, via the catalog", &[Ctx(|| row("r-70", "m-1", RecordingKind::Cloud, RecordingState::Ready))], Do("u-7", r#"{"action":"delete","recording_id":"r-70"}"#), OK, &[Eff("Delete")]),
             ("today's host cannot touch another meeting's", &[Ctx(|| row("r-70", "m-1", RecordingKind::Cloud, RecordingState::Ready))], Do("u-1", r#"{"action":"delete","recording_id":"r-70"}"#), FORBIDDEN, &[]),
             ("unknown recording", &[], Do("u-1", r#"{"action":"delete","recording_id":"r-404"}"#), NOT_FOUND, &[]),
-            ("the current host after a host change", &[Roster(|m| { m.host = id("u-2"); m.cohosts = ids(&["u-1"]) }), Step::Ok("u-1", START_CLOUD), Step::Ok("u-1", STOP), In(|| Input::CloudCompleted { recording_id: id("r-1"), location: "s3://b/r-1".into() })], Do("u-2", share), OK, &[Shared("r-1", true)]),
+            ("the current host after a host change", &[Roster(|m| { m.host = id("u-2"); m.cohosts = ids(&["u-1"]) }), Step::Ok("u-1", START_CLOUD), Step::Ok("u-1", STOP), In(|| Input::CloudCompleted { recording_id: id("r-1"), location: "s3://b/r-1".into(), completeness: None })], Do("u-2", share), OK, &[Shared("r-1", true)]),
         ],
     );
 }

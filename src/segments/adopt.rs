@@ -164,8 +164,20 @@ fn playable(storage: &Path, seq: u64, path: &Path) -> Option<SegmentRecord> {
         bytes: sealed.bytes,
         duration_ms: info.duration_ms,
         sha256: sealed.sha256,
-        sealed_at: Timestamp::now(),
+        sealed_at: last_write(&file),
+        // Its levels were never summed: the run that heard them died with it.
+        silent_ms: 0,
     })
+}
+
+/// When the file was last written: the end of what it holds, which the completeness report
+/// lays on the clock (the time of its adoption would hide the gap the crash left).
+fn last_write(file: &Path) -> Timestamp {
+    let modified = std::fs::metadata(file).and_then(|m| m.modified());
+    match modified.map(|t| t.duration_since(std::time::UNIX_EPOCH)) {
+        Ok(Ok(d)) => Timestamp(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        _ => Timestamp::now(),
+    }
 }
 
 #[cfg(test)]

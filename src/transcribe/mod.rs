@@ -193,7 +193,8 @@ pub fn webvtt_document(cues: &[Cue]) -> String {
 }
 
 /// Temp file beside `out`, fsynced, renamed onto it, folder fsynced: `out` is whole or absent.
-fn write_atomically(out: &Path, bytes: &[u8]) -> Result<(), TranscribeError> {
+/// Also writes the completeness report beside an MP4 (`daemon::conversion`).
+pub(crate) fn write_atomically(out: &Path, bytes: &[u8]) -> Result<(), TranscribeError> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| TranscribeError::Io { path, source }

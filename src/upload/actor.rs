@@ -31,8 +31,9 @@ use super::store::{FileToSend, Store};
 use super::transcript::{self, TranscriptSource};
 use super::{UploadCommand, UploadFact, UploadSettings, LIVE_FLOOR_BYTES_PER_S};
 use crate::catalog::{Catalog, PendingWork, UploadJob, UploadState};
+use crate::completeness;
 use crate::crypt::SegmentKey;
-use crate::protocol::{Id, RecordingInfo, Timestamp};
+use crate::protocol::{CompletenessReport, CompletenessSummary, Id, RecordingInfo, Timestamp};
 use crate::segments::{self, DecryptKey, Released};
 
 /// The longest a job's own backoff grows; also the clock-step guard of `claim_upload`.
@@ -220,12 +221,16 @@ enum RecordingOp {
         info: RecordingInfo,
         jobs: Vec<UploadJob>,
         transcription: bool,
+        /// Issue 14 item 4; `None` when the catalog could not give its evidence.
+        completeness: Option<Box<CompletenessReport>>,
     },
     Share {
         row: i64,
         info: RecordingInfo,
         jobs: Vec<UploadJob>,
         shared: bool,
+        /// The manifest is written again whole: with its report.
+        completeness: Option<Box<CompletenessReport>>,
     },
     Delete {
         row: i64,
@@ -235,9 +240,14 @@ enum RecordingOp {
 }
 
 enum Outcome {
-    Completed { location: String },
+    Completed {
+        location: String,
+        completeness: Option<CompletenessSummary>,
+    },
     Shared,
-    Deleted { objects: u64 },
+    Deleted {
+        objects: u64,
+    },
 }
 
 enum Done {
@@ -394,11 +404,13 @@ impl Actor {
         match found {
             Some(Some((row, mut info, jobs))) => {
                 info.shared = shared;
+                let completeness = self.completeness(&info).await;
                 self.queue_op(RecordingOp::Share {
                     row,
                     info,
                     jobs,
                     shared,
+                    completeness,
                 });
             }
             Some(None) => warn!(recording = %recording_id, "share: no such recording"),
@@ -460,11 +472,13 @@ impl Actor {
             match (op.work, info) {
                 (PendingWork::Share { shared }, Some(mut info)) => {
                     info.shared = shared;
+                    let completeness = self.completeness(&info).await;
                     self.queue_op(RecordingOp::Share {
                         row: op.row,
                         info,
                         jobs,
                         shared,
+                        completeness,
                     });
                 }
                 (PendingWork::Share { .. }, None) => {
@@ -585,10 +599,12 @@ impl Actor {
                     continue;
                 };
                 info!(recording = %id, segments = jobs.len(), "all segments uploaded; writing the manifest");
+                let completeness = self.completeness(&c.info).await;
                 self.queue_op(RecordingOp::Manifest {
                     info: c.info,
                     jobs,
                     transcription: c.transcription,
+                    completeness,
                 });
             }
         }
@@ -702,11 +718,15 @@ impl Actor {
     async fn op_finished(&mut self, op: RecordingOp, result: Result<Outcome, Failure>) {
         let recording_id = op_recording(&op).clone();
         match result {
-            Ok(Outcome::Completed { location }) => {
+            Ok(Outcome::Completed {
+                location,
+                completeness,
+            }) => {
                 info!(recording = %recording_id, location = %location, "cloud recording complete");
                 self.fact(UploadFact::Completed {
                     recording_id,
                     location,
+                    completeness,
                 })
                 .await;
             }
@@ -865,6 +885,19 @@ impl Actor {
 
     /// Runs `f` on the catalog in a blocking thread (SQLite fsyncs). Errors are logged and
     /// shown in the status; the caller retries on a later turn.
+    /// The recording's completeness report (issue 14 item 4) from the catalog's evidence;
+    /// `None`, logged, when the catalog cannot give it: the manifest goes without.
+    async fn completeness(&mut self, info: &RecordingInfo) -> Option<Box<CompletenessReport>> {
+        let (id, created_at) = (info.recording_id.clone(), info.created_at);
+        let evidence = self
+            .db(move |c| c.completeness_evidence(&id, created_at))
+            .await?;
+        let report = completeness::report(&info.recording_id, created_at, &evidence);
+        info!(recording = %info.recording_id, recorded_ms = report.summary.recorded_ms,
+            covered_ms = report.summary.covered_ms, gaps = report.gaps.len(), "completeness report made");
+        Some(Box::new(report))
+    }
+
     async fn db<T: Send + 'static>(
         &mut self,
         f: impl FnOnce(&mut Catalog) -> Result<T, crate::catalog::CatalogError> + Send + 'static,
@@ -1043,6 +1076,7 @@ async fn run_op(
             info,
             jobs,
             transcription,
+            completeness,
         } => {
             let dir =
                 manifest::recording_dir(prefix, &info.owner, &info.meeting_id, &info.recording_id);
@@ -1071,7 +1105,8 @@ async fn run_op(
                     )
                     .await?;
             }
-            let json = manifest::manifest_json(info, &segments, info.shared, transcript);
+            let report = completeness.as_deref();
+            let json = manifest::manifest_json(info, &segments, info.shared, transcript, report);
             store
                 .put_bytes(&format!("{dir}{}", manifest::MANIFEST_NAME), json)
                 .await?;
@@ -1079,15 +1114,22 @@ async fn run_op(
             let location = if transcript { master_key } else { playlist_key };
             Ok(Outcome::Completed {
                 location: store.object_url(&location),
+                completeness: report.map(|r| r.summary.clone()),
             })
         }
         RecordingOp::Share {
-            info, jobs, shared, ..
+            info,
+            jobs,
+            shared,
+            completeness,
+            ..
         } => {
             let dir =
                 manifest::recording_dir(prefix, &info.owner, &info.meeting_id, &info.recording_id);
             let transcript = transcript::present(store, &dir).await?;
-            let json = manifest::manifest_json(info, &manifest_segments(jobs), *shared, transcript);
+            let segments = manifest_segments(jobs);
+            let report = completeness.as_deref();
+            let json = manifest::manifest_json(info, &segments, *shared, transcript, report);
             store
                 .put_bytes(&format!("{dir}{}", manifest::MANIFEST_NAME), json)
                 .await?;

@@ -2,12 +2,12 @@
 //!
 //! Owns: the key layout in the bucket, the HLS playlists (`index.m3u8`; for a transcribed
 //! recording also `subtitles.m3u8` and `master.m3u8`) and the JSON document
-//! (`manifest.json`). Must not touch: the store, the catalog, media (a segment's container
+//! (`manifest.json`, with the completeness report it is given). Must not touch: the store, the catalog, media (a segment's container
 //! is known only by its file name's extension), the WebVTT files' contents (`transcribe`).
 
 use serde::Serialize;
 
-use crate::protocol::{Id, RecordingInfo};
+use crate::protocol::{CompletenessReport, Id, RecordingInfo};
 
 pub const PLAYLIST_NAME: &str = "index.m3u8";
 pub const MANIFEST_NAME: &str = "manifest.json";
@@ -178,15 +178,19 @@ struct Manifest<'a> {
     subtitles: Option<&'static str>,
     pauses: Vec<Pause>,
     segments: &'a [ManifestSegment],
+    /// Issue 14 item 4: recorded and covered time, every gap with its cause, silent share.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    completeness: Option<&'a CompletenessReport>,
 }
 
 /// `manifest.json`: who, when, how long, which pauses, and each segment's size and checksums;
-/// with `transcript`, the master and subtitle playlists.
+/// with `transcript`, the master and subtitle playlists; with `completeness`, the report.
 pub fn manifest_json(
     info: &RecordingInfo,
     segments: &[ManifestSegment],
     shared: bool,
     transcript: bool,
+    completeness: Option<&CompletenessReport>,
 ) -> Vec<u8> {
     let doc = Manifest {
         version: 1,
@@ -204,6 +208,7 @@ pub fn manifest_json(
         subtitles: transcript.then_some(SUBTITLES_NAME),
         pauses: pauses(segments),
         segments,
+        completeness,
     };
     // Serialising plain structs of strings and numbers cannot fail; fall back to `{}` anyway
     // rather than panicking in the actor.

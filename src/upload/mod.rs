@@ -141,7 +141,7 @@ pub enum UploadCommand {
 }
 
 /// What the upload actor reports, in the order it happened.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum UploadFact {
     /// One segment is in the store and verified (C8: `bytes` count against the quota).
     Uploaded {
@@ -151,7 +151,12 @@ pub enum UploadFact {
     },
     /// E1: the manifest is uploaded; `location` is the playlist's URL
     /// (feed `Input::CloudCompleted`).
-    Completed { recording_id: Id, location: String },
+    Completed {
+        recording_id: Id,
+        location: String,
+        /// The figures of the completeness report in the manifest, for `recording_ready`.
+        completeness: Option<crate::protocol::CompletenessSummary>,
+    },
     /// E2: the manifest now says `shared`.
     Shared { recording_id: Id, shared: bool },
     /// E2: the objects (`objects` removed) and the local segment files only this recording

@@ -11,6 +11,7 @@ mod bad_input;
 mod broker_acl;
 mod broker_fixture;
 mod cloud;
+mod completeness;
 mod ctl;
 mod encryption;
 mod faults;

@@ -454,6 +454,15 @@ fn other_wire_enums_match() {
         &enum_at(&d, "/components/schemas/Meeting", &["properties", "state"]),
     );
     assert_same(
+        "CoverageCause (CoverageGap cause)",
+        &wire_names::<protocol::CoverageCause>(),
+        &enum_at(
+            &d,
+            "/components/schemas/CoverageGap",
+            &["properties", "cause"],
+        ),
+    );
+    assert_same(
         "GapCause (event gaps[].cause)",
         &wire_names::<protocol::GapCause>(),
         &enum_at(
@@ -829,5 +838,43 @@ fn qos_and_retain_follow_the_contract() {
         assert!(seen.contains(ch), "no operation on channel {ch}");
         let address = d["channels"][ch]["address"].as_str().unwrap();
         assert_eq!(address, format!("{{prefix}}/{ch}"), "channel {ch} address");
+    }
+}
+
+/// The completeness report is no MQTT message (a file beside the MP4, a part of the cloud
+/// manifest), but the document describes it: what the code writes is declared there.
+#[test]
+fn the_completeness_report_writes_only_declared_fields() {
+    use roomrec::completeness::{report, Evidence, SegmentSpan};
+    let d = doc();
+    let span = |seq: u64, ended_at: i64| SegmentSpan {
+        seq,
+        ended_at: protocol::Timestamp(ended_at),
+        duration_ms: 1_000,
+        silent_ms: 300,
+    };
+    let evidence = Evidence {
+        // The second segment missing, and a hole of 3 s after it (the 3rd never catalogued).
+        segments: vec![span(1, 1_000), span(2, 2_000), span(4, 6_000)],
+        marks: vec![],
+        unusable: vec![(2, protocol::GapCause::Missing)],
+    };
+    let id = protocol::Id::parse("r-1").expect("id");
+    let written = serde_json::to_value(report(&id, protocol::Timestamp(0), &evidence))
+        .expect("the report serialises");
+    let gaps = written["gaps"].as_array().expect("gaps");
+    assert!(gaps.len() >= 2, "{written:#}");
+    assert!(gaps.iter().any(|g| g.get("seqs").is_some()), "{written:#}");
+    let schema = d
+        .pointer("/components/schemas/CompletenessReport")
+        .expect("CompletenessReport in the document");
+    assert_declared(&d, &written, schema, "CompletenessReport");
+    let required = schema["required"].as_array().expect("required");
+    for field in required {
+        let field = field.as_str().expect("a name");
+        assert!(
+            written.get(field).is_some(),
+            "{field} is required: {written:#}"
+        );
     }
 }

@@ -44,6 +44,7 @@ fn seg(seq: u64) -> SegmentRecord {
         duration_ms: 4000,
         sha256: "ab".repeat(32),
         sealed_at: Timestamp(T0 + seq as i64 * 1000),
+        silent_ms: 0,
     }
 }
 

@@ -161,6 +161,7 @@ impl Rig {
             duration_ms,
             sha256: hex::encode(sha2::Sha256::digest(content)),
             sealed_at: Timestamp(T0 + seq as i64),
+            silent_ms: 0,
         };
         self.catalog
             .seal_segment(&seg, &[id("r-1")], Some(&id("r-1")))
@@ -1018,6 +1019,7 @@ impl Bench {
                 duration_ms: 3000,
                 sha256: hex::encode(sha2::Sha256::digest(&content)),
                 sealed_at: Timestamp(T0 + seq as i64),
+                silent_ms: 0,
             };
             self.catalog
                 .seal_segment(&seg, &[id("r-1")], Some(&id("r-1")))
