@@ -12,6 +12,11 @@ pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub use super::records::id;
 
+/// Room for every fact a test's capture reports before the test reads them: media waits on a
+/// full channel, and levels (twice a second), picture looks (once a second) and segments come
+/// on their own: 64 filled in about 20 s and stalled a 20 s capture.
+pub const FACTS: usize = 4096;
+
 /// Small frames keep the pipelines cheap on CI's two cores.
 pub fn small(dir: &Path) -> MediaSettings {
     MediaSettings {

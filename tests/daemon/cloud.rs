@@ -185,13 +185,21 @@ async fn a_dead_store_shows_in_status_and_the_queue_catches_up_when_it_returns()
         .cmd(json!({"actor": "u-1", "action": "start", "kind": "cloud"}))
         .await;
     assert_eq!(r["ok"], true, "{r}");
+    // The store is probed from the start, so the problem may be named before anything waits.
     let status = c
-        .wait("status naming the upload problem", |m| {
-            m.topic.ends_with("/status") && m.json["uploads"]["last_error"].is_string()
-        })
+        .wait(
+            "status naming the upload problem with segments waiting",
+            |m| {
+                m.topic.ends_with("/status")
+                    && m.json["uploads"]["last_error"].is_string()
+                    && m.json["uploads"]["pending"].as_u64().unwrap_or(0) >= 1
+            },
+        )
         .await;
     assert!(
-        status.json["uploads"]["pending"].as_u64().unwrap_or(0) >= 1,
+        status.json["uploads"]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot reach the store")),
         "{}",
         status.json
     );

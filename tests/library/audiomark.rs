@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::media::{finish, sealed, small};
+use common::media::{finish, sealed, small, FACTS};
 use roomrec::audiomark::{self, Reading};
 use roomrec::media::{self, Marks, MediaCommand, MediaSettings, VideoMark};
 use tokio::sync::mpsc;
@@ -23,7 +23,7 @@ async fn record(dir: &Path, mark: Option<u64>, seconds: u64) -> Vec<PathBuf> {
         segment_ms: 16_000,
         ..small(dir)
     };
-    let (tx, rx) = mpsc::channel(64);
+    let (tx, rx) = mpsc::channel(FACTS);
     let handle = media::spawn(settings, 0, tx).expect("media starts");
     // The rules' marks, as the daemon sends them (W3: the audio payload).
     handle.send(MediaCommand::SetCapture {
@@ -129,7 +129,7 @@ async fn a_payload_switched_on_at_a_cut_marks_the_segments_after_it() {
         segment_ms: 16_000,
         ..small(dir.path())
     };
-    let (tx, rx) = mpsc::channel(64);
+    let (tx, rx) = mpsc::channel(FACTS);
     let handle = media::spawn(settings, 0, tx).expect("media starts");
     let marks = |audio| MediaCommand::SetCapture {
         recordings: vec![common::records::id("A")],

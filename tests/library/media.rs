@@ -7,7 +7,7 @@
 use crate::common;
 
 use common::ffprobe;
-use common::media::{capture, finish, id, sealed, small, FACT_TIMEOUT};
+use common::media::{capture, finish, id, sealed, small, FACTS, FACT_TIMEOUT};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -130,7 +130,7 @@ async fn switches_cut_tagged_segments_that_convert_per_recording() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paused_recording_converts_and_a_cancelled_conversion_leaves_no_file() {
     let dir = tempfile::tempdir().unwrap();
-    let (tx, rx) = mpsc::channel(64);
+    let (tx, rx) = mpsc::channel(FACTS);
     let handle = media::spawn(small(dir.path()), 0, tx).unwrap();
     handle.send(capture(&["A"]));
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -199,7 +199,7 @@ async fn openh264_and_opus_make_playable_segments_and_shutdown_seals_the_last() 
         audio: AudioCodec::Opus,
         ..small(dir.path())
     };
-    let (tx, rx) = mpsc::channel(64);
+    let (tx, rx) = mpsc::channel(FACTS);
     let handle = media::spawn(settings.clone(), 0, tx).unwrap();
     handle.send(capture(&["X"]));
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -235,14 +235,14 @@ async fn a_full_disk_is_reported_and_the_next_capture_starts_afresh() {
     let settings = small(dir.path());
     std::fs::create_dir_all(&settings.segments_dir).unwrap();
     std::os::unix::fs::symlink("/dev/full", settings.segments_dir.join("00000003.ts")).unwrap();
-    let (tx, mut rx) = mpsc::channel(64);
+    let (tx, mut rx) = mpsc::channel(FACTS);
     let handle = media::spawn(settings.clone(), 3, tx).unwrap();
     handle.send(capture(&["A"]));
-    // The first fact but level readings and pictures (one may come before the first write
-    // fails).
+    // The first fact but level readings, pictures and picture looks (one may come before the
+    // first write fails).
     let fact = loop {
         match tokio::time::timeout(FACT_TIMEOUT, rx.recv()).await.unwrap() {
-            Some(MediaFact::Levels(_) | MediaFact::Preview(_)) => continue,
+            Some(MediaFact::Levels(_) | MediaFact::Preview(_) | MediaFact::Picture(_)) => continue,
             other => break other,
         }
     };
@@ -341,7 +341,7 @@ async fn a_recording_is_released_only_after_its_last_segment_is_sealed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_segment_cut_short_by_a_crash_still_plays_and_converts() {
     let dir = tempfile::tempdir().unwrap();
-    let (tx, rx) = mpsc::channel(64);
+    let (tx, rx) = mpsc::channel(FACTS);
     let handle = media::spawn(small(dir.path()), 0, tx).unwrap();
     handle.send(capture(&["A"]));
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -449,7 +449,7 @@ fn first_frame_only(segment: &Path, out: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tiny_last_segment_without_audio_still_converts_with_every_frame() {
     let dir = tempfile::tempdir().unwrap();
-    let (tx, rx) = mpsc::channel(64);
+    let (tx, rx) = mpsc::channel(FACTS);
     // A small, plain picture, so that one keyframe fits in a few TS packets as in QEMU.
     let settings = MediaSettings {
         width: 160,
@@ -525,7 +525,7 @@ impl Drop for Tmpfs {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disk_without_room_for_the_mp4_is_refused_up_front_and_keeps_every_segment() {
     let dir = tempfile::tempdir().unwrap();
-    let (tx, rx) = mpsc::channel(64);
+    let (tx, rx) = mpsc::channel(FACTS);
     let handle = media::spawn(small(dir.path()), 0, tx).unwrap();
     handle.send(capture(&["A"]));
     tokio::time::sleep(Duration::from_millis(4500)).await;

@@ -8,7 +8,7 @@
 use crate::common;
 
 use common::ffprobe;
-use common::media::{capture, finish, sealed, small, FACT_TIMEOUT};
+use common::media::{capture, finish, sealed, small, FACTS, FACT_TIMEOUT};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -254,7 +254,7 @@ async fn a_missing_camera_is_reported_and_refuses_capture_without_stopping_media
         microphone: Some("null".into()),
         ..small(dir.path())
     };
-    let (tx, mut rx) = mpsc::channel(64);
+    let (tx, mut rx) = mpsc::channel(FACTS);
     let handle = media::spawn(settings, 0, tx).expect("media starts without a camera");
     assert_eq!(
         next_fact(&mut rx).await,
@@ -288,7 +288,7 @@ async fn a_missing_microphone_is_reported() {
         microphone: Some("hw:RoomrecNoSuchCard,0".into()),
         ..small(dir.path())
     };
-    let (tx, mut rx) = mpsc::channel(64);
+    let (tx, mut rx) = mpsc::channel(FACTS);
     let handle = media::spawn(settings, 0, tx).expect("media starts");
     match next_fact(&mut rx).await {
         MediaFact::Devices { microphone, .. } => {

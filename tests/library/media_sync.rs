@@ -73,7 +73,10 @@ async fn flash_and_click_stay_within_a_frame_in_segments_mp4_and_hls() {
         test_picture: TestPicture::Sync,
         ..small(dir.path())
     };
-    let (tx, rx) = mpsc::channel(64);
+    // The facts are read only at the end, and media waits when the channel is full: room for
+    // an hour of them (levels twice a second, the picture check once, a segment every 2 s:
+    // about 14 000), or the capture would stall after half a minute (it did).
+    let (tx, rx) = mpsc::channel(1 << 15);
     let handle = media::spawn(settings, 0, tx).unwrap();
     handle.send(capture(&["A"]));
     // benches/sync.sh runs this for an hour.
