@@ -271,16 +271,7 @@ pub(crate) fn camera_pipeline(
     channel: &str,
     name: &str,
 ) -> Result<gst::Pipeline, MediaError> {
-    let src = make("v4l2src")?;
-    src.set_property("device", choice.path.to_string_lossy().as_ref());
-    // mmap rather than exported dmabufs: frames are converted right after, so nothing gains
-    // from dmabuf, and it is the mode every capture driver (UVC included) supports. (It does
-    // not, alone, release the node after an unplug: see `inputs::release`.)
-    src.set_property_from_str("io-mode", "mmap");
-    let mut chain = vec![src, capsfilter(&choice.caps())?];
-    if choice.is_mjpeg() {
-        chain.push(make("jpegdec")?);
-    }
+    let mut chain = v4l2_chain(choice)?;
     for factory in ["videoconvert", "videoscale", "videorate"] {
         chain.push(make(factory)?);
     }
@@ -315,16 +306,25 @@ pub(crate) fn camera_snapshot_chain(
                 super::inputs::limits(settings),
             )
             .map_err(|e| MediaError::Pipeline(e.to_string()))?;
-            let src = make("v4l2src")?;
-            src.set_property("device", choice.path.to_string_lossy().as_ref());
-            src.set_property_from_str("io-mode", "mmap");
-            let mut chain = vec![src, capsfilter(&choice.caps())?];
-            if choice.is_mjpeg() {
-                chain.push(make("jpegdec")?);
-            }
-            Ok(chain)
+            v4l2_chain(&choice)
         }
     }
+}
+
+/// `v4l2src` opening the chosen camera in its chosen format, then `jpegdec` for MJPEG: raw
+/// frames of the camera's own size.
+fn v4l2_chain(choice: &CameraChoice) -> Result<Vec<gst::Element>, MediaError> {
+    let src = make("v4l2src")?;
+    src.set_property("device", choice.path.to_string_lossy().as_ref());
+    // mmap rather than exported dmabufs: frames are converted right after, so nothing gains
+    // from dmabuf, and it is the mode every capture driver (UVC included) supports. (It does
+    // not, alone, release the node after an unplug: see `inputs::release`.)
+    src.set_property_from_str("io-mode", "mmap");
+    let mut chain = vec![src, capsfilter(&choice.caps())?];
+    if choice.is_mjpeg() {
+        chain.push(make("jpegdec")?);
+    }
+    Ok(chain)
 }
 
 /// A device pipeline: `alsasrc` → convert, resample → `interaudiosink`.

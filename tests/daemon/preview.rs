@@ -36,20 +36,27 @@ fn probe(path: &std::path::Path) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_preview_is_a_small_jpeg_of_the_recorded_picture_while_recording() {
-    let broker = Broker::start();
+/// A roomrecd at 360p on the test source, licensed, in meeting 1 (host u-1) with the single
+/// watermark [`TEXT`], idle.
+async fn in_a_watermarked_meeting(broker: &Broker) -> (Device, Client) {
     let port = broker.port;
-    let _device = Device::start_custom(|dir| {
+    let device = Device::start_custom(|dir| {
         config_text(port, dir, "").replace("width = 320\nheight = 240", "width = 640\nheight = 360")
     });
-    let mut c = Client::connect(&broker).await;
+    let mut c = Client::connect(broker).await;
     c.licence("2099-01-01T00:00:00Z").await;
     let mut meeting = common::device::meeting(1);
     meeting["settings"] = json!({"watermark": {"video": "single", "text": TEXT}});
     c.meeting(meeting).await;
     c.wait_state("meeting applied", |s| s["meeting_version"] == 1)
         .await;
+    (device, c)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_preview_is_a_small_jpeg_of_the_recorded_picture_while_recording() {
+    let broker = Broker::start();
+    let (_device, mut c) = in_a_watermarked_meeting(&broker).await;
 
     // Idle: no picture.
     c.drain_for(Duration::from_secs(3)).await;
@@ -118,17 +125,7 @@ async fn the_preview_is_a_small_jpeg_of_the_recorded_picture_while_recording() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_gets_a_preview_on_request_but_never_of_an_unrecorded_meeting() {
     let broker = Broker::start();
-    let port = broker.port;
-    let mut device = Device::start_custom(|dir| {
-        config_text(port, dir, "").replace("width = 320\nheight = 240", "width = 640\nheight = 360")
-    });
-    let mut c = Client::connect(&broker).await;
-    c.licence("2099-01-01T00:00:00Z").await;
-    let mut meeting = common::device::meeting(1);
-    meeting["settings"] = json!({"watermark": {"video": "single", "text": TEXT}});
-    c.meeting(meeting).await;
-    c.wait_state("meeting applied", |s| s["meeting_version"] == 1)
-        .await;
+    let (mut device, mut c) = in_a_watermarked_meeting(&broker).await;
 
     let r = c
         .cmd(json!({"actor": "admin:ops", "action": "preview"}))
