@@ -60,23 +60,11 @@ fn one_sample(n: u32) -> Duration {
 
 fn main() -> anyhow::Result<()> {
     gst::init()?;
-    let frames: u32 = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(1800);
+    let frames = common::count_arg(1800);
     let fps = f64::from(MediaSettings::default().framerate);
-    let mut best = [Duration::MAX; 2];
-    let mut looks = 0;
-    for _ in 0..RUNS {
-        for (i, with) in [false, true].into_iter().enumerate() {
-            let (t, n) = run(frames, with)?;
-            best[i] = best[i].min(t);
-            if with {
-                looks = n;
-            }
-        }
-    }
-    let (none, with) = (best[0].as_secs_f64(), best[1].as_secs_f64());
+    let (none, with, looks) = common::least_without_and_with(RUNS, |with| run(frames, with))?;
+    let looks = looks.unwrap_or(0);
+    let (none, with) = (none.as_secs_f64(), with.as_secs_f64());
     let extra_ms = (with - none) * 1000.0 / f64::from(frames);
     println!("picture check CPU, {WIDTH}x{HEIGHT}@{fps} test source, {frames} frames, least of {RUNS} runs");
     println!("  without   {none:.3} CPU s");

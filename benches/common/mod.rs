@@ -67,3 +67,31 @@ pub fn i420_caps(width: u32, height: u32) -> gst::Caps {
         .field("framerate", gst::Fraction::new(fps as i32, 1))
         .build()
 }
+
+/// The first number among the bench's arguments, else `default` (the frame count).
+pub fn count_arg(default: u32) -> u32 {
+    std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(default)
+}
+
+/// `run(false)` and `run(true)` in turn, `runs` times each: the least time of each (without,
+/// with) and what the last `run(true)` reported besides.
+pub fn least_without_and_with<T>(
+    runs: usize,
+    mut run: impl FnMut(bool) -> anyhow::Result<(Duration, T)>,
+) -> anyhow::Result<(Duration, Duration, Option<T>)> {
+    let mut best = [Duration::MAX; 2];
+    let mut reported = None;
+    for _ in 0..runs {
+        for (i, with) in [false, true].into_iter().enumerate() {
+            let (t, r) = run(with)?;
+            best[i] = best[i].min(t);
+            if with {
+                reported = Some(r);
+            }
+        }
+    }
+    Ok((best[0], best[1], reported))
+}
