@@ -1,6 +1,6 @@
 //! Cost curves of all-day recordings (issue 10): how the MP4 conversion, boot reconciliation,
-//! `list_recordings`, the HLS playlist and manifest, and upload planning grow with a
-//! recording's length. A bench, not a test: it prints figures and the 24 h / 1 h ratio of
+//! `list_recordings`, the HLS playlist and manifest, upload planning and housekeeping's
+//! eviction query grow with a recording's length. A bench, not a test: it prints figures and the 24 h / 1 h ratio of
 //! each, and asserts nothing.
 //!
 //!   cargo bench --bench cost_curves -- [HOURS ...]        (default: 1 8 24)
@@ -448,6 +448,19 @@ fn catalog_figures(
         }
         Ok(())
     })?;
+    // Housekeeping's eviction query (a batch of 64, as it asks) over every segment: here none
+    // may go (the recordings still need them all), the most the query has to look at.
+    let mut evictable = 0;
+    let evict_query = timed(&mut || {
+        evictable = catalog
+            .evictable_segments(Timestamp(T0 + 1_000_000_000), 64)?
+            .len();
+        Ok(())
+    })?;
+    println!(
+        "  eviction query: {:.2} ms ({evictable} evictable)",
+        evict_query.as_secs_f64() * 1000.0
+    );
     Ok((reconcile, list, playlist, manifest, plan_upload))
 }
 
