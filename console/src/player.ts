@@ -1,7 +1,7 @@
 // Plays one cloud recording straight from the bucket: reads its manifest.json, shows what it
 // says (duration, segments, pauses, the completeness report when there is one), and plays its
-// HLS playlist with hls.js, every request (playlist, segments, subtitles) presigned in the page
-// as it is made. Must not talk MQTT or parse device messages.
+// HLS playlist with hls.js, the transcript shown as subtitles when there is one, every request
+// (playlist, segments, subtitles) presigned in the page as it is made. Must not talk MQTT or parse device messages.
 
 import type Hls from "hls.js";
 import { type Bucket, BucketError, failureText } from "./bucket";
@@ -79,6 +79,16 @@ export class Player {
       if (!data.fatal) return;
       const status = data.response?.code;
       this.fail(status ? `playback failed: ${data.details}: ${failureText(status, undefined)}` : `playback failed: ${data.details} (the store is unreachable, or its CORS rules do not let this page read)`);
+    });
+    // The transcript (T1), when the recording has one: shown from the start, since whoever
+    // opens a recording here is checking it (the device marks it AUTOSELECT, not DEFAULT).
+    // hls.js picks its own initial track (none here) right after this event, so the choice
+    // waits for that to be done.
+    hls.on(HlsClass.Events.SUBTITLE_TRACKS_UPDATED, (_e, data) => {
+      if (data.subtitleTracks.length === 0) return;
+      queueMicrotask(() => {
+        if (hls.subtitleTrack < 0) hls.subtitleTrack = 0;
+      });
     });
     hls.on(HlsClass.Events.MANIFEST_PARSED, () => {
       setText(this.note, `playing ${manifest.playlist} from ${bucket.endpoint.origin}/${bucket.name}/${folder}`);

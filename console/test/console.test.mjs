@@ -10,17 +10,23 @@ import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { chromium } from "playwright-core";
 import { Harness, BUCKET, FIXTURE_SEED, PASSWORD, S3_ACCESS_KEY, S3_SECRET, consoleDir, publicKeyOf, repoDir } from "./harness.mjs";
 
 const ROOMRECD = process.env.ROOMRECD ?? path.join(repoDir, "target/debug/roomrecd");
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-/** room-4 uploads to the bucket: its cloud recording is played, its microphone silenced. */
+/** room-4 uploads to the bucket: its cloud recording is played, its microphone silenced, then
+ * speaking (pro tier, transcribed: the page shows the transcript as subtitles). */
 const CLOUD = "room-4";
 const DEVICES = ["room-1", "room-2", "room-3", CLOUD];
 /** The daemon's fault trigger (src/media/fault.rs SILENCE_FILE): the test tone at volume 0. */
 const SILENCE_FILE = "fault-silent-microphone";
+/** The fault trigger that has the test microphone play speech (src/media/fault.rs SPEECH_FILE,
+ * raw 48 kHz mono S16LE), looped from the capture's start. */
+const SPEECH_FILE = "fault-speech.s16";
+const SENTENCE = "Good morning everyone, welcome to the weekly meeting.";
 /** Hostile "devices": accounts that publish on their own prefix, as any device account could. */
 const FAKES = ["fake-html", "fake-bytes"];
 const WAIT_MS = 30000;
@@ -45,13 +51,35 @@ async function waitSeen(what, pred, ms = WAIT_MS) {
   }
 }
 
-/** A meeting snapshot of device `id`, as the meeting service publishes it (host u-1). */
+/** A meeting snapshot of device `id`, as the meeting service publishes it (host u-1); room-4's
+ * account is pro and asks for a transcript. */
 function meetingSnapshot(id, version, state) {
+  const pro = id === CLOUD;
   return JSON.stringify({
     version, meeting_id: `m-${id}`, state, creator: "u-1", host: "u-1", cohosts: ["u-2"],
     participants: ["u-1", "u-2", "u-3"], sharing: false,
-    account: { tier: "business", licence_expires_at: "2099-01-01T00:00:00Z", cloud_quota_bytes: null, cloud_used_bytes: 0 },
+    account: { tier: pro ? "pro" : "business", licence_expires_at: "2099-01-01T00:00:00Z", cloud_quota_bytes: null, cloud_used_bytes: 0 },
+    ...(pro ? { settings: { transcription: true } } : {}),
   });
+}
+
+/** SENTENCE said by espeak-ng after 1 s of a room's noise and before 2.5 s more, as the test
+ * microphone plays it (SPEECH_FILE), at `out`. */
+function writeSpeech(out) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "speech-"));
+  const said = path.join(dir, "said.wav");
+  execFileSync("espeak-ng", ["-v", "en-us", "-s", "140", "-w", said, SENTENCE]);
+  execFileSync("ffmpeg", ["-nostdin", "-loglevel", "error", "-y", "-i", said, "-filter_complex",
+    "[0]adelay=1000:all=1,apad=pad_dur=2.5[speech];anoisesrc=color=pink:amplitude=0.04:sample_rate=22050:seed=1[room];" +
+    "[speech][room]amix=inputs=2:duration=first:normalize=0",
+    "-f", "s16le", "-ar", "48000", "-ac", "1", out]);
+  rmSync(dir, { recursive: true });
+}
+
+/** The cues of a WebVTT file as [start s, end s, text]. */
+function vttCues(text) {
+  const secs = (t) => t.split(":").reduce((acc, x) => acc * 60 + Number(x), 0);
+  return [...text.matchAll(/^([\d:.]+) --> ([\d:.]+)[^\n]*\n([^\n]+)/gm)].map((m) => [secs(m[1]), secs(m[2]), m[3]]);
 }
 
 /** Waits until `fn(arg)` is truthy in the page; on timeout says what was awaited and shows the page. */
@@ -110,7 +138,7 @@ describe("admin console in Chromium", () => {
     adminClient.on("message", (topic, payload) => {
       try { seen.push({ topic, json: JSON.parse(payload.toString()) }); } catch { /* not ours to judge here */ }
     });
-    await adminClient.subscribeAsync([`roomrec/v1/${CLOUD}/events`, `roomrec/v1/${CLOUD}/reply`], { qos: 1 });
+    await adminClient.subscribeAsync([`roomrec/v1/${CLOUD}/events`, `roomrec/v1/${CLOUD}/reply`, `roomrec/v1/${CLOUD}/state`], { qos: 1 });
     const url = await h.serve(path.join(consoleDir, "dist"));
     const bucketEndpoint = await h.startCors(new URL(url).origin);
     const profile = mkdtempSync(path.join(h.dir, "chromium-"));
@@ -148,6 +176,7 @@ describe("admin console in Chromium", () => {
     // silence while recording, which runs while the tests below do. The host starts it, as
     // the meeting service would relay it.
     writeFileSync(path.join(h.storage(CLOUD), SILENCE_FILE), "");
+    writeSpeech(path.join(h.storage(CLOUD), SPEECH_FILE));
     await adminClient.publishAsync(`roomrec/v1/${CLOUD}/cmd`, JSON.stringify({ id: "t-cloud", actor: "u-1", action: "start", kind: "cloud" }), { qos: 1 });
     const r = await waitSeen("the reply to the cloud start", (m) => m.topic.endsWith("/reply") && m.json.id === "t-cloud");
     assert.equal(r.ok, true, JSON.stringify(r));
@@ -331,6 +360,11 @@ describe("admin console in Chromium", () => {
     // The sound returns: the device clears the alarm, and the page with it.
     rmSync(path.join(h.storage(CLOUD), SILENCE_FILE));
     await waitSeen("alarm_cleared", (m) => m.topic.endsWith("/events") && m.json.type === "alarm_cleared");
+    // Someone speaks for a whole loop of the speech before the meeting ends (the next test
+    // plays the recording with its transcript).
+    const recordedMs = (m) => (m.topic.endsWith("/state") && m.json.cloud?.recorded_ms) || 0;
+    const heardFrom = Math.max(...seen.map(recordedMs));
+    await waitSeen("8 s more recorded", (m) => recordedMs(m) >= heardFrom + 8000);
     await waitFor("room-4's alarm cleared in its view", () => document.querySelector("#device .alarm-list")?.textContent === "none");
     await page.click("#device button.back");
     await waitFor("room-4's alarm cleared in the fleet", () => {
@@ -425,6 +459,26 @@ describe("admin console in Chromium", () => {
       assert.ok(f.bright > 0.005 && f.bright < 0.3 && f.dark > 0.5, `not the ball on black: ${JSON.stringify(f)}`);
     }
     assert.ok(b.t > a.t && Math.hypot(b.x - a.x, b.y - a.y) > 2, `the ball did not move: ${JSON.stringify([a, b])}`);
+
+    // The transcript as hls.js shows it: cues in the video's showing text track at the times
+    // of the device's WebVTT files. hls.js places each cue by its file's X-TIMESTAMP-MAP (the
+    // segment's first PTS against its time in the recording): a wrong map shifts every cue.
+    const fileCues = readdirSync(folder).filter((f) => f.endsWith(".vtt")).sort()
+      .flatMap((f) => vttCues(readFileSync(path.join(folder, f), "utf8")));
+    const spoken = fileCues.filter((c) => /morning|weekly|meeting/.test(c[2]));
+    assert.ok(spoken.length > 0, `the device transcribed the sentence: ${JSON.stringify(fileCues)}`);
+    await page.evaluate((t) => { document.querySelector("#device .player video").currentTime = t; }, Math.max(0, spoken[0][0] - 1));
+    const pageCues = await (await waitFor("the spoken cues in the page's text track", (texts) => {
+      const v = document.querySelector("#device .player video");
+      const track = [...v.textTracks].find((t) => t.mode === "showing");
+      const cues = track?.cues ? [...track.cues].map((c) => [c.startTime, c.endTime, c.text]) : [];
+      return texts.every((t) => cues.some((c) => c[2] === t)) && cues;
+    }, spoken.map((c) => c[2]))).jsonValue();
+    for (const [start, , text] of pageCues) {
+      const match = fileCues.find((c) => c[2] === text && Math.abs(c[0] - start) < 0.05);
+      assert.ok(match, `the page shows "${text}" at ${start} s; the device wrote it at ${fileCues.filter((c) => c[2] === text).map((c) => c[0])} s`);
+    }
+    console.log(`# transcript: ${pageCues.length} cues in the page, each at the device's time: ${JSON.stringify(pageCues)}`);
     if (shots) {
       await page.evaluate(() => document.querySelector("#device .player").scrollIntoView());
       await page.screenshot({ path: path.join(shots, "player.png"), fullPage: true });

@@ -1,8 +1,8 @@
 //! Fault injection for tests: freezes the capture pipeline on request, so that the watchdog's
 //! stall detection can be tested on the real daemon; silences the test microphone, so that
-//! the silent-microphone alarm can; turns the test camera black or freezes its picture, so
-//! that the picture alarms can; and holds a conversion at its start, so that a signal is
-//! sure to land while one runs. Compiled only with the Cargo feature `fault-injection` (off
+//! the silent-microphone alarm can; has it speak, so that transcription can; turns the test
+//! camera black or freezes its picture, so that the picture alarms can; and holds a
+//! conversion at its start, so that a signal is sure to land while one runs. Compiled only with the Cargo feature `fault-injection` (off
 //! by default; the tests turn it on): release builds have no trigger.
 //!
 //! Owns: the trigger files and the blocking probes. Must not touch: anything else.
@@ -17,6 +17,11 @@
 //! Silence: while the file [`SILENCE_FILE`] exists in the storage folder, the test tone
 //! (`audiotestsrc`) plays at volume 0, digital silence, as from a microphone left unplugged
 //! in its socket; once it is removed the tone comes back (looked at every tick, 0.1 s).
+//!
+//! Speech: if the file [`SPEECH_FILE`] (raw 48 kHz mono S16LE samples) is in the storage
+//! folder when a capture starts, the test microphone plays it in place of the tone, over and
+//! over from the capture's first sample, as a person talking in the room (the silence trigger
+//! mutes it as it does the tone); the capture after the file is removed has the tone again.
 //!
 //! Black picture: while the file [`BLACK_PICTURE_FILE`] exists in the storage folder, the test
 //! camera (`videotestsrc`) draws its `black` pattern, as a camera with its lens capped or a
@@ -42,6 +47,10 @@ use gstreamer as gst;
 pub const STALL_FILE: &str = "fault-stall-media";
 /// While this file is in the storage folder, the test microphone is silent.
 pub const SILENCE_FILE: &str = "fault-silent-microphone";
+/// When a capture starts with this file in the storage folder, the test microphone plays it.
+pub const SPEECH_FILE: &str = "fault-speech.s16";
+/// The sample rate of [`SPEECH_FILE`] (mono, signed 16-bit little-endian).
+pub const SPEECH_RATE: u64 = 48_000;
 /// While this file is in the storage folder, the test camera shows black.
 pub const BLACK_PICTURE_FILE: &str = "fault-black-picture";
 /// While this file is in the storage folder, the test camera repeats one frame.
@@ -95,6 +104,103 @@ pub(crate) fn silence_if_asked(segments_dir: &Path, pipeline: &gst::Pipeline) {
                 volume,
                 "fault injection: the test microphone's volume is set"
             );
+        }
+    }
+}
+
+/// If [`SPEECH_FILE`] is in the storage folder (the parent of `segments_dir`), a probe on the
+/// test microphone writes its samples over the tone, by each sample's time since the first
+/// buffer (so at the rate and channels negotiated, looping at the file's end). The tone is
+/// S16LE or F32LE (audiotestsrc's choices downstream of audioconvert); other formats pass.
+pub(crate) fn speak_when_asked(segments_dir: &Path, pipeline: &gst::Pipeline) {
+    let Some(trigger) = segments_dir.parent().map(|d| d.join(SPEECH_FILE)) else {
+        return;
+    };
+    let Ok(bytes) = std::fs::read(&trigger) else {
+        return;
+    };
+    let speech: Vec<i16> = bytes
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    let Some(pad) = pipeline
+        .by_name(super::sources::TEST_MICROPHONE)
+        .and_then(|m| m.static_pad("src"))
+    else {
+        return;
+    };
+    if speech.is_empty() {
+        return;
+    }
+    tracing::warn!(
+        seconds = speech.len() as f64 / SPEECH_RATE as f64,
+        "fault injection: the test microphone plays recorded speech"
+    );
+    let first_pts = std::sync::Mutex::new(None::<u64>);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let Some(layout) = pad.current_caps().as_ref().and_then(SampleLayout::of) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let Some(buffer) = info.buffer_mut() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let Some(pts) = buffer.pts().map(|t| t.nseconds()) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let since = pts.saturating_sub(
+            *first_pts
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get_or_insert(pts),
+        );
+        // At the tone's volume: the silence trigger mutes the speech as it does the tone.
+        let gain = pad.parent_element().map_or(1.0, |tone| {
+            tone.property::<f64>("volume") / super::TEST_TONE_VOLUME
+        });
+        if let Ok(mut map) = buffer.make_mut().map_writable() {
+            layout.write(map.as_mut_slice(), since, &speech, gain);
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// How the test microphone's samples are laid out (from its caps).
+struct SampleLayout {
+    rate: u64,
+    channels: usize,
+    float: bool,
+}
+
+impl SampleLayout {
+    fn of(caps: &gst::Caps) -> Option<SampleLayout> {
+        let s = caps.structure(0)?;
+        let float = match s.get::<&str>("format").ok()? {
+            "S16LE" => false,
+            "F32LE" => true,
+            _ => return None,
+        };
+        Some(SampleLayout {
+            rate: u64::try_from(s.get::<i32>("rate").ok()?).ok()?.max(1),
+            channels: usize::try_from(s.get::<i32>("channels").ok()?).ok()?.max(1),
+            float,
+        })
+    }
+
+    /// Writes `speech` (at [`SPEECH_RATE`], looped) times `gain` over the frames of `bytes`,
+    /// whose first frame is `since_ns` after the capture's first.
+    fn write(&self, bytes: &mut [u8], since_ns: u64, speech: &[i16], gain: f64) {
+        let width = if self.float { 4 } else { 2 };
+        for (i, frame) in bytes.chunks_exact_mut(width * self.channels).enumerate() {
+            let t_ns = since_ns + i as u64 * 1_000_000_000 / self.rate;
+            let index = (u128::from(t_ns) * u128::from(SPEECH_RATE) / 1_000_000_000) as usize;
+            let sample = f64::from(speech[index % speech.len()]) * gain;
+            for out in frame.chunks_exact_mut(width) {
+                if self.float {
+                    out.copy_from_slice(&((sample / 32_768.0) as f32).to_le_bytes());
+                } else {
+                    out.copy_from_slice(&(sample as i16).to_le_bytes());
+                }
+            }
         }
     }
 }

@@ -124,6 +124,8 @@ impl Capture {
         super::fault::freeze_when_asked(&settings.segments_dir, &pipeline);
         let (volume, audio_mark) =
             add_audio_branch(&pipeline, settings, ch, &splitmux, state.marks.audio)?;
+        #[cfg(feature = "fault-injection")]
+        super::fault::speak_when_asked(&settings.segments_dir, &pipeline);
         volume.set_property("mute", state.muted);
         let capture = Capture {
             pipeline,

@@ -132,6 +132,9 @@ pub(crate) fn content_input(
 /// The name of the test camera's `videotestsrc` (with the daemon's [`TestPicture::Ball`]).
 pub(crate) const TEST_CAMERA: &str = "test-camera";
 
+/// The name of the test microphone's `audiotestsrc` (its tone, not the sync clicks).
+pub(crate) const TEST_MICROPHONE: &str = "test-microphone";
+
 /// The test microphone's sine amplitude (of full scale; audiotestsrc's default, which the
 /// audio watermark's tests also assume): peak 20·log10(0.8) = -1.9 dBFS, RMS 3 dB lower.
 pub const TEST_TONE_VOLUME: f64 = 0.8;
@@ -150,6 +153,8 @@ pub(crate) fn audio_input(
             let src = make("audiotestsrc")?;
             src.set_property("is-live", true);
             src.set_property_from_str("wave", "sine");
+            // Named, so the fault triggers find it (`media::fault`).
+            src.set_property("name", TEST_MICROPHONE);
             src.set_property("volume", TEST_TONE_VOLUME);
             Ok(vec![src])
         }

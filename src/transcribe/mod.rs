@@ -16,6 +16,7 @@
 mod cues;
 mod priority;
 mod recognise;
+mod warmup;
 mod webvtt;
 
 use std::io::Write as _;

@@ -1,8 +1,8 @@
 //! The recogniser: a recording's sound through `pocketsphinx`, at the lowest CPU priority.
 //!
 //! Owns: the pipeline `source → demuxer → queue → decodebin → audioconvert → audioresample
-//! (16 kHz mono S16) → pocketsphinx → fakesink`, reading its hypotheses off the bus, and the
-//! priority of its threads. Must not touch: the files it reads (only read), cue shaping.
+//! (16 kHz mono S16, the warm-up's primer played first: [`super::warmup`]) → pocketsphinx →
+//! fakesink`, reading its hypotheses off the bus, and the priority of its threads. Must not touch: the files it reads (only read), cue shaping.
 //!
 //! The source is either a file (the local MP4, through `parsebin`) or a recording's segments
 //! (media's [`recording_source`](crate::media::recording_source) placing them on the
@@ -57,6 +57,8 @@ struct Shared {
     zero: AtomicU64,
     /// The end (pts + duration) of the last buffer the recogniser took, ns.
     sound_end: AtomicU64,
+    /// Set while the recogniser hears the warm-up's primer ([`super::warmup`]).
+    priming: super::warmup::Priming,
     /// Set once the recogniser has been linked to a sound stream.
     has_sound: std::sync::atomic::AtomicBool,
     /// The nice value of each streaming thread as it started.
@@ -164,6 +166,9 @@ fn recogniser_chain(
             .field("channels", 1i32)
             .build(),
     );
+    if let Some(pad) = caps.static_pad("src") {
+        super::warmup::attach(&pad, shared.priming.clone());
+    }
     let sphinx = make("pocketsphinx")?;
     sphinx.set_property("hmm", model.hmm.to_string_lossy().as_ref());
     sphinx.set_property("lm", model.lm.to_string_lossy().as_ref());
@@ -284,6 +289,11 @@ fn heard(shared: &Shared, s: &gst::StructureRef) {
         return;
     };
     let heard = if s.get::<bool>("final").unwrap_or(false) {
+        if shared.priming.load(Ordering::SeqCst) {
+            // The voice detector's response to the primer's onset, not the recording's sound.
+            tracing::debug!(hypothesis = %text, "dropped an utterance heard in the warm-up");
+            return;
+        }
         Heard::Final(text, shared.sound_end.load(Ordering::SeqCst))
     } else {
         match s.get::<u64>("timestamp") {

@@ -117,6 +117,50 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
+/// A plain HTTP server (Python's `http.server`) on a free loopback port, serving the files
+/// under a folder read-only, as a public bucket or a CDN in front of the store serves
+/// recordings; killed on drop.
+pub struct HttpFolder {
+    pub port: u16,
+    child: Child,
+}
+
+impl HttpFolder {
+    pub fn serve(root: &Path) -> HttpFolder {
+        for _ in 0..20 {
+            let port = free_port();
+            let mut child = Command::new("python3")
+                .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
+                .arg(root)
+                .arg(port.to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("python3 runs");
+            if wait_until(Duration::from_secs(10), || {
+                TcpStream::connect(("127.0.0.1", port)).is_ok()
+            }) {
+                return HttpFolder { port, child };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("python3 -m http.server did not start on any free port");
+    }
+
+    /// The URL of `relative` under the folder.
+    pub fn url(&self, relative: &str) -> String {
+        format!("http://127.0.0.1:{}/{relative}", self.port)
+    }
+}
+
+impl Drop for HttpFolder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Polls `f` until it returns true or `limit` passes; returns whether it became true.
 pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     let start = Instant::now();

@@ -151,3 +151,80 @@ pub fn words(text: &str) -> Vec<String> {
         .filter(|w| !w.is_empty())
         .collect()
 }
+
+/// A cue as ffmpeg, an independent WebVTT reader, sees it.
+#[derive(Clone, Debug)]
+pub struct ReadCue {
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub text: String,
+}
+
+/// The first subtitle stream of `source` (a WebVTT file, or an HLS master playlist with a
+/// subtitle rendition) as ffmpeg reads it. ffmpeg 5.1 takes HLS subtitle renditions only with
+/// `-strict experimental`, and reads cue times as written (`-copyts`: not shifted to the
+/// playlist's start); it does not apply `X-TIMESTAMP-MAP`.
+pub fn cues_read_by_ffmpeg(source: &Path) -> Vec<ReadCue> {
+    let dir = tempfile::tempdir().expect("dir");
+    let srt = dir.path().join("cues.srt");
+    ffmpeg(&[
+        "-strict",
+        "experimental",
+        "-copyts",
+        "-i",
+        &source.to_string_lossy(),
+        "-map",
+        "0:s:0",
+        &srt.to_string_lossy(),
+    ]);
+    let text = std::fs::read_to_string(&srt).expect("srt");
+    text.split("\n\n")
+        .filter_map(|block| {
+            let mut lines = block.lines().skip_while(|l| !l.contains("-->"));
+            let (a, b) = lines.next()?.split_once("-->")?;
+            Some(ReadCue {
+                start_ms: srt_ms(a),
+                end_ms: srt_ms(b),
+                text: lines.collect::<Vec<_>>().join(" "),
+            })
+        })
+        .collect()
+}
+
+/// `hh:mm:ss,mmm` in ms.
+fn srt_ms(t: &str) -> u64 {
+    let (hms, milli) = t.trim().split_once(',').expect("srt time");
+    let parts: Vec<u64> = hms.split(':').map(|p| p.parse().expect("number")).collect();
+    ((parts[0] * 60 + parts[1]) * 60 + parts[2]) * 1000 + milli.parse::<u64>().expect("ms")
+}
+
+/// Cues as a WebVTT-like listing, for assertion messages.
+pub fn show(cues: &[ReadCue]) -> String {
+    cues.iter()
+        .map(|c| format!("{} --> {} {}\n", c.start_ms, c.end_ms, c.text))
+        .collect()
+}
+
+/// `sentence` spoken in a room after `lead_ms`, followed by `tail_ms` of the room, as the raw
+/// samples the test microphone plays (`roomrec::media::fault::SPEECH_FILE`: 48 kHz mono
+/// S16LE) at `out`; returns their length in ms.
+pub fn microphone_speech(sentence: &str, lead_ms: u64, tail_ms: u64, out: &Path) -> u64 {
+    let dir = tempfile::tempdir().expect("dir");
+    let said = dir.path().join("said.wav");
+    let room = dir.path().join("room.wav");
+    say(sentence, &said);
+    in_room(&said, lead_ms, tail_ms, ROOM_NOISE, &room);
+    ffmpeg(&[
+        "-i",
+        &room.to_string_lossy(),
+        "-f",
+        "s16le",
+        "-ar",
+        "48000",
+        "-ac",
+        "1",
+        &out.to_string_lossy(),
+    ]);
+    let bytes = std::fs::metadata(out).expect("speech written").len();
+    bytes / 2 * 1000 / 48_000
+}

@@ -1,16 +1,15 @@
 //! W3 end to end: a pro meeting asking for the audio watermark gets the recording's id in the
 //! sound of what the user gets, read back by `roomrecctl watermark read` (its own decode of
 //! the file): the local recording's MP4, and the cloud recording's HLS playlist as uploaded to
-//! a real S3 server (s3s-fs); a free one is told and gets none.
+//! a real S3 server (s3s-fs), from its file and over HTTP; a free one is told and gets none.
 
 use crate::common;
 
-use std::path::Path;
 use std::process::Command;
 
 use common::device::{config_text, Client, Device};
 use common::s3::S3Server;
-use common::Broker;
+use common::{Broker, HttpFolder};
 use serde_json::{json, Value};
 
 /// m-1 (`common::device::meeting`) on `tier`, asking for the audio watermark.
@@ -37,7 +36,7 @@ async fn record_and_read(meeting: Value) -> (String, i32, Value, Client) {
 }
 
 /// `roomrecctl --json watermark read SOURCE`: its exit code and its JSON.
-fn read(source: &Path) -> (i32, Value) {
+fn read(source: impl AsRef<std::ffi::OsStr>) -> (i32, Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_roomrecctl"))
         .args(["--json", "watermark", "read"])
         .arg(source)
@@ -89,4 +88,29 @@ async fn w3_a_pro_cloud_recording_carries_its_id_in_its_uploaded_hls() {
     let (code, reading) = read(&playlist);
     assert_eq!(code, 0, "{reading}");
     assert_eq!(reading["recording_id"], cloud.as_str(), "{reading}");
+
+    // The same playlist as someone meets it on the web: its URL, the segments fetched by the
+    // URIs the playlist lists, relative to it (the bucket's files served read-only by HTTP,
+    // as a public bucket or a CDN would).
+    let web = HttpFolder::serve(&s3.data());
+    let url = web.url(&format!(
+        "{}/u-1/m-1/{cloud}/index.m3u8",
+        common::s3::BUCKET
+    ));
+    let (code, reading) = read(&url);
+    assert_eq!(code, 0, "{url}: {reading}");
+    assert_eq!(reading["recording_id"], cloud.as_str(), "{url}: {reading}");
+    // A URL that serves nothing is bad input (exit 2) named in the error, never "no
+    // watermark" (exit 5).
+    let missing = web.url("recordings/none/index.m3u8");
+    let out = Command::new(env!("CARGO_BIN_EXE_roomrecctl"))
+        .args(["watermark", "read", &missing])
+        .output()
+        .expect("roomrecctl runs");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains(&missing) && said.contains("404"),
+        "the error names the URL and the answer: {said}"
+    );
 }

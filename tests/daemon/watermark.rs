@@ -151,9 +151,10 @@ async fn w1_single_watermark_is_read_back_from_the_hls_and_the_mp4() {
     );
 }
 
-/// W2: on a business account the text is in every quarter of the frame, read from the HLS.
+/// W2: on a business account the text is in every quarter of the frame, read from the HLS,
+/// before a pause and after it (the resume starts a new capture, which must mark again).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn w2_multi_watermark_is_read_in_every_quarter_of_the_frame() {
+async fn w2_multi_watermark_is_read_in_every_quarter_of_the_frame_across_a_pause() {
     let mut t = setup("business", watermark("multi")).await;
     assert_eq!(
         t.state["in_force"]["watermark"]["video"], "multi",
@@ -166,12 +167,28 @@ async fn w2_multi_watermark_is_read_in_every_quarter_of_the_frame() {
         s["cloud"]["recorded_ms"].as_u64().unwrap_or(0) >= 3000
     })
     .await;
+    for action in ["pause", "resume"] {
+        let r = t.c.cmd(json!({"actor": "u-2", "action": action})).await;
+        assert_eq!(r["ok"], true, "{action}: {r}");
+    }
+    t.c.wait_state("3 s more after the resume", |s| {
+        s["cloud"]["recorded_ms"].as_u64().unwrap_or(0) >= 6000
+    })
+    .await;
     let playlist = cloud_playlist(&mut t.c, &t.s3, &rid, 2).await;
-    for q in quarters() {
-        assert!(
-            t.ocr.reads(&playlist, 0, 1.5, Some(q)),
-            "no whole watermark in the quarter {q:?} of the HLS frame"
-        );
+    // Before the pause, in the playlist, and in the last whole segment (the last one may be
+    // short): 2 s after the resume (ffmpeg seeks a playlist by its timestamps, which start
+    // again after a pause).
+    let segments = uploaded_segments(&t.device, &t.s3, &rid);
+    let last = &segments[segments.len() - 2];
+    for (input, at) in [(&playlist, 1.5), (last, 0.5)] {
+        for q in quarters() {
+            assert!(
+                t.ocr.reads(input, 0, at, Some(q)),
+                "no whole watermark in the quarter {q:?} of {} at {at} s",
+                input.display()
+            );
+        }
     }
 }
 

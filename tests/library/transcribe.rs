@@ -41,25 +41,6 @@ fn heard<'a>(sentence: &str, cues: impl Iterator<Item = &'a Cue>) -> Vec<String>
         .collect()
 }
 
-/// Cues as ffmpeg (an independent WebVTT reader) sees them: (start ms, end ms, text).
-fn cues_read_by_ffmpeg(vtt: &Path) -> Vec<(u64, u64, String)> {
-    let srt = vtt.with_extension("srt");
-    speech::ffmpeg(&["-i", &vtt.to_string_lossy(), &srt.to_string_lossy()]);
-    let text = std::fs::read_to_string(&srt).expect("srt");
-    let ms = |t: &str| -> u64 {
-        let (hms, milli) = t.trim().split_once(',').expect("srt time");
-        let parts: Vec<u64> = hms.split(':').map(|p| p.parse().expect("number")).collect();
-        ((parts[0] * 60 + parts[1]) * 60 + parts[2]) * 1000 + milli.parse::<u64>().expect("ms")
-    };
-    text.split("\n\n")
-        .filter_map(|block| {
-            let mut lines = block.lines().skip_while(|l| !l.contains("-->"));
-            let (a, b) = lines.next()?.split_once("-->")?;
-            Some((ms(a), ms(b), lines.collect::<Vec<_>>().join(" ")))
-        })
-        .collect()
-}
-
 #[test]
 fn a_local_recordings_speech_becomes_a_webvtt_transcript_beside_its_mp4() {
     let dir = tempfile::tempdir().expect("dir");
@@ -76,23 +57,23 @@ fn a_local_recordings_speech_becomes_a_webvtt_transcript_beside_its_mp4() {
     let text = std::fs::read_to_string(&vtt).expect("vtt");
     assert!(text.starts_with("WEBVTT\n"), "{text}");
 
-    let cues = cues_read_by_ffmpeg(&vtt);
+    let cues = speech::cues_read_by_ffmpeg(&vtt);
     assert!(!cues.is_empty(), "ffmpeg reads cues from:\n{text}");
-    // The first cue with a word of the sentence (the noise's onset at 0 s may give a stray
-    // word: see docs/transcription.md).
-    let first_start = cues
-        .iter()
-        .find(|c| {
-            content_words(FIRST)
-                .iter()
-                .any(|w| speech::words(&c.2).contains(w))
-        })
-        .map_or(0, |c| c.0);
+    // The first cue is the sentence's: the noise floor's onset at 0 s gives no stray word
+    // (the recogniser's warm-up takes it, docs/transcription.md).
+    let first = &cues[0];
+    assert!(
+        content_words(FIRST)
+            .iter()
+            .any(|w| speech::words(&first.text).contains(w)),
+        "the first cue holds a word of the sentence:\n{text}"
+    );
+    let first_start = first.start_ms;
     assert!(
         (1_500..=4_000).contains(&first_start),
         "the speech's cue starts where the speech does (2.0 s), not at {first_start} ms:\n{text}"
     );
-    let last_end = cues.iter().map(|c| c.1).max().unwrap_or(0);
+    let last_end = cues.iter().map(|c| c.end_ms).max().unwrap_or(0);
     assert!(
         last_end <= length + 100,
         "no cue after the recording ends ({length} ms):\n{text}"
@@ -100,10 +81,10 @@ fn a_local_recordings_speech_becomes_a_webvtt_transcript_beside_its_mp4() {
     let found = heard(
         FIRST,
         cues.iter()
-            .map(|(s, e, t)| Cue {
-                start_ms: *s,
-                end_ms: *e,
-                text: t.clone(),
+            .map(|c| Cue {
+                start_ms: c.start_ms,
+                end_ms: c.end_ms,
+                text: c.text.clone(),
             })
             .collect::<Vec<_>>()
             .iter(),

@@ -527,29 +527,15 @@ async fn a_transcribed_recording_gets_a_subtitle_rendition_in_a_master_playlist(
         "{streams}"
     );
 
-    let srt = copy.path().join("transcript.srt");
-    speech::ffmpeg(&[
-        "-strict",
-        "experimental",
-        "-copyts",
-        "-i",
-        &master.to_string_lossy(),
-        "-map",
-        "0:s:0",
-        &srt.to_string_lossy(),
-    ]);
-    let text = std::fs::read_to_string(&srt).expect("srt");
+    let cues = speech::cues_read_by_ffmpeg(&master);
     // The cue with the second sentence, on the recording's timeline: 1.5 s into the segment
     // after the pause, not a minute later.
-    let cue = text
-        .split("\n\n")
-        .find(|block| block.contains("window") || block.contains("meeting starts"))
-        .unwrap_or_else(|| panic!("the sentence after the pause is in the transcript:\n{text}"));
-    let start = cue
-        .lines()
-        .find_map(|l| l.split_once(" --> "))
-        .map(|(a, _)| srt_ms(a))
-        .expect("a cue time");
+    let text = speech::show(&cues);
+    let start = cues
+        .iter()
+        .find(|c| c.text.contains("window") || c.text.contains("meeting starts"))
+        .unwrap_or_else(|| panic!("the sentence after the pause is in the transcript:\n{text}"))
+        .start_ms;
     assert!(
         (one_ms + 1_000..=one_ms + 4_000).contains(&start),
         "the cue after the pause starts at {start} ms, the speech at {} ms of recorded time:\n{text}",
@@ -581,13 +567,6 @@ async fn manifest_of(store: &Store) -> serde_json::Value {
         .expect("get")
         .expect("manifest");
     serde_json::from_slice(&body).expect("json")
-}
-
-/// `hh:mm:ss,mmm` in ms.
-fn srt_ms(t: &str) -> u64 {
-    let (hms, milli) = t.trim().split_once(',').expect("srt time");
-    let parts: Vec<u64> = hms.split(':').map(|p| p.parse().expect("number")).collect();
-    ((parts[0] * 60 + parts[1]) * 60 + parts[2]) * 1000 + milli.parse::<u64>().expect("ms")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
