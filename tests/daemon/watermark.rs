@@ -250,3 +250,53 @@ async fn w2_w4_a_low_tier_records_one_row_and_turning_it_off_applies_at_the_next
         );
     }
 }
+
+/// Bad input: a watermark text that is too long, holds a control character or looks like
+/// markup is refused with `bad_request` (the event `settings_refused` to the host team, naming
+/// the field and the fault), the meeting is otherwise applied with no watermark, and it
+/// records as always; a valid text afterwards is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_watermark_text_is_refused_and_the_meeting_still_applies_and_records() {
+    let long = "W".repeat(65);
+    let bad = [
+        ("<b>ACME</b>", "looks like markup"),
+        ("ACME\u{7}ROOM", "U+0007"),
+        ("ACME\u{202E}MOOR", "U+202E"),
+        (long.as_str(), "65 characters"),
+    ];
+    let mut t = setup("business", Value::Null).await;
+    for (i, (text, why)) in bad.iter().enumerate() {
+        let version = i as u64 + 2;
+        let settings = json!({"watermark": {"video": "multi", "text": text}});
+        t.c.meeting(meeting(version, "business", settings)).await;
+        let told = t.c.wait_event("settings_refused").await;
+        assert_eq!(told["error"]["code"], "bad_request", "{told}");
+        let message = told["error"]["message"].as_str().unwrap_or("");
+        assert!(
+            message.contains("settings.watermark.text") && message.contains(why),
+            "{text:?}: the sentence names the field and says {why:?}: {message}"
+        );
+        assert_eq!(told["to"], json!(["u-1", "u-2"]), "{told}");
+        t.c.wait_state("the meeting applied, with no watermark", |s| {
+            s["meeting_version"] == version && s["in_force"]["watermark"]["video"] == "off"
+        })
+        .await;
+    }
+    // Still the meeting: a local recording is made and converted as always.
+    t.c.start_recording("u-1", "local").await;
+    t.c.wait_state("10.5 s recorded", |s| {
+        s["local"][0]["recorded_ms"].as_u64().unwrap_or(0) >= 10_500
+    })
+    .await;
+    let mut ended = meeting(bad.len() as u64 + 2, "business", Value::Null);
+    ended["state"] = json!("ended");
+    t.c.meeting(ended).await;
+    let done = t.c.wait_event("conversion_done").await;
+    let mp4 = PathBuf::from(done["location"].as_str().expect("the MP4's location"));
+    let info = roomrec::media::probe(&mp4).expect("the MP4 plays");
+    assert!(info.duration_ms >= 10_000, "{info:?}");
+    assert!(
+        !t.ocr.reads(&mp4, 0, 2.0, None),
+        "no text was burned in from a refused setting"
+    );
+}

@@ -74,10 +74,11 @@ json_get() {
   python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"
 }
 
-# join_demo_meeting: the licence and demo/meeting.json, once the device has applied them.
+# join_demo_meeting [MEETING_JSON]: the licence and demo/meeting.json (or a variant of it
+# with the same meeting id), once the device has applied them.
 join_demo_meeting() {
   ctl licence set --valid-until 2099-01-01T00:00:00Z
-  ctl meeting set "$ROOMREC_REPO/demo/meeting.json"
+  ctl meeting set "${1:-$ROOMREC_REPO/demo/meeting.json}"
   meeting_applied() { grep -q '"meeting_id":"m-demo"' <<<"$(ctl --json status)"; }
   wait_for 30 "the meeting to be applied" meeting_applied
 }
@@ -131,4 +132,32 @@ record_local_until_ready() {
   wait_for 200 "the recording to be converted" settled
   ready || fail "the recording did not become ready: $(cat "$R/recordings.json")"
   ok "conversion finished: $(json_get "$(cat "$R/recordings.json")" 'd["recordings"][0]["location"]')"
+}
+
+# WATERMARK: the text the scenarios that check the video watermark ask for (capitals and a
+# short word: what tesseract reads reliably at the sizes the device draws).
+WATERMARK="ACME ROOM"
+
+# watermarked_demo_meeting: writes $R/meeting-watermarked.json, demo/meeting.json asking for
+# a single-row video watermark of $WATERMARK (W1: every tier), and prints its path.
+watermarked_demo_meeting() {
+  python3 - "$ROOMREC_REPO/demo/meeting.json" "$WATERMARK" > "$R/meeting-watermarked.json" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+m["settings"] = {"watermark": {"video": "single", "text": sys.argv[2]}}
+print(json.dumps(m))
+PY
+  echo "$R/meeting-watermarked.json"
+}
+
+# reads_watermark MP4 AT_S: tesseract finds $WATERMARK in the frame ffmpeg takes at AT_S s of
+# MP4 (three times the size, grey, negated: dark text on light, as the daemon tests read it).
+reads_watermark() {
+  local png=$R/ocr-$2.png text
+  ffmpeg -v error -y -ss "$2" -i "$1" -frames:v 1 \
+    -vf "scale=iw*3:ih*3:flags=lanczos,format=gray,negate" "$png" || return 1
+  text=$(tesseract "$png" stdout --psm 11 -l eng -c thresholding_method=1 2>/dev/null \
+    | tr -cd '[:alnum:]' | tr '[:lower:]' '[:upper:]')
+  log "OCR at $2 s: $text"
+  [[ $text == *"${WATERMARK// /}"* ]]
 }

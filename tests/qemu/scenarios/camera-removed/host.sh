@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Host side of `camera-removed`: a local recording; after >= 6 s the guest removes the camera:
+# Host side of `camera-removed`: a local recording with a video watermark; after >= 6 s the
+# guest removes the camera:
 # a device_lost event naming it, status camera not ok and microphone ok, the recording still
 # `recording` and more segments sealed; then the camera comes back: a device_back event
 # (bounded: 30 s), status camera ok; meeting end; the MP4.
@@ -8,7 +9,7 @@ wait_online 120
 ok "roomrecd in the guest is online through the guestfwd broker"
 ctl watch --for 280 >"$R/watch.log" 2>&1 &
 wait_for 30 "status: camera and microphone ok" health ok ok
-join_demo_meeting
+join_demo_meeting "$(watermarked_demo_meeting)"
 reply=$(ctl --json send start --as alice kind=local) || fail "start was refused: $reply"
 rid=$(json_get "$reply" 'd["state"]["local"][0]["recording_id"]')
 ok "local recording $rid started"
