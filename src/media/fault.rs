@@ -2,8 +2,9 @@
 //! stall detection can be tested on the real daemon; silences the test microphone, so that
 //! the silent-microphone alarm can; has it speak, so that transcription can; turns the test
 //! camera black or freezes its picture, so that the picture alarms can; and holds a
-//! conversion at its start, so that a signal is sure to land while one runs. Compiled only with the Cargo feature `fault-injection` (off
-//! by default; the tests turn it on): release builds have no trigger.
+//! conversion at its start, so that a signal is sure to land while one runs. Compiled only
+//! with the Cargo feature `fault-injection` (off by default; the tests turn it on): release
+//! builds have no trigger.
 //!
 //! Owns: the trigger files and the blocking probes. Must not touch: anything else.
 //!

@@ -2,7 +2,8 @@
 //!
 //! Owns: the pipeline `source → demuxer → queue → decodebin → audioconvert → audioresample
 //! (16 kHz mono S16, the warm-up's primer played first: [`super::warmup`]) → pocketsphinx →
-//! fakesink`, reading its hypotheses off the bus, and the priority of its threads. Must not touch: the files it reads (only read), cue shaping.
+//! fakesink`, reading its hypotheses off the bus, and the priority of its threads. Must not
+//! touch: the files it reads (only read), cue shaping.
 //!
 //! The source is either a file (the local MP4, through `parsebin`) or a recording's segments
 //! (media's [`recording_source`](crate::media::recording_source) placing them on the
