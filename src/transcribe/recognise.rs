@@ -58,8 +58,8 @@ struct Shared {
     zero: AtomicU64,
     /// The end (pts + duration) of the last buffer the recogniser took, ns.
     sound_end: AtomicU64,
-    /// Set while the recogniser hears the warm-up's primer ([`super::warmup`]).
-    priming: super::warmup::Priming,
+    /// Whether the recogniser hears the warm-up's primer ([`super::warmup`]).
+    priming: Arc<super::warmup::Priming>,
     /// Set once the recogniser has been linked to a sound stream.
     has_sound: std::sync::atomic::AtomicBool,
     /// The nice value of each streaming thread as it started.
@@ -168,6 +168,7 @@ fn recogniser_chain(
             .build(),
     );
     if let Some(pad) = caps.static_pad("src") {
+        super::warmup::dither(&pad);
         super::warmup::attach(&pad, shared.priming.clone());
     }
     let sphinx = make("pocketsphinx")?;
@@ -289,12 +290,16 @@ fn heard(shared: &Shared, s: &gst::StructureRef) {
     let Ok(text) = s.get::<String>("hypothesis") else {
         return;
     };
-    let heard = if s.get::<bool>("final").unwrap_or(false) {
-        if shared.priming.load(Ordering::SeqCst) {
-            // The voice detector's response to the primer's onset, not the recording's sound.
+    let finished = s.get::<bool>("final").unwrap_or(false);
+    if shared.priming.is_active() {
+        // The voice detector's response to the primer's onset, not the recording's sound.
+        shared.priming.heard(finished);
+        if finished {
             tracing::debug!(hypothesis = %text, "dropped an utterance heard in the warm-up");
-            return;
         }
+        return;
+    }
+    let heard = if finished {
         Heard::Final(text, shared.sound_end.load(Ordering::SeqCst))
     } else {
         match s.get::<u64>("timestamp") {

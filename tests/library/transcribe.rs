@@ -178,3 +178,55 @@ fn a_missing_model_is_said_and_no_transcript_is_written() {
         "Debian's model is usable"
     );
 }
+
+/// A recording that starts muted (digital silence, encoded by voaacenc as the device does)
+/// has no cue in that silence. (This file does not set the detector off even without the
+/// recogniser's dither; a silenced cloud recording through the daemon did, and the console's
+/// browser test, which records one, shows no cue there since the dither.)
+#[test]
+fn a_recording_that_starts_muted_has_no_cue_in_the_silence() {
+    let dir = tempfile::tempdir().expect("dir");
+    let raw = dir.path().join("said.wav");
+    let wav = dir.path().join("muted.wav");
+    let mp4 = dir.path().join("muted.mp4");
+    speech::say(SECOND, &raw);
+    // 4 s of digital silence, the sentence, 1 s of silence.
+    speech::in_room(&raw, 4_000, 1_000, 0.0, &wav);
+    // Encoded as the device encodes (voaacenc), which codes digital silence differently from
+    // ffmpeg's encoder: it decodes back with the faint sound the detector fired on.
+    let status = std::process::Command::new("gst-launch-1.0")
+        .arg("-q")
+        .arg("filesrc")
+        .arg(format!("location={}", wav.display()))
+        .args([
+            "!",
+            "wavparse",
+            "!",
+            "audioconvert",
+            "!",
+            "audioresample",
+            "!",
+        ])
+        .args([
+            "audio/x-raw,rate=48000",
+            "!",
+            "voaacenc",
+            "!",
+            "aacparse",
+            "!",
+            "mp4mux",
+        ])
+        .args(["!", "filesink"])
+        .arg(format!("location={}", mp4.display()))
+        .status()
+        .expect("gst-launch-1.0 runs");
+    assert!(status.success());
+    let cues = transcribe::transcribe(Audio::File(&mp4), &model(), &CancellationToken::new())
+        .expect("transcribed");
+    let shown = transcribe::webvtt_document(&cues);
+    assert!(!cues.is_empty(), "the sentence is heard:\n{shown}");
+    assert!(
+        cues.iter().all(|c| c.start_ms >= 3_700),
+        "no cue in the 4 s of silence before the sentence:\n{shown}"
+    );
+}
