@@ -2,9 +2,10 @@
 //! never hears exact digital silence.
 //!
 //! Owns: the primer (sound made from the recording's first 100 ms), the probe that plays it
-//! to the recogniser ahead of the recording's sound, and the dither on that sound. Must not touch: the recording's own
-//! samples and timestamps (they reach the recogniser as they were), the hypotheses (the
-//! recogniser's caller drops those finished during the primer, told by [`Priming`]).
+//! to the recogniser ahead of the recording's sound, and the dither on all it hears. Must not
+//! touch: the recording's timestamps (its sound reaches the recogniser at its own times), the
+//! hypotheses (the recogniser's caller drops those finished during the primer, told by
+//! [`Priming`]), anything outside the recogniser's pipeline (the files are only read).
 //!
 //! Why: pocketsphinx's voice detector fires once on the onset of any sound after nothing, so
 //! the microphone's noise floor at the very start of a recording came out as a stray word
@@ -46,6 +47,8 @@ const MAX_EXTRA_MS: usize = 10_000;
 /// Primer buffers of this many samples: the element looks at its voice detector once a
 /// buffer, so one big buffer would hide the onset's utterance inside the next one.
 const CHUNK: usize = 1_024;
+/// Peak of the dither added to every sample the recogniser hears, in LSB of S16.
+const DITHER_LSB: i32 = 2;
 
 /// What the recogniser's caller and the warm-up share while the primer plays.
 #[derive(Debug, Default)]
@@ -97,43 +100,6 @@ enum Stage {
     /// Playing the primer (the probe sees its own buffers go by).
     Priming,
     Done,
-}
-
-/// Peak of the dither added to every sample the recogniser hears, in LSB of S16.
-const DITHER_LSB: i32 = 2;
-
-/// Adds a faint triangular dither (±[`DITHER_LSB`]) to every buffer through `pad`, so digital
-/// silence (a muted or silenced microphone) reaches the recogniser as a steady floor: against
-/// exact zeros the ±1 LSB a decoder leaves, or any first sound, sets off its voice detector.
-pub fn dither(pad: &gst::Pad) {
-    let state = Mutex::new(0x2545_F491u32);
-    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-        let Some(buffer) = info.buffer_mut() else {
-            return gst::PadProbeReturn::Ok;
-        };
-        let Ok(mut map) = buffer.make_mut().map_writable() else {
-            return gst::PadProbeReturn::Ok;
-        };
-        let mut x = state.lock().unwrap_or_else(PoisonError::into_inner);
-        for sample in map.as_mut_slice().chunks_exact_mut(2) {
-            let v = i32::from(i16::from_le_bytes([sample[0], sample[1]]));
-            let noise = tri(&mut x);
-            let out = (v + noise).clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
-            sample.copy_from_slice(&out.to_le_bytes());
-        }
-        gst::PadProbeReturn::Ok
-    });
-}
-
-/// A triangular value in −[`DITHER_LSB`]..=[`DITHER_LSB`] from a xorshift state.
-fn tri(x: &mut u32) -> i32 {
-    let mut next = || {
-        *x ^= *x << 13;
-        *x ^= *x >> 17;
-        *x ^= *x << 5;
-        (*x % (DITHER_LSB as u32 + 1)) as i32
-    };
-    next() - next()
 }
 
 /// Plays the primer through `pad` (the 16 kHz mono S16LE pad before the recogniser) ahead of
@@ -228,9 +194,59 @@ fn held(bytes: Vec<u8>, pts: Option<gst::ClockTime>) -> gst::Buffer {
     buffer
 }
 
+/// Adds a faint triangular dither (±[`DITHER_LSB`]) to every buffer through `pad`, so digital
+/// silence (a muted or silenced microphone) reaches the recogniser as a steady floor: against
+/// exact zeros the ±1 LSB a decoder leaves, or any first sound, sets off its voice detector.
+pub fn dither(pad: &gst::Pad) {
+    let state = Mutex::new(0x2545_F491u32);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let Some(buffer) = info.buffer_mut() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let Ok(mut map) = buffer.make_mut().map_writable() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let mut x = state.lock().unwrap_or_else(PoisonError::into_inner);
+        for sample in map.as_mut_slice().chunks_exact_mut(2) {
+            let v = i32::from(i16::from_le_bytes([sample[0], sample[1]]));
+            let noise = tri(&mut x);
+            let out = (v + noise).clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
+            sample.copy_from_slice(&out.to_le_bytes());
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// A triangular value in −[`DITHER_LSB`]..=[`DITHER_LSB`] from a xorshift state.
+fn tri(x: &mut u32) -> i32 {
+    let mut next = || {
+        *x ^= *x << 13;
+        *x ^= *x >> 17;
+        *x ^= *x << 5;
+        (*x % (DITHER_LSB as u32 + 1)) as i32
+    };
+    next() - next()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_dither_is_triangular_within_its_peak_and_centred() {
+        let mut x = 0x2545_F491u32;
+        let mut counts = [0usize; 5];
+        for _ in 0..30_000 {
+            let v = tri(&mut x);
+            assert!((-DITHER_LSB..=DITHER_LSB).contains(&v), "{v}");
+            counts[(v + DITHER_LSB) as usize] += 1;
+        }
+        // 1:2:3:2:1 for two uniform draws of 0..=2 subtracted.
+        let expected = [1.0, 2.0, 3.0, 2.0, 1.0].map(|w| w / 9.0 * 30_000.0);
+        for (got, want) in counts.iter().zip(expected) {
+            assert!((*got as f64 - want).abs() < want * 0.1, "{counts:?}");
+        }
+    }
 
     #[test]
     fn the_primer_ends_in_the_head_reversed_and_mirrors_back_and_forth() {
