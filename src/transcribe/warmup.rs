@@ -25,7 +25,7 @@
 //! with faint ±1 LSB sound; against a floor of zeros that set the detector off ("up" at 0.02 s
 //! of a silenced cloud recording, in two console runs out of two). ±2 LSB of triangular
 //! dither on everything the recogniser hears gives it a steady floor instead (no stray word
-//! in two runs out of two). It costs the bench's digital-silence case: 61.9 % WER, from
+//! in three runs out of three). It costs the bench's digital-silence case: 61.9 % WER, from
 //! 50.8 %, a case no microphone produces between words.
 
 use std::sync::atomic::{AtomicBool, Ordering};
