@@ -152,6 +152,26 @@ pub fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Words too common to prove anything was understood.
+pub const STOP_WORDS: &[&str] = &["the", "a", "to", "on", "of", "and", "is", "we", "you"];
+
+/// The words of `sentence` that prove it was understood: not in [`STOP_WORDS`].
+pub fn content_words(sentence: &str) -> Vec<String> {
+    words(sentence)
+        .into_iter()
+        .filter(|w| !STOP_WORDS.contains(&w.as_str()))
+        .collect()
+}
+
+/// The content words of `sentence` that a transcript's `texts` hold.
+pub fn heard_in<'a>(sentence: &str, texts: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let said: Vec<String> = texts.into_iter().flat_map(words).collect();
+    content_words(sentence)
+        .into_iter()
+        .filter(|w| said.contains(w))
+        .collect()
+}
+
 /// A cue as ffmpeg, an independent WebVTT reader, sees it.
 #[derive(Clone, Debug)]
 pub struct ReadCue {

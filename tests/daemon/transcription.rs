@@ -123,26 +123,13 @@ async fn t1_a_free_meeting_is_told_and_gets_no_transcript() {
 const SENTENCE: &str = "Good morning everyone, welcome to the weekly meeting.";
 const LEAD_MS: u64 = 1_000;
 const TAIL_MS: u64 = 2_500;
-/// Words too common to prove anything was understood.
-const STOP_WORDS: &[&str] = &["the", "to"];
-
 /// The content words of [`SENTENCE`] in `cues`.
 fn heard<'a>(cues: impl IntoIterator<Item = &'a ReadCue>) -> Vec<String> {
-    let said: Vec<String> = cues
-        .into_iter()
-        .flat_map(|c| speech::words(&c.text))
-        .collect();
-    content_words()
-        .into_iter()
-        .filter(|w| said.contains(w))
-        .collect()
+    speech::heard_in(SENTENCE, cues.into_iter().map(|c| c.text.as_str()))
 }
 
 fn content_words() -> Vec<String> {
-    speech::words(SENTENCE)
-        .into_iter()
-        .filter(|w| !STOP_WORDS.contains(&w.as_str()))
-        .collect()
+    speech::content_words(SENTENCE)
 }
 
 /// The start of the first cue holding a word of the sentence at or after `from_ms`.

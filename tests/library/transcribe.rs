@@ -11,34 +11,21 @@ use crate::common;
 
 use std::path::Path;
 
-use common::speech;
+use common::speech::{self, content_words};
 use roomrec::transcribe::{self, Audio, Cue, Model};
 use tokio_util::sync::CancellationToken;
 
 const FIRST: &str = "Please open the window before the meeting starts.";
 const SECOND: &str = "Good morning everyone, welcome to the weekly meeting.";
-/// Words too common to prove anything was understood.
-const STOP_WORDS: &[&str] = &["the", "a", "to", "on", "of", "and", "is", "we", "you"];
 
 fn model() -> Model {
     Model::find(Path::new(transcribe::DEFAULT_MODEL_DIR))
         .expect("Debian's pocketsphinx-en-us is installed (scripts/install-deps)")
 }
 
-fn content_words(sentence: &str) -> Vec<String> {
-    speech::words(sentence)
-        .into_iter()
-        .filter(|w| !STOP_WORDS.contains(&w.as_str()))
-        .collect()
-}
-
 /// The content words of `sentence` found in `cues`.
 fn heard<'a>(sentence: &str, cues: impl Iterator<Item = &'a Cue>) -> Vec<String> {
-    let said: Vec<String> = cues.flat_map(|c| speech::words(&c.text)).collect();
-    content_words(sentence)
-        .into_iter()
-        .filter(|w| said.contains(w))
-        .collect()
+    speech::heard_in(sentence, cues.map(|c| c.text.as_str()))
 }
 
 #[test]
@@ -63,9 +50,7 @@ fn a_local_recordings_speech_becomes_a_webvtt_transcript_beside_its_mp4() {
     // (the recogniser's warm-up takes it, docs/transcription.md).
     let first = &cues[0];
     assert!(
-        content_words(FIRST)
-            .iter()
-            .any(|w| speech::words(&first.text).contains(w)),
+        !speech::heard_in(FIRST, [first.text.as_str()]).is_empty(),
         "the first cue holds a word of the sentence:\n{text}"
     );
     let first_start = first.start_ms;
@@ -78,17 +63,7 @@ fn a_local_recordings_speech_becomes_a_webvtt_transcript_beside_its_mp4() {
         last_end <= length + 100,
         "no cue after the recording ends ({length} ms):\n{text}"
     );
-    let found = heard(
-        FIRST,
-        cues.iter()
-            .map(|c| Cue {
-                start_ms: c.start_ms,
-                end_ms: c.end_ms,
-                text: c.text.clone(),
-            })
-            .collect::<Vec<_>>()
-            .iter(),
-    );
+    let found = speech::heard_in(FIRST, cues.iter().map(|c| c.text.as_str()));
     assert!(
         found.len() * 2 >= content_words(FIRST).len(),
         "only {found:?} of {:?} recognised in:\n{text}",
